@@ -1,0 +1,22 @@
+"""Names of the tf.Example features that flow between steps (the contract of schemas/)."""
+
+# Raw audio examples written by AudioExampleGen: one example per window of one clip.
+AUDIO = "audio_pcm16"  # bytes: little-endian int16 PCM, 16 kHz mono, exactly one window long
+LABEL = "label"  # bytes: emotion name from the run's class list
+SPEAKER = "speaker"  # bytes: corpus-qualified speaker id, e.g. "ravdess/Actor_01"
+CLIP = "clip_id"  # bytes: stable id of the source file (hash of corpus + relative path)
+ID = "id"  # bytes: stable id of the window, f"{clip_id}:{window index}"
+CORPUS = "corpus"  # bytes: corpus name
+START = "start_seconds"  # float: where the window starts in the clip
+
+# Transformed examples (Transform output) add:
+LOGMEL = "logmel"  # float[frames * mel_bands], normalised log-mel, row-major (frame, band)
+LABEL_ID = "label_id"  # int64: index of LABEL in the run's class list
+
+# Embeddings written by the Embedder.
+EMBEDDING = "embedding"  # float[dim]
+
+# NSL's packed-neighbour format (nsl.configs.DEFAULT_NEIGHBOR_FEATURE_PREFIX etc.).
+NBR_PREFIX = "NL_nbr_"
+NBR_WEIGHT_SUFFIX = "_weight"
+NUM_NBRS = "NL_num_nbrs"

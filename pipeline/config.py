@@ -1,0 +1,267 @@
+"""The one typed run configuration: every knob of a run lives here, nowhere else.
+
+Sections are frozen dataclasses so a run is a value: it serialises to JSON (components receive
+their section as a JSON string parameter, which also makes it part of TFX's cache key) and
+`RunConfig.demo()` / `RunConfig.tiny()` build the two presets used by `make demo` and the tests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+# The shared emotion vocabulary: CREMA-D's six classes, which every supported corpus maps onto.
+EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgust")
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """Where one corpus lives and how to read it.
+
+    Attributes:
+      kind: adapter name: "synthetic" (the generator's output, read through its manifest),
+        "manifest" (a CSV with path,label,speaker), "ravdess", "crema-d", "tess", "emo-db", "savee".
+      path: root directory of the corpus (or the CSV file for "manifest").
+    """
+
+    kind: str
+    path: str
+
+    @classmethod
+    def parse(cls, text: str) -> CorpusSpec:
+        """Parses the command line form `KIND:PATH`."""
+        kind, sep, path = text.partition(":")
+        if not sep or not kind or not path:
+            raise ValueError(f"corpus must be given as KIND:PATH, got {text!r}")
+        return cls(kind=kind.lower(), path=path)
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Size of a generated synthetic corpus (per domain)."""
+
+    speakers: int = 12
+    utterances_per_emotion: int = 8
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Ingest: how clips become fixed-length 16 kHz windows.
+
+    Attributes:
+      window_seconds: length of one example; the edge model takes exactly this much audio.
+      hop_seconds: step between windows of a long clip.
+      min_seconds: clips shorter than this are rejected ("too short"); shorter than a window
+        but at least this long, they are zero-padded (centred) to one window.
+      max_windows_per_clip: long files give at most this many windows (evenly spread).
+    """
+
+    sample_rate: int = 16000
+    window_seconds: float = 3.0
+    hop_seconds: float = 1.5
+    min_seconds: float = 0.5
+    max_windows_per_clip: int = 8
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_seconds * self.sample_rate))
+
+    @property
+    def hop_samples(self) -> int:
+        return int(round(self.hop_seconds * self.sample_rate))
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Speaker-independent split: whole speakers go to train, eval or test."""
+
+    eval_fraction: float = 0.17
+    test_fraction: float = 0.25
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    """The log-mel frontend (one TF implementation for Transform, trainers and TFLite)."""
+
+    frame_length: int = 400  # 25 ms
+    frame_step: int = 160  # 10 ms
+    fft_length: int = 512
+    mel_bands: int = 40
+    fmin: float = 20.0
+    fmax: float = 7600.0
+    log_offset: float = 1e-6
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """The large model trained on the source corpus; its embeddings define the graph."""
+
+    filters: tuple[int, ...] = (32, 64, 128, 128)
+    embedding_dim: int = 128
+    epochs: int = 12
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    dropout: float = 0.3
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """The similarity graph over teacher embeddings of the target train split.
+
+    Attributes:
+      similarity_threshold: keep edges whose cosine similarity is at least this.
+      max_neighbours: per-node top-k after thresholding (0 keeps all).
+      lsh_splits: random hyperplanes per LSH round (0 = exact pairwise search).
+      lsh_rounds: independent LSH rounds (more rounds, higher recall).
+      max_bucket_size: buckets larger than this are compared in chunks of this many rows.
+      centre: subtract the mean embedding before the cosine (removes a shared offset).
+      seed: makes LSH hyperplanes reproducible.
+    """
+
+    similarity_threshold: float = 0.6
+    max_neighbours: int = 5
+    lsh_splits: int = 0
+    lsh_rounds: int = 1
+    max_bucket_size: int = 4096
+    centre: bool = True
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """The small on-device model and its NSL graph regularisation.
+
+    Attributes:
+      filters: channels of the depthwise-separable blocks (the size knob).
+      graph_multiplier: weight of the graph loss; 0 trains on speech alone (the baseline).
+      num_neighbours: neighbours read per example (NSL `max_neighbors`).
+      distance_type: NSL distance between sample and neighbour logits ("l2", "kl_divergence"...).
+    """
+
+    filters: tuple[int, ...] = (24, 32, 48, 64)
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    dropout: float = 0.2
+    graph_multiplier: float = 0.5
+    num_neighbours: int = 3
+    distance_type: str = "l2"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Blessing rule: the NSL student must not fall below speech-only by more than the margin."""
+
+    uar_margin: float = 0.02
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What the Pusher emits: a full-int8 TFLite model taking raw PCM."""
+
+    model_name: str = "emograph-student"
+    representative_examples: int = 200
+    min_int8_agreement: float = 0.9
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one pipeline run needs."""
+
+    name: str = "emograph"
+    root: str = "runs/demo"
+    source: CorpusSpec = CorpusSpec("synthetic", "runs/demo/data/source")
+    target: CorpusSpec = CorpusSpec("synthetic", "runs/demo/data/target")
+    classes: tuple[str, ...] = EMOTIONS
+    synth: SynthConfig = SynthConfig()
+    audio: AudioConfig = AudioConfig()
+    split: SplitConfig = SplitConfig()
+    frontend: FrontendConfig = FrontendConfig()
+    teacher: TeacherConfig = TeacherConfig()
+    graph: GraphConfig = GraphConfig()
+    student: StudentConfig = StudentConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    export: ExportConfig = ExportConfig()
+    beam_args: tuple[str, ...] = ()
+
+    @property
+    def pipeline_root(self) -> str:
+        return str(Path(self.root) / "pipeline")
+
+    @property
+    def metadata_path(self) -> str:
+        return str(Path(self.root) / "metadata.sqlite")
+
+    @property
+    def push_root(self) -> str:
+        return str(Path(self.root) / "pushed")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunConfig:
+        return from_dict(cls, json.loads(text))
+
+    def replace(self, **changes: Any) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def demo(cls, root: str = "runs/demo") -> RunConfig:
+        """The `make demo` run: the synthetic source and target corpora at default size."""
+        return cls(
+            root=root,
+            source=CorpusSpec("synthetic", f"{root}/data/source"),
+            target=CorpusSpec("synthetic", f"{root}/data/target"),
+        )
+
+    @classmethod
+    def tiny(cls, root: str) -> RunConfig:
+        """A run small enough for an end-to-end test on 2 cores."""
+        return cls(
+            name="emograph-tiny",
+            root=root,
+            source=CorpusSpec("synthetic", f"{root}/data/source"),
+            target=CorpusSpec("synthetic", f"{root}/data/target"),
+            synth=SynthConfig(speakers=8, utterances_per_emotion=4),
+            audio=AudioConfig(window_seconds=1.5, hop_seconds=1.5),
+            teacher=TeacherConfig(filters=(16, 32, 64), embedding_dim=64, epochs=6),
+            student=StudentConfig(filters=(16, 24, 32), epochs=8),
+            export=ExportConfig(representative_examples=32, min_int8_agreement=0.5),
+        )
+
+
+def section_to_json(section: Any) -> str:
+    """Serialises one config section for a component parameter."""
+    return json.dumps(dataclasses.asdict(section), sort_keys=True)
+
+
+def section_from_json(cls: type[T], text: str) -> T:
+    """Inverse of `section_to_json`."""
+    return from_dict(cls, json.loads(text))
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Builds a (nested) config dataclass from plain data, rejecting unknown keys."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - set(fields)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} settings: {sorted(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        default = getattr(cls, name, None)
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = from_dict(type(default), value)
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    return cls(**kwargs)
