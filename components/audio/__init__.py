@@ -1,0 +1,1 @@
+"""Audio ingest: decoding, corpus adapters, windowing and speaker splits."""

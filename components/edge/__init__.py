@@ -1,0 +1,14 @@
+"""The on-device predictor: runs a pushed model with LiteRT, never importing TensorFlow."""
+
+from components.edge.metadata import ModelError, ModelMetadata, write_latest, write_metadata
+from components.edge.predictor import Prediction, Predictor, WindowPrediction
+
+__all__ = [
+    "ModelError",
+    "ModelMetadata",
+    "Prediction",
+    "Predictor",
+    "WindowPrediction",
+    "write_latest",
+    "write_metadata",
+]

@@ -1,0 +1,84 @@
+"""Audio in, model windows out: numpy, soundfile and scipy only (no librosa on a device).
+
+Windowing follows ingest (pipeline AudioConfig), so the model sees what it was trained on:
+a clip shorter than a window is zero-padded, centred; longer audio is cut into sliding windows.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from math import gcd
+from typing import BinaryIO
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+
+def load(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
+    """Reads any file soundfile reads as float32 mono at `sample_rate`."""
+    data, rate = sf.read(path, dtype="float32", always_2d=True)
+    return resample(data.mean(axis=1), rate, sample_rate)
+
+
+def resample(samples: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
+    if rate == target_rate:
+        return samples.astype(np.float32, copy=False)
+    g = gcd(rate, target_rate)
+    return resample_poly(samples, target_rate // g, rate // g).astype(np.float32)
+
+
+def pad_centre(samples: np.ndarray, length: int) -> np.ndarray:
+    out = np.zeros(length, np.float32)
+    start = (length - len(samples)) // 2
+    out[start : start + len(samples)] = samples
+    return out
+
+
+def clip_windows(samples: np.ndarray, window: int, hop: int) -> np.ndarray:
+    """Windows of one clip, [n, window]: sliding, plus one flush with the end so none is lost."""
+    if len(samples) == 0:
+        raise ValueError("empty audio")
+    if len(samples) <= window:
+        return pad_centre(samples, window)[None]
+    starts = list(range(0, len(samples) - window + 1, hop))
+    if starts[-1] + window < len(samples):
+        starts.append(len(samples) - window)
+    return np.stack([samples[s : s + window] for s in starts])
+
+
+def sliding_windows(
+    chunks: Iterable[np.ndarray], window: int, hop: int
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(start, end, window) every `hop` samples of a stream of 1-D chunks, as soon as each fills.
+
+    Keeps only the samples still needed, so memory stays one window however long the stream.
+    A stream shorter than a window gives one centred, padded window; a partial window at the
+    end of a longer stream is dropped (live audio would have completed it).
+    """
+    buffer = np.zeros(0, np.float32)
+    offset = 0  # absolute index of buffer[0]
+    start = 0  # absolute index of the next window
+    for chunk in chunks:
+        chunk = np.asarray(chunk, np.float32)
+        if chunk.ndim != 1:
+            raise ValueError(f"stream chunks must be 1-D mono, got shape {chunk.shape}")
+        buffer = np.concatenate([buffer, chunk])
+        while start + window <= offset + len(buffer):
+            yield start, start + window, buffer[start - offset : start - offset + window]
+            start += hop
+        cut = min(start - offset, len(buffer))
+        buffer, offset = buffer[cut:], offset + cut
+    if start == 0 and len(buffer):
+        yield 0, len(buffer), pad_centre(buffer, window)
+
+
+def read_pcm16(stream: BinaryIO, chunk_samples: int) -> Iterator[np.ndarray]:
+    """Raw s16le mono from a byte stream (e.g. stdin) as float32 chunks in [-1, 1]."""
+    rest = b""
+    while data := stream.read(2 * chunk_samples):
+        data = rest + data
+        usable = len(data) - len(data) % 2
+        rest = data[usable:]
+        yield np.frombuffer(data[:usable], "<i2").astype(np.float32) / 32768.0

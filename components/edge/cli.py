@@ -1,0 +1,85 @@
+"""`emograph predict MODEL AUDIO... [--json] [--stream] [--hop SECONDS]`, TensorFlow-free.
+
+AUDIO is any file soundfile reads, or `-` for raw s16le mono PCM at the model's rate on stdin.
+Default output is one line per file; --json gives one JSON object per file; --stream gives one
+JSON line per sliding window, printed as soon as the window is complete (live stdin works).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+import soundfile as sf
+
+from components.edge import audio
+from components.edge.metadata import ModelError
+from components.edge.predictor import Prediction, Predictor
+
+STDIN = "-"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", help="model dir, push dir with LATEST, or model.tflite")
+    parser.add_argument("audio", nargs="+", help=f"audio files; {STDIN} reads s16le PCM on stdin")
+    parser.add_argument("--json", action="store_true", help="one JSON object per file")
+    parser.add_argument("--stream", action="store_true", help="one JSON line per window")
+    parser.add_argument(
+        "--hop", type=float, metavar="SECONDS", help="step between windows (default: the model's)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        predictor = Predictor(args.model)
+    except (ModelError, OSError) as e:
+        print(f"emograph predict: {e}", file=sys.stderr)
+        return 2
+    hop = None if args.hop is None else round(args.hop * predictor.sample_rate)
+    if hop is not None and hop <= 0:
+        print("emograph predict: --hop must be positive", file=sys.stderr)
+        return 2
+    status = 0
+    for name in args.audio:
+        try:
+            samples = _audio(predictor, name, hop)
+            if args.stream:
+                for window in predictor.stream(samples, hop):
+                    print(json.dumps({"file": name, **dataclasses.asdict(window)}), flush=True)
+            else:
+                if not isinstance(samples, np.ndarray):
+                    samples = np.concatenate([np.zeros(0, np.float32), *samples])
+                print(_format(name, predictor.predict_clip(samples, hop), args.json), flush=True)
+        except (OSError, ValueError, sf.LibsndfileError) as e:
+            print(f"emograph predict: {name}: {e}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def _audio(predictor: Predictor, name: str, hop: int | None) -> np.ndarray | Iterator[np.ndarray]:
+    """A file as one array; stdin as hop-sized chunks, so each read can complete a window."""
+    if name == STDIN:
+        return audio.read_pcm16(sys.stdin.buffer, hop or predictor.metadata.hop_samples)
+    return audio.load(name, predictor.sample_rate)
+
+
+def _format(name: str, prediction: Prediction, as_json: bool) -> str:
+    if as_json:
+        return json.dumps({"file": name, **dataclasses.asdict(prediction)})
+    p = prediction.probabilities
+    scores = " ".join(f"{c} {v:.2f}" for c, v in p.items())
+    return f"{name}: {prediction.label} (p={p[prediction.label]:.2f})  {scores}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="emograph predict", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

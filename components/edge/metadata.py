@@ -1,0 +1,140 @@
+"""The push directory contract shared by the Pusher (writer) and the edge predictor (reader).
+
+Layout written by the Pusher::
+
+    <push_root>/<model_name>/LATEST             the newest version name, one line
+    <push_root>/<model_name>/<version>/
+        model.tflite      input float32 [1, window_samples] mono PCM in [-1, 1] at sample_rate
+                          (the log-mel frontend is inside); output float32 [1, len(classes)]
+                          probabilities. Quantized int8/int16 I/O is accepted too.
+        labels.txt        the classes, one per line, in output order
+        metadata.json     a `ModelMetadata`, see below
+        MODEL_CARD.md     human-readable summary
+
+metadata.json (format "emograph-edge/1") holds:
+
+    format          "emograph-edge/1"; readers refuse any other value
+    model_file      file name of the model, "model.tflite"
+    sha256          hex SHA-256 of model_file; the predictor refuses a mismatch
+    sample_rate     Hz the model expects
+    window_samples  samples per model input (window seconds * sample_rate)
+    hop_samples     default step between windows of long audio
+    classes         output order; labels.txt must list the same
+    quantization    "int8" | "float16" | "float32": how the weights are stored
+    extra           free-form (metrics, sizes, parity figures, lineage), written by the Pusher
+
+The Pusher writes it with `write_metadata` (which hashes the model, so the two cannot drift) and
+then points LATEST at the version with `write_latest`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT = "emograph-edge/1"
+MODEL_FILE = "model.tflite"
+METADATA_FILE = "metadata.json"
+LABELS_FILE = "labels.txt"
+LATEST_FILE = "LATEST"
+QUANTIZATIONS = ("int8", "float16", "float32")
+
+
+class ModelError(ValueError):
+    """A model directory that the predictor refuses to run (the message names file and reason)."""
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What a pushed model needs beside its weights to be run correctly on a device."""
+
+    format: str
+    model_file: str
+    sha256: str
+    sample_rate: int
+    window_samples: int
+    hop_samples: int
+    classes: tuple[str, ...]
+    quantization: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Validating here means a bad value fails when the Pusher writes it, not on a device.
+        if self.format != FORMAT:
+            raise ModelError(f"format is {self.format!r}, this predictor reads {FORMAT!r}")
+        if self.quantization not in QUANTIZATIONS:
+            raise ModelError(f"quantization {self.quantization!r} is not one of {QUANTIZATIONS}")
+        for name in ("sample_rate", "window_samples", "hop_samples"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ModelError(f"{name} must be a positive integer, got {value!r}")
+        if not self.classes or len(set(self.classes)) != len(self.classes):
+            raise ModelError(f"classes must be non-empty and distinct, got {list(self.classes)}")
+        if not all(c and c.strip() == c and "\n" not in c for c in self.classes):
+            raise ModelError(f"class names must be non-empty single-line words: {self.classes}")
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelMetadata:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ModelError(f"not valid JSON ({e})") from e
+        if not isinstance(data, dict):
+            raise ModelError("not a JSON object")
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = names - {"extra"} - set(data)
+        if missing:
+            raise ModelError(f"missing fields {sorted(missing)}")
+        if set(data) - names:
+            raise ModelError(f"unknown fields {sorted(set(data) - names)}")
+        return cls(**{**data, "classes": tuple(data["classes"])})
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def write_metadata(
+    model_dir: str | os.PathLike,
+    *,
+    sample_rate: int,
+    window_samples: int,
+    hop_samples: int,
+    classes: tuple[str, ...] | list[str],
+    quantization: str,
+    extra: dict[str, Any] | None = None,
+) -> ModelMetadata:
+    """Hashes `model_dir/model.tflite` and writes metadata.json and labels.txt beside it."""
+    model_dir = Path(model_dir)
+    metadata = ModelMetadata(
+        format=FORMAT,
+        model_file=MODEL_FILE,
+        sha256=sha256_file(model_dir / MODEL_FILE),
+        sample_rate=sample_rate,
+        window_samples=window_samples,
+        hop_samples=hop_samples,
+        classes=tuple(classes),
+        quantization=quantization,
+        extra=dict(extra or {}),
+    )
+    (model_dir / METADATA_FILE).write_text(metadata.to_json())
+    (model_dir / LABELS_FILE).write_text("".join(f"{c}\n" for c in metadata.classes))
+    return metadata
+
+
+def write_latest(model_root: str | os.PathLike, version: str) -> None:
+    """Points `model_root/LATEST` at a version atomically, so a reader never sees half a name."""
+    model_root = Path(model_root)
+    if not (model_root / version / METADATA_FILE).is_file():
+        raise ModelError(f"{model_root / version}: no {METADATA_FILE}; write it before LATEST")
+    tmp = model_root / f".{LATEST_FILE}.tmp"
+    tmp.write_text(f"{version}\n")
+    os.replace(tmp, model_root / LATEST_FILE)

@@ -1,0 +1,1 @@
+"""embedder step of the emograph pipeline."""

@@ -1,0 +1,1 @@
+"""AudioExampleGen: the Beam ingest job and its TFX component."""

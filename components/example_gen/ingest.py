@@ -1,0 +1,254 @@
+"""The ingest Beam job behind AudioExampleGen: corpus files -> windowed tf.Examples per split.
+
+Listing and the speaker split run in the launching process (a file listing is small); decoding,
+deduplication and serialisation run in Beam, so the same job scales from DirectRunner to
+Dataflow. Every file found ends up exactly once in the report, as ingested or rejected with a
+reason: a bad file is reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import apache_beam as beam
+import tensorflow as tf
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.pvalue import TaggedOutput
+
+from components import features
+from components.audio.corpora import Clip, Rejection, list_clips
+from components.audio.decode import AudioError, load_audio
+from components.audio.splits import assign_speakers
+from components.audio.windows import to_pcm16_bytes, window_clip
+from pipeline.config import AudioConfig, CorpusSpec, SplitConfig
+
+SPLITS = ("train", "eval", "test")
+REJECTED = "rejected"
+METRICS = "emograph.ingest"
+
+# A decoded clip: (clip, [(start seconds, pcm16 bytes) per window]).
+Windows = tuple[Clip, list[tuple[float, bytes]]]
+
+
+def ingest(
+    pipeline: beam.Pipeline,
+    corpus: CorpusSpec,
+    classes: Sequence[str],
+    audio: AudioConfig,
+    split: SplitConfig,
+    examples_uri: str,
+    report_uri: str,
+) -> None:
+    """Adds the ingest job to `pipeline` (the caller runs it).
+
+    Writes examples_uri/Split-<split>/data_tfrecord-*.gz (TFX's ExampleGen layout) and, under
+    report_uri, splits.json and listing.json now, rejections-*.jsonl and ingested-*.jsonl when the
+    pipeline runs (`summarise` merges them). Refuses to write over an earlier ingest's files.
+    """
+    leftovers = FileSystems.match([f"{examples_uri}/Split-*/*", f"{report_uri}/*"])
+    if any(result.metadata_list for result in leftovers):
+        raise ValueError(f"{examples_uri} or {report_uri} already holds ingest output")
+    clips, listing_rejections = list_clips(corpus, classes)
+    if not clips:
+        raise ValueError(
+            f"no usable clips in {corpus.kind}:{corpus.path} for classes {list(classes)}"
+        )
+    splits = assign_speakers((clip.speaker for clip in clips), split)
+    found = len(clips) + len(listing_rejections)
+    _write_json(f"{report_uri}/splits.json", dict(sorted(splits.items())))
+    _write_json(f"{report_uri}/listing.json", {**dataclasses.asdict(corpus), "found": found})
+
+    decoded = (
+        pipeline
+        | "ListClips" >> beam.Create(clips)
+        | "Reshuffle" >> beam.Reshuffle()
+        | "Decode" >> beam.ParDo(DecodeClip(audio)).with_outputs(REJECTED, main="decoded")
+    )
+    kept = (
+        decoded.decoded
+        | "GroupByContent" >> beam.GroupByKey()
+        | "Dedupe" >> beam.FlatMap(_first_by_path).with_outputs(REJECTED, main="kept")
+    )
+    by_split = (
+        kept.kept
+        | "ToExamples" >> beam.FlatMap(_to_examples, splits)
+        | "BySplit" >> beam.Partition(lambda item, _: SPLITS.index(item[0]), len(SPLITS))
+    )
+    for name, examples in zip(SPLITS, by_split, strict=True):
+        _ = (
+            examples
+            | f"Serialized[{name}]" >> beam.Map(lambda item: item[1])
+            | f"Write[{name}]"
+            >> beam.io.WriteToTFRecord(
+                f"{examples_uri}/Split-{name}/data_tfrecord",
+                file_name_suffix=".gz",
+                compression_type=beam.io.filesystem.CompressionTypes.GZIP,
+            )
+        )
+    _ = (
+        (
+            pipeline | "ListingRejections" >> beam.Create(listing_rejections),
+            decoded[REJECTED],
+            kept[REJECTED],
+        )
+        | "AllRejections" >> beam.Flatten()
+        | "RejectionJson" >> beam.Map(lambda r: json.dumps(dataclasses.asdict(r), sort_keys=True))
+        | "WriteRejections" >> beam.io.WriteToText(f"{report_uri}/rejections", ".jsonl")
+    )
+    _ = (
+        kept.kept
+        | "IngestedJson" >> beam.Map(_ingested_record, splits)
+        | "WriteIngested" >> beam.io.WriteToText(f"{report_uri}/ingested", ".jsonl")
+    )
+
+
+class DecodeClip(beam.DoFn):
+    """Clip -> (sha1 of its decoded PCM, windows), or a tagged Rejection."""
+
+    def __init__(self, audio: AudioConfig) -> None:
+        self._audio = audio
+        self._clips = beam.metrics.Metrics.counter(METRICS, "clips_decoded")
+        self._windows = beam.metrics.Metrics.counter(METRICS, "windows")
+        self._rejected = beam.metrics.Metrics.counter(METRICS, "clips_rejected")
+
+    def process(self, clip: Clip) -> Iterator[Any]:
+        try:
+            samples = load_audio(clip.path, self._audio.sample_rate)
+            windows = window_clip(samples, self._audio, clip.path)
+        except AudioError as e:
+            rejection = Rejection(clip.path, e.reason, e.detail)
+        except Exception as e:  # a file that breaks a decoder must not break the job
+            rejection = Rejection(clip.path, "error", f"{type(e).__name__}: {e}")
+        else:
+            self._clips.inc()
+            self._windows.inc(len(windows))
+            digest = hashlib.sha1(to_pcm16_bytes(samples)).hexdigest()
+            yield digest, (clip, [(start, to_pcm16_bytes(w)) for start, w in windows])
+            return
+        self._rejected.inc()
+        beam.metrics.Metrics.counter(METRICS, f"rejected_{rejection.reason}").inc()
+        yield TaggedOutput(REJECTED, rejection)
+
+
+def _first_by_path(item: tuple[str, Iterable[Windows]]) -> Iterator[Any]:
+    """Identical audio under several names: the first path wins, the others are duplicates."""
+    _, copies = item
+    first, *others = sorted(copies, key=lambda copy: copy[0].path)
+    yield first
+    for clip, _ in others:
+        yield TaggedOutput(
+            REJECTED, Rejection(clip.path, "duplicate", f"same audio as {first[0].path}")
+        )
+
+
+def _to_examples(item: Windows, splits: dict[str, str]) -> Iterator[tuple[str, bytes]]:
+    """One serialised tf.Example per window, keyed by the speaker's split."""
+    clip, windows = item
+    for index, (start, pcm) in enumerate(windows):
+        yield splits[clip.speaker], make_example(clip, index, start, pcm).SerializeToString()
+
+
+def make_example(clip: Clip, index: int, start: float, pcm: bytes) -> tf.train.Example:
+    """The raw-audio example of components/features.py."""
+
+    def text(value: str | bytes) -> tf.train.Feature:
+        data = value.encode() if isinstance(value, str) else value
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[data]))
+
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                features.AUDIO: text(pcm),
+                features.LABEL: text(clip.label),
+                features.SPEAKER: text(clip.speaker),
+                features.CLIP: text(clip.clip_id),
+                features.ID: text(f"{clip.clip_id}:{index}"),
+                features.CORPUS: text(clip.corpus),
+                features.START: tf.train.Feature(float_list=tf.train.FloatList(value=[start])),
+            }
+        )
+    )
+
+
+def _ingested_record(item: Windows, splits: dict[str, str]) -> str:
+    clip, windows = item
+    record = {**dataclasses.asdict(clip), "split": splits[clip.speaker], "windows": len(windows)}
+    return json.dumps(record, sort_keys=True)
+
+
+def summarise(report_uri: str) -> dict:
+    """Merges the report shards into report_uri/ingest_report.json and returns it.
+
+    Raises AssertionError unless every file found was either ingested or rejected, exactly once.
+    """
+    found = _read_json(f"{report_uri}/listing.json")["found"]
+    ingested = _read_jsonl(f"{report_uri}/ingested-*.jsonl")
+    rejections = sorted(
+        _read_jsonl(f"{report_uri}/rejections-*.jsonl"), key=lambda r: (r["path"], r["reason"])
+    )
+    if found != len(ingested) + len(rejections):
+        raise AssertionError(
+            f"found {found} files but ingested {len(ingested)} + rejected {len(rejections)}"
+        )
+    windows: Counter[str] = Counter()
+    clips: Counter[str] = Counter()
+    labels: dict[str, Counter[str]] = defaultdict(Counter)
+    speakers: dict[str, set[str]] = defaultdict(set)
+    for record in ingested:
+        name = record["split"]
+        windows[name] += record["windows"]
+        clips[name] += 1
+        labels[name][record["label"]] += record["windows"]
+        speakers[name].add(record["speaker"])
+    report = {
+        "found": found,
+        "ingested": len(ingested),
+        "rejected": len(rejections),
+        "rejected_by_reason": dict(sorted(Counter(r["reason"] for r in rejections).items())),
+        "rejections": rejections,
+        "clips": {name: clips[name] for name in SPLITS},
+        "windows": {name: windows[name] for name in SPLITS},
+        "speakers": {name: len(speakers[name]) for name in SPLITS},
+        "labels": {name: dict(sorted(labels[name].items())) for name in SPLITS},
+    }
+    _write_json(f"{report_uri}/ingest_report.json", report)
+    return report
+
+
+def run_ingest(
+    corpus: CorpusSpec,
+    classes: Sequence[str],
+    audio: AudioConfig,
+    split: SplitConfig,
+    out_dir: str,
+    beam_args: Sequence[str] = (),
+) -> dict:
+    """Runs ingest as its own Beam job (`emograph ingest`): out_dir/examples and out_dir/report."""
+    report_uri = f"{out_dir}/report"
+    with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
+        ingest(pipeline, corpus, classes, audio, split, f"{out_dir}/examples", report_uri)
+    return summarise(report_uri)
+
+
+def _write_json(uri: str, data: Any) -> None:
+    with FileSystems.create(uri) as f:
+        f.write(json.dumps(data, indent=2, sort_keys=True).encode())
+
+
+def _read_json(uri: str) -> Any:
+    with FileSystems.open(uri) as f:
+        return json.loads(f.read())
+
+
+def _read_jsonl(pattern: str) -> list[dict]:
+    records = []
+    for meta in FileSystems.match([pattern])[0].metadata_list:
+        with FileSystems.open(meta.path) as f:
+            records += [json.loads(line) for line in f.read().decode().splitlines() if line]
+    return records

@@ -1,0 +1,1 @@
+"""The similarity graph over teacher embeddings: numpy core, Beam transform, statistics."""

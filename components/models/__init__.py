@@ -1,0 +1,1 @@
+"""models step of the emograph pipeline."""

@@ -1,0 +1,61 @@
+"""The two model families: a larger CNN teacher and tiny depthwise-separable CNN students.
+
+Both read the normalised log-mel of one window, flattened as `logmel` [frames * bands] (the
+Transform output), and output logits. BatchNorm momentum is 0.9: with a few hundred clips the
+Keras default (0.99) leaves moving statistics far from the data and small students collapse.
+"""
+
+from __future__ import annotations
+
+import tf_keras as keras
+
+from components import features as F
+from pipeline.config import StudentConfig, TeacherConfig
+
+EMBEDDING_LAYER = "embedding"
+BN_MOMENTUM = 0.9
+
+
+def _conv_bn_relu(x, filters: int, kernel=3, strides=1, name: str = ""):
+    x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
+                            name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _logmel_input(frames: int, bands: int):
+    inputs = keras.Input(shape=(frames * bands,), name=F.LOGMEL)
+    return inputs, keras.layers.Reshape((frames, bands, 1), name="spectrogram")(inputs)
+
+
+def build_teacher(cfg: TeacherConfig, frames: int, bands: int, num_classes: int) -> keras.Model:
+    """VGG-style CNN; the `embedding` layer is what the Embedder reads for the graph."""
+    inputs, x = _logmel_input(frames, bands)
+    for i, filters in enumerate(cfg.filters):
+        x = _conv_bn_relu(x, filters, name=f"block{i}")
+        x = keras.layers.MaxPooling2D(2 if i < len(cfg.filters) - 1 else 1, name=f"pool{i}")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    x = keras.layers.Dense(cfg.embedding_dim, activation="relu", name=EMBEDDING_LAYER)(x)
+    x = keras.layers.Dropout(cfg.dropout, name="dropout")(x)
+    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model({F.LOGMEL: inputs}, logits, name="teacher")
+
+
+def build_student(cfg: StudentConfig, frames: int, bands: int, num_classes: int) -> keras.Model:
+    """DS-CNN (Zhang et al., "Hello Edge"): a strided conv, then depthwise-separable blocks.
+
+    `cfg.filters` is the size knob; the first three blocks halve time and frequency.
+    """
+    inputs, x = _logmel_input(frames, bands)
+    x = _conv_bn_relu(x, cfg.filters[0], strides=2, name="stem")
+    for i, filters in enumerate(cfg.filters[1:]):
+        strides = 2 if i < 2 else 1
+        x = keras.layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False,
+                                         name=f"ds{i}_dw")(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"ds{i}_dw_bn")(x)
+        x = keras.layers.ReLU(name=f"ds{i}_dw_relu")(x)
+        x = _conv_bn_relu(x, filters, kernel=1, name=f"ds{i}_pw")
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    x = keras.layers.Dropout(cfg.dropout, name="dropout")(x)
+    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model({F.LOGMEL: inputs}, logits, name="student")

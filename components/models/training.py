@@ -1,0 +1,154 @@
+"""What both trainers share: reading transformed examples, fitting with checkpoint choice on
+validation speakers, and exporting a SavedModel with the signatures downstream steps need.
+
+Signatures of every exported model:
+- `serving_default`: serialized tf.Examples (`examples`) -> `probabilities` (TFMA's input).
+- extras added by each trainer: `embed` (teacher: log-mel -> embedding, for the Embedder) and
+  `pcm` (student: raw PCM -> probabilities, frontend inside, what the Pusher converts).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+
+from components import features as F
+from components.audio import frontend
+from components.evaluation import metrics
+from components.transform.preprocessing import INV_STD, MEAN
+from pipeline.config import AudioConfig, FrontendConfig
+
+log = logging.getLogger(__name__)
+
+
+def input_shape(audio: AudioConfig, front: FrontendConfig) -> tuple[int, int]:
+    """(frames, bands) of one window's log-mel."""
+    return frontend.num_frames(audio.window_samples, front), front.mel_bands
+
+
+def feature_spec(frames: int, bands: int, num_neighbours: int = 0) -> dict:
+    """Parsing spec of (packed) transformed examples: the model input, the label, neighbours."""
+    spec = {
+        F.LOGMEL: tf.io.FixedLenFeature([frames * bands], tf.float32),
+        F.LABEL_ID: tf.io.FixedLenFeature([], tf.int64),
+    }
+    for i in range(num_neighbours):
+        prefix = f"{F.NBR_PREFIX}{i}_"
+        spec[prefix + F.LOGMEL] = tf.io.FixedLenFeature(
+            [frames * bands], tf.float32, default_value=[0.0] * (frames * bands)
+        )
+        spec[prefix.rstrip("_") + F.NBR_WEIGHT_SUFFIX] = tf.io.FixedLenFeature(
+            [1], tf.float32, default_value=[0.0]
+        )
+    return spec
+
+
+def make_dataset(
+    file_patterns: Sequence[str], spec: dict, batch_size: int, shuffle: bool, seed: int = 0
+) -> tf.data.Dataset:
+    """(features, label_id) batches from gzipped TFRecords."""
+    files = tf.io.gfile.glob(list(file_patterns)) if file_patterns else []
+    if not files:
+        raise FileNotFoundError(f"no TFRecord files match {list(file_patterns)}")
+    ds = tf.data.TFRecordDataset(sorted(files), compression_type="GZIP")
+    if shuffle:
+        ds = ds.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(
+        lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    ds = ds.map(lambda f: (f, f.pop(F.LABEL_ID)))
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def load_arrays(file_patterns: Sequence[str], frames: int, bands: int) -> tuple[dict, np.ndarray]:
+    """A whole (small) split in memory: the validation set scored after every epoch."""
+    ds = make_dataset(file_patterns, feature_spec(frames, bands), 256, shuffle=False)
+    feats, labels = [], []
+    for f, y in ds:
+        feats.append(f[F.LOGMEL].numpy())
+        labels.append(y.numpy())
+    return {F.LOGMEL: np.concatenate(feats)}, np.concatenate(labels)
+
+
+class BestValidationUAR(keras.callbacks.Callback):
+    """Scores `scored` on validation speakers each epoch, keeps the best weights, stops early.
+
+    `scored` is the model that is exported (for NSL, the base model inside the wrapper).
+    """
+
+    def __init__(self, scored: keras.Model, features: dict, labels: np.ndarray,
+                 classes: tuple[str, ...], patience: int, min_epochs: int):
+        super().__init__()
+        self.scored, self.features, self.labels = scored, features, labels
+        self.classes, self.patience, self.min_epochs = classes, patience, min_epochs
+        self.best_uar, self.best_epoch, self.best_weights = -1.0, -1, None
+        self.history: list[dict] = []
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        predicted = np.argmax(self.scored.predict(self.features, verbose=0, batch_size=256), -1)
+        uar = metrics.summary(self.labels, predicted, self.classes)["uar"]
+        self.history.append({"epoch": epoch + 1, "val_uar": uar, **(logs or {})})
+        if uar > self.best_uar:
+            self.best_uar, self.best_epoch = uar, epoch + 1
+            self.best_weights = self.scored.get_weights()
+        log.info("epoch %d  loss %.4f  val UAR %.3f (best %.3f @ %d)  %.0fs", epoch + 1,
+                 (logs or {}).get("loss", float("nan")), uar, self.best_uar, self.best_epoch,
+                 time.time() - self._start)
+        if epoch + 1 >= self.min_epochs and epoch + 1 - self.best_epoch >= self.patience:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.best_weights is not None:
+            self.scored.set_weights(self.best_weights)
+
+
+def normalisation_constants(transform_output: str, audio: AudioConfig) -> tuple[np.ndarray, ...]:
+    """The per-band (mean, inverse std) that Transform computed, read back through its graph."""
+    tft_output = tft.TFTransformOutput(transform_output)
+    silence = np.zeros(audio.window_samples, "<i2").tobytes()
+    raw = {name: tf.constant([[b""]]) for name in (F.LABEL, F.ID, F.SPEAKER, F.CORPUS, F.CLIP)}
+    raw[F.AUDIO] = tf.constant([[silence]])
+    raw_spec = tft_output.raw_feature_spec()
+    raw = {k: v for k, v in raw.items() if k in raw_spec}
+    out = tft_output.transform_raw_features(raw, drop_unused_features=True)
+    return out[MEAN].numpy()[0], out[INV_STD].numpy()[0]
+
+
+def examples_signature(model: keras.Model, frames: int, bands: int) -> Callable:
+    """`serving_default`: serialized transformed tf.Examples -> class probabilities."""
+    spec = {F.LOGMEL: tf.io.FixedLenFeature([frames * bands], tf.float32)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve(examples):
+        parsed = tf.io.parse_example(examples, spec)
+        return {"probabilities": tf.nn.softmax(model(parsed, training=False))}
+
+    return serve
+
+
+def pcm_signature(model: keras.Model, audio: AudioConfig, front: FrontendConfig,
+                  mean: np.ndarray, inv_std: np.ndarray) -> Callable:
+    """`pcm`: one window of float PCM [1, samples] -> probabilities, frontend inside."""
+    mean_t, inv_std_t = tf.constant(mean, tf.float32), tf.constant(inv_std, tf.float32)
+
+    @tf.function(input_signature=[tf.TensorSpec([1, audio.window_samples], tf.float32, name="pcm")])
+    def serve(pcm):
+        logmel = frontend.log_mel(pcm, front, audio.sample_rate)
+        with tf.name_scope(frontend.FRONTEND_SCOPE):
+            normalised = tf.reshape((logmel - mean_t) * inv_std_t, [1, -1])
+        return {"probabilities": tf.nn.softmax(model({F.LOGMEL: normalised}, training=False))}
+
+    return serve
+
+
+def save(model: keras.Model, serving_dir: str, signatures: dict[str, Callable]) -> None:
+    """Exports `model` with the given signatures (tf_keras SavedModel format)."""
+    model.save(serving_dir, save_format="tf", signatures=signatures)
+    log.info("saved %s with signatures %s", serving_dir, sorted(signatures))

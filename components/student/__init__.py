@@ -1,0 +1,1 @@
+"""student step of the emograph pipeline."""

@@ -1,0 +1,1 @@
+"""teacher step of the emograph pipeline."""

@@ -1,0 +1,1 @@
+"""tflite_pusher step of the emograph pipeline."""

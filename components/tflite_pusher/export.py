@@ -1,0 +1,196 @@
+"""Edge export: the student's `pcm` signature -> TFLite (float32, float16, int8), checked, pushed.
+
+Full-int8 with the frontend inside needs care: quantizing the power spectrum to 8 bits destroys
+the quiet bands (its dynamic range is ~1e12), so ops under the `frontend` name scope stay float32
+(TFLite's selective quantization, via QuantizationDebugger's denylist) and everything after the
+normalised log-mel runs in int8. Input and output stay float32 PCM / probabilities.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from components import features as F
+from components.audio.frontend import FRONTEND_SCOPE
+from components.edge import metadata as edge_metadata
+from components.evaluation import metrics
+
+log = logging.getLogger(__name__)
+
+PCM_SIGNATURE = "pcm"
+QUANTIZATIONS = ("float32", "float16", "int8")
+
+
+def read_windows(pattern: str, classes: Sequence[str], limit: int | None = None):
+    """Raw examples -> (float32 PCM [n, samples], label ids [n]) in file order."""
+    spec = {F.AUDIO: tf.io.FixedLenFeature([], tf.string), F.LABEL: tf.io.FixedLenFeature([], tf.string)}
+    files = sorted(tf.io.gfile.glob(pattern))
+    ds = tf.data.TFRecordDataset(files, compression_type="GZIP").map(
+        lambda x: tf.io.parse_single_example(x, spec)
+    )
+    if limit:
+        ds = ds.take(limit)
+    pcm, labels = [], []
+    for ex in ds.as_numpy_iterator():
+        pcm.append(np.frombuffer(ex[F.AUDIO], "<i2").astype(np.float32) / 32768.0)
+        labels.append(list(classes).index(ex[F.LABEL].decode()))
+    return np.stack(pcm), np.asarray(labels, np.int64)
+
+
+def _converter(saved_model_dir: str) -> tf.lite.TFLiteConverter:
+    return tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[PCM_SIGNATURE])
+
+
+def _frontend_tensors(float_model: bytes) -> list[str]:
+    interpreter = tf.lite.Interpreter(model_content=float_model)
+    return [t["name"] for t in interpreter.get_tensor_details() if FRONTEND_SCOPE in t["name"]]
+
+
+def convert(saved_model_dir: str, quantization: str, representative: np.ndarray) -> bytes:
+    """TFLite bytes of the `pcm` signature; `representative` windows calibrate int8."""
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+    converter = _converter(saved_model_dir)
+    if quantization == "float32":
+        return converter.convert()
+    if quantization == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+        return converter.convert()
+
+    def dataset() -> Iterator[list[np.ndarray]]:
+        for window in representative:
+            yield [window[np.newaxis].astype(np.float32)]
+
+    keep_float = _frontend_tensors(_converter(saved_model_dir).convert())
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = dataset
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+        tf.lite.OpsSet.TFLITE_BUILTINS,  # the float frontend (RFFT2D, COMPLEX_ABS, LOG)
+    ]
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter,
+        debug_dataset=dataset,
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float),
+    )
+    return debugger.get_nondebug_quantized_model()
+
+
+def tflite_probabilities(model: bytes, pcm: np.ndarray) -> np.ndarray:
+    """Runs a converted model window by window with LiteRT (what devices run)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=model, num_threads=1)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    probs = []
+    for window in pcm:
+        interpreter.set_tensor(inp["index"], window[np.newaxis].astype(np.float32))
+        interpreter.invoke()
+        probs.append(interpreter.get_tensor(out["index"])[0].copy())
+    return np.stack(probs)
+
+
+def saved_model_probabilities(saved_model_dir: str, pcm: np.ndarray) -> np.ndarray:
+    """The same windows through the SavedModel's `pcm` signature (the float reference)."""
+    serve = tf.saved_model.load(saved_model_dir).signatures[PCM_SIGNATURE]
+    return np.stack([serve(pcm=tf.constant(w[np.newaxis]))["probabilities"].numpy()[0] for w in pcm])
+
+
+def export_variants(saved_model_dir: str, representative: np.ndarray, test_pcm: np.ndarray,
+                    test_labels: np.ndarray, classes: tuple[str, ...]) -> dict:
+    """Converts every variant and scores each on the test windows against the SavedModel."""
+    reference = saved_model_probabilities(saved_model_dir, test_pcm)
+    reference_top1 = reference.argmax(-1)
+    report: dict = {"saved_model": metrics.summary(test_labels, reference_top1, classes)}
+    for quantization in QUANTIZATIONS:
+        start = time.time()
+        model = convert(saved_model_dir, quantization, representative)
+        probs = tflite_probabilities(model, test_pcm)
+        report[quantization] = {
+            **metrics.summary(test_labels, probs.argmax(-1), classes),
+            "bytes": len(model),
+            "top1_agreement_with_float": float(np.mean(probs.argmax(-1) == reference_top1)),
+            "max_abs_prob_error": float(np.max(np.abs(probs - reference))),
+            "convert_seconds": round(time.time() - start, 1),
+            "model": model,
+        }
+        log.info("%s: %d bytes, UAR %.3f, agreement %.3f", quantization, len(model),
+                 report[quantization]["uar"], report[quantization]["top1_agreement_with_float"])
+    return report
+
+
+def _fsync_tree(root: Path) -> None:
+    for path in root.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
+
+
+def push(model_root: str | os.PathLike, version: str, model: bytes,
+         write_contents: Callable[[Path], None]) -> Path:
+    """Writes a complete version directory atomically, then moves LATEST to it.
+
+    Everything is written into `.tmp-<version>`, fsynced and renamed into place: a crash at any
+    point leaves either no version or a complete one, and LATEST still names the previous one.
+    """
+    model_root = Path(model_root)
+    final, tmp = model_root / version, model_root / f".tmp-{version}"
+    if final.exists():
+        raise FileExistsError(f"{final} already exists; versions are immutable")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        (tmp / edge_metadata.MODEL_FILE).write_bytes(model)
+        write_contents(tmp)
+        _fsync_tree(tmp)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    edge_metadata.write_latest(model_root, version)
+    return final
+
+
+def model_card(name: str, version: str, meta: dict, report: dict, classes: Sequence[str]) -> str:
+    """MODEL_CARD.md: what the model is, what it expects, how well it does, where it came from."""
+    rows = "\n".join(
+        f"| {q} | {report[q]['bytes']:,} | {report[q]['uar']:.3f} | {report[q]['wa']:.3f} | "
+        f"{report[q]['top1_agreement_with_float']:.3f} |"
+        for q in QUANTIZATIONS
+    )
+    recalls = ", ".join(f"{c} {r:.2f}" for c, r in report[meta["quantization"]]["recall"].items())
+    return f"""# {name} {version}
+
+Speech emotion recognition for edge devices, trained by emograph (teacher similarity graph +
+NSL graph-regularised student). Pushed variant: **{meta['quantization']}**.
+
+- Input: float32 [1, {meta['window_samples']}] mono PCM in [-1, 1] at {meta['sample_rate']} Hz
+  ({meta['window_samples'] / meta['sample_rate']:.2f} s); the log-mel frontend is inside.
+- Output: probabilities over {len(classes)} classes: {', '.join(classes)}.
+- Run it: `emograph predict <this directory> audio.wav` (LiteRT, no TensorFlow needed).
+
+## Test split (speakers never seen in training or model selection)
+
+| variant | bytes | UAR | WA | top-1 agreement with float |
+|---|---|---|---|---|
+{rows}
+
+Per-class recall ({meta['quantization']}): {recalls}.
+
+## Lineage
+
+{chr(10).join(f'- {k}: {v}' for k, v in meta['extra']['lineage'].items())}
+
+Limitations: trained on acted speech of few speakers; emotion categories are culture- and
+corpus-dependent; not for decisions about people.
+"""

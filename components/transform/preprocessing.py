@@ -1,0 +1,50 @@
+"""TF Transform preprocessing: raw PCM windows -> normalised log-mel features.
+
+Normalisation statistics (per mel band mean and inverse std over every frame of the train split)
+are computed by TFT analyzers and also emitted as features (`logmel_mean`, `logmel_inv_std`, 2 x 40
+floats per example) so the trainers can put the exact same normalisation inside the edge model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components import features as F
+from components.audio import frontend
+from pipeline.config import AudioConfig, FrontendConfig, section_from_json
+
+MEAN = "logmel_mean"
+INV_STD = "logmel_inv_std"
+
+
+def label_ids(labels: tf.Tensor, classes: tuple[str, ...]) -> tf.Tensor:
+    """Label strings [B] -> int64 index in `classes` (ingest already rejected unknown labels)."""
+    matches = tf.equal(tf.expand_dims(labels, -1), tf.constant(classes)[tf.newaxis, :])
+    return tf.argmax(tf.cast(matches, tf.int64), axis=-1)
+
+
+def preprocessing_fn(inputs: dict[str, tf.Tensor], custom_config: dict[str, Any]) -> dict:
+    audio = section_from_json(AudioConfig, custom_config["audio"])
+    front = section_from_json(FrontendConfig, custom_config["frontend"])
+    classes = tuple(custom_config["classes"])
+
+    pcm = frontend.decode_pcm16(tf.reshape(inputs[F.AUDIO], [-1]), audio.window_samples)
+    logmel = frontend.log_mel(pcm, front, audio.sample_rate)  # [B, T, M]
+    frames = tf.reshape(logmel, [-1, front.mel_bands])  # analyzers reduce over every frame
+    mean = tft.mean(frames, reduce_instance_dims=False)
+    inv_std = tf.math.rsqrt(tft.var(frames, reduce_instance_dims=False) + 1e-6)
+    batch = tf.shape(logmel)[0]
+    label = tf.reshape(inputs[F.LABEL], [-1])
+    return {
+        F.LOGMEL: tf.reshape((logmel - mean) * inv_std, [batch, -1]),
+        F.LABEL_ID: label_ids(label, classes),
+        F.LABEL: label,
+        F.ID: tf.reshape(inputs[F.ID], [-1]),
+        F.SPEAKER: tf.reshape(inputs[F.SPEAKER], [-1]),
+        F.CORPUS: tf.reshape(inputs[F.CORPUS], [-1]),
+        MEAN: tf.broadcast_to(mean, [batch, front.mel_bands]),
+        INV_STD: tf.broadcast_to(inv_std, [batch, front.mel_bands]),
+    }

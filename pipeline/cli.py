@@ -1,0 +1,137 @@
+"""`emograph`: the command line. Heavy imports happen inside each command, so `emograph predict`
+runs on a device with only numpy, soundfile, scipy and ai-edge-litert installed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from pipeline.config import EMOTIONS, CorpusSpec, RunConfig, SynthConfig
+
+
+def _load_config(args: argparse.Namespace) -> RunConfig:
+    if args.config:
+        config = RunConfig.from_json(Path(args.config).read_text())
+    else:
+        config = RunConfig.demo(args.root or "runs/demo")
+    if args.root and args.config:
+        config = config.replace(root=args.root)
+    if getattr(args, "source", None):
+        config = config.replace(source=CorpusSpec.parse(args.source))
+    if getattr(args, "target", None):
+        config = config.replace(target=CorpusSpec.parse(args.target))
+    return config
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline import local_runner, report
+
+    config = _load_config(args)
+    local_runner.run(config)
+    print("\n" + report.format_summary(report.summary(config)))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipeline import report
+
+    summary = report.summary(_load_config(args))
+    print(json.dumps(summary, indent=2) if args.json else report.format_summary(summary))
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from components.audio.synthetic import write_corpus
+
+    cfg = SynthConfig(args.speakers, args.utterances, args.seed)
+    manifest = write_corpus(args.corpus, args.out, cfg, EMOTIONS)
+    print(f"wrote {manifest}")
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from components.example_gen.ingest import run_ingest
+
+    config = _load_config(args)
+    summary = run_ingest(CorpusSpec.parse(args.corpus), config.classes, config.audio,
+                         config.split, args.out, config.beam_args)
+    print(f"found {summary['found']} = ingested {summary['ingested']} + rejected "
+          f"{summary['rejected']} {summary['rejected_by_reason']}")
+    print(f"windows per split: {summary['windows']}; report: {args.out}/report/ingest_report.json")
+    return 0
+
+
+def cmd_corpora(args: argparse.Namespace) -> int:
+    from components.audio.corpora import SUPPORTED_CORPORA
+
+    for name, description in SUPPORTED_CORPORA.items():
+        print(f"{name:<10} {description}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from components.edge import cli as edge_cli
+
+    return edge_cli.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="emograph", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", help="RunConfig JSON (default: the demo configuration)")
+        p.add_argument("--root", help="run directory (default runs/demo)")
+        return p
+
+    run = with_config(sub.add_parser("run", help="run the whole TFX pipeline locally"))
+    run.add_argument("--demo", action="store_true",
+                     help="the synthetic source and target corpora (the default)")
+    run.add_argument("--source", help="source corpus KIND:PATH (teacher data)")
+    run.add_argument("--target", help="target corpus KIND:PATH (student data)")
+    run.set_defaults(func=cmd_run)
+
+    rep = with_config(sub.add_parser("report", help="summarise a finished run"))
+    rep.add_argument("--json", action="store_true")
+    rep.set_defaults(func=cmd_report)
+
+    synth = sub.add_parser("synth", help="write a synthetic emotional speech corpus")
+    synth.add_argument("--corpus", choices=("source", "target"), required=True)
+    synth.add_argument("--out", required=True)
+    synth.add_argument("--speakers", type=int, default=SynthConfig.speakers)
+    synth.add_argument("--utterances", type=int, default=SynthConfig.utterances_per_emotion,
+                       help="utterances per speaker and emotion")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.set_defaults(func=cmd_synth)
+
+    ingest = with_config(sub.add_parser("ingest", help="run the ingest Beam job on its own"))
+    ingest.add_argument("--corpus", required=True, help="KIND:PATH, see `emograph corpora`")
+    ingest.add_argument("--out", required=True)
+    ingest.set_defaults(func=cmd_ingest)
+
+    sub.add_parser("corpora", help="list supported corpora").set_defaults(func=cmd_corpora)
+
+    from components.edge.cli import add_arguments
+
+    predict = sub.add_parser("predict", help="classify audio with a pushed model (LiteRT)")
+    add_arguments(predict)
+    predict.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""What a finished run produced, read back from ML Metadata and the artifacts (no re-computation)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ml_metadata.metadata_store import metadata_store
+from tfx import v1 as tfx
+
+from components.edge import metadata as edge_metadata
+from components.evaluation.config import BASELINE, CANDIDATE
+from pipeline.config import RunConfig
+
+
+def latest_uri(config: RunConfig, type_name: str) -> str | None:
+    """URI of the newest artifact of a type in the run's SQLite metadata store."""
+    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+    store = metadata_store.MetadataStore(connection)
+    artifacts = store.get_artifacts_by_type(type_name)
+    if not artifacts:
+        return None
+    return max(artifacts, key=lambda a: (a.create_time_since_epoch, a.id)).uri
+
+
+def evaluation_metrics(uri: str) -> dict[str, dict[str, float]]:
+    """{model name: {metric: value}} on the overall slice of a TFMA ModelEvaluation."""
+    import tensorflow_model_analysis as tfma
+
+    result: dict[str, dict[str, float]] = {}
+    for per_slice in tfma.load_metrics(uri):
+        if per_slice.slice_key.single_slice_keys:
+            continue
+        for item in per_slice.metric_keys_and_values:
+            if item.key.HasField("is_diff") and item.key.is_diff:
+                continue
+            value = item.value.double_value.value
+            result.setdefault(item.key.model_name, {})[item.key.name] = value
+    return result
+
+
+def summary(config: RunConfig) -> dict:
+    """The headline of a run: pushed model, its size, UAR of the NSL student and the baseline."""
+    out: dict = {"root": config.root}
+    evaluation = latest_uri(config, "ModelEvaluation")
+    if evaluation:
+        found = evaluation_metrics(evaluation)
+        out["nsl_student"] = found.get(CANDIDATE, {})
+        out["speech_only"] = found.get(BASELINE, {})
+    blessing = latest_uri(config, "ModelBlessing")
+    if blessing:
+        out["blessed"] = (Path(blessing) / "BLESSED").exists()
+    graph = latest_uri(config, "emograph.SimilarityGraph")
+    if graph and (Path(graph) / "stats.json").exists():
+        stats = json.loads((Path(graph) / "stats.json").read_text())
+        out["graph"] = {k: v for k, v in stats.items() if not isinstance(v, (dict, list))}
+        out["graph"]["stats_png"] = str(Path(graph) / "stats.png")
+    model_root = Path(config.push_root) / config.export.model_name
+    latest = model_root / edge_metadata.LATEST_FILE
+    if latest.exists():
+        version_dir = model_root / latest.read_text().strip()
+        meta = json.loads((version_dir / edge_metadata.METADATA_FILE).read_text())
+        test = meta["extra"]["test"]
+        out["pushed"] = {
+            "directory": str(version_dir.resolve()),
+            "bytes": (version_dir / edge_metadata.MODEL_FILE).stat().st_size,
+            "int8_uar": test["int8"]["uar"],
+            "float_uar": test["float32"]["uar"],
+            "int8_agreement": test["int8"]["top1_agreement_with_float"],
+        }
+    return out
+
+
+def format_summary(s: dict) -> str:
+    """Human-readable lines for the end of `emograph run`."""
+    lines = [f"run root: {s['root']}"]
+    for key, title in (("nsl_student", "NSL student"), ("speech_only", "speech-only student")):
+        if s.get(key):
+            m = s[key]
+            lines.append(f"{title:>20}: test UAR {m.get('uar', float('nan')):.3f}  "
+                         f"WA {m.get('wa', float('nan')):.3f}")
+    if "blessed" in s:
+        lines.append(f"{'blessed':>20}: {s['blessed']}")
+    if "graph" in s:
+        g = s["graph"]
+        lines.append(f"{'graph':>20}: " + ", ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in g.items()))
+    if "pushed" in s:
+        p = s["pushed"]
+        lines.append(f"{'pushed model':>20}: {p['directory']}/model.tflite")
+        lines.append(f"{'':>20}  {p['bytes'] / 1024:.1f} KiB int8, test UAR {p['int8_uar']:.3f} "
+                     f"(float {p['float_uar']:.3f}, top-1 agreement {p['int8_agreement']:.1%})")
+    else:
+        lines.append(f"{'pushed model':>20}: none (not blessed, or the run did not finish)")
+    return "\n".join(lines)
