@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import components  # noqa: F401  (before TensorFlow and NSL)
 import numpy as np
 
+import components  # noqa: F401  (before TensorFlow and NSL)
 from components.graph import similarity
 from pipeline.config import GraphConfig
 
@@ -198,13 +198,18 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.6)
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--splits", type=int, default=-1, help="-1: ceil(log2(N / 1000))")
-    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--max_bucket_size", type=int, default=4096)
     ap.add_argument("--workers", type=int, default=1, help=">1: multi_processing DirectRunner")
     ap.add_argument("--queries", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--nsl", action="store_true", help="also time nsl.tools.build_graph (≤100k)")
-    ap.add_argument("--nsl_max_rounds", type=int, default=100, help="extrapolate beyond this")
+    ap.add_argument(
+        "--nsl_max_rounds",
+        type=int,
+        default=1000,
+        help="time NSL on this many rounds and scale linearly",
+    )
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--nsl_only", action="store_true", help=argparse.SUPPRESS)
     args, _ = ap.parse_known_args()
@@ -230,7 +235,9 @@ def _table(rows: list[dict], header: bool) -> str:
     lines = [" | ".join(f"{c:>14}" for c in cols)] if header else []
     for r in rows:
         cells = [r.get(c) for c in cols]
-        lines.append(" | ".join(f"{c:>14.3f}" if isinstance(c, float) else f"{c!s:>14}" for c in cells))
+        lines.append(
+            " | ".join(f"{c:>14.3f}" if isinstance(c, float) else f"{c!s:>14}" for c in cells)
+        )
     return "\n".join(lines)
 
 

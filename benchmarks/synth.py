@@ -79,6 +79,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=300, help="audio per domain (speed)")
     parser.add_argument("--speakers", type=int, default=12, help="per domain (learnability)")
     parser.add_argument("--utterances", type=int, default=8, help="per speaker and emotion")
+    parser.add_argument("--seed", type=int, default=0, help="corpus seed (learnability)")
     args = parser.parse_args()
 
     speeds = {domain: speed(domain, args.seconds) for domain in DOMAINS}
@@ -89,7 +90,7 @@ def main() -> None:
             f" {s['x_real_time']:>12.1f}"
         )
 
-    cfg = SynthConfig(speakers=args.speakers, utterances_per_emotion=args.utterances)
+    cfg = SynthConfig(args.speakers, args.utterances, args.seed)
     learned = learnability(cfg)
     print(f"\nlearnability ({len(EMOTIONS)} classes, chance {1 / len(EMOTIONS):.3f})")
     print(f"{'train':<8} {'test':<8} {'accuracy':>8}")

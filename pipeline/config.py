@@ -235,6 +235,8 @@ class RunConfig:
             audio=AudioConfig(window_seconds=1.5, hop_seconds=1.5),
             teacher=TeacherConfig(filters=(16, 32, 64), embedding_dim=64, epochs=6),
             student=StudentConfig(filters=(16, 24, 32), epochs=8),
+            # Tiny data gives noisy students: bless anything above chance so the push is tested.
+            evaluation=EvaluationConfig(uar_margin=1.0),
             export=ExportConfig(representative_examples=32, min_int8_agreement=0.5),
         )
 

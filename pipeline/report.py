@@ -32,7 +32,7 @@ def evaluation_metrics(uri: str) -> dict[str, dict[str, float]]:
         if per_slice.slice_key.single_slice_keys:
             continue
         for item in per_slice.metric_keys_and_values:
-            if item.key.HasField("is_diff") and item.key.is_diff:
+            if item.key.is_diff:
                 continue
             value = item.value.double_value.value
             result.setdefault(item.key.model_name, {})[item.key.name] = value

@@ -63,7 +63,7 @@ EMOTION_PROSODY: dict[str, Prosody] = {
     "disgust":   Prosody(-0.5, 3.0, -2.0, -3.0, 0.85, -1.0, 0.015, 0.06, 0.55, 0.08, 0.0),
     "surprised": Prosody(4.5,  6.0,  1.0,  4.0, 1.05,  3.0, 0.010, 0.04, 0.55, 0.05, 0.0),
 }
-PROSODY_SPREAD = Prosody(1.5, 1.2, 1.0, 1.5, 0.10, 2.5, 0.004, 0.015, 0.06, 0.03, 0.1)
+PROSODY_SPREAD = Prosody(0.9, 0.7, 0.6, 0.9, 0.06, 1.5, 0.0025, 0.01, 0.035, 0.02, 0.06)
 PROSODY_LOW = Prosody(-12, 0.0, -8, -8, 0.6, -15, 0.0, 0.0, 0.35, 0.0, 0.0)
 PROSODY_HIGH = Prosody(12, 12, 8, 8, 1.6, 15, 0.1, 0.3, 0.85, 0.5, 2.0)
 # fmt: on
@@ -79,6 +79,9 @@ class Domain:
     consonants: tuple[tuple[str, float], ...]  # (stop | fricative | sonorant, noise centre Hz)
     consonant_seconds: float  # mean consonant duration at rate 1
     vowel_seconds: float  # mean vowel duration at rate 1
+    declination: float  # semitones per second the language adds to every contour
+    accent_probability: float  # share of syllables carrying a pitch accent
+    gain_db: tuple[float, float]  # range of the recording level
     low_cut: tuple[float, float]  # range of the channel's high-pass corner (Hz)
     high_cut: tuple[float, float]  # range of the channel's low-pass corner (Hz)
     snr_db: tuple[float, float]  # range of the additive noise's SNR
@@ -110,6 +113,9 @@ DOMAINS: dict[str, Domain] = {
         ),  # fmt: skip
         consonant_seconds=0.075,
         vowel_seconds=0.14,
+        declination=-0.5,
+        accent_probability=0.3,
+        gain_db=(-2, 2),
         low_cut=(50, 80),
         high_cut=(7000, 7800),
         snr_db=(35, 50),
@@ -136,6 +142,9 @@ DOMAINS: dict[str, Domain] = {
         ),  # fmt: skip
         consonant_seconds=0.055,
         vowel_seconds=0.105,
+        declination=1.0,
+        accent_probability=0.5,
+        gain_db=(-8, -2),
         low_cut=(200, 400),
         high_cut=(3200, 4500),
         snr_db=(15, 30),
@@ -180,7 +189,7 @@ def make_speakers(domain: str, n: int, seed: int) -> list[Speaker]:
                 f0=rng.normal(210, 25) if female else rng.normal(115, 15),
                 formant_scale=rng.normal(1.16 if female else 1.0, 0.04),
                 tilt=rng.uniform(0.0, 0.5),
-                expressiveness=rng.uniform(0.6, 1.3),
+                expressiveness=rng.uniform(0.7, 1.3),
                 rate=rng.uniform(0.85, 1.15),
                 breathiness=rng.uniform(0.0, 0.06),
             )
@@ -202,7 +211,7 @@ def synthesize_utterance(
 
     control = np.arange(int(duration * CONTROL_RATE) + 1) / CONTROL_RATE
     t = np.arange(int(duration * sample_rate)) / sample_rate
-    f0 = np.interp(t, control, _f0_track(rng, control, syllables, speaker, p, duration))
+    f0 = np.interp(t, control, _f0_track(rng, control, syllables, speaker, p, domain, duration))
     voicing = np.interp(t, control, _voicing_track(control, syllables))
 
     source = _glottal_source(rng, f0, p, speaker, sample_rate) * voicing
@@ -292,7 +301,10 @@ def utterance_features(audio: np.ndarray, sample_rate: int = 16000) -> np.ndarra
     spectrum = np.abs(np.fft.rfft(frames * np.hanning(frame), n=2 * frame))
     freqs = np.fft.rfftfreq(2 * frame, 1 / sample_rate)
     centroid = spectrum @ freqs / (spectrum.sum(axis=1) + 1e-12)
-    autocorr = np.fft.irfft(spectrum**2)[:, :frame]
+    # Normalised by the window's own autocorrelation (Boersma 1993), so long lags are not
+    # penalised and the median-folding below only has to undo octave errors.
+    window = np.fft.irfft(np.abs(np.fft.rfft(np.hanning(frame), n=2 * frame)) ** 2)[:frame]
+    autocorr = np.fft.irfft(spectrum**2)[:, :frame] / (window / window[0])
     lo, hi = sample_rate // 500, sample_rate // 60
     lags = lo + np.argmax(autocorr[:, lo:hi], axis=1)
     peak = autocorr[np.arange(len(lags)), lags] / (autocorr[:, 0] + 1e-12)
@@ -344,7 +356,8 @@ def _plan(
     t, stop = rng.uniform(0.05, 0.2), duration - rng.uniform(0.1, 0.25)
     syllables: list[_Syllable] = []
     while True:
-        accent = p.f0_range * rng.uniform(0.5, 1.0) if rng.random() < 0.35 else 0.0
+        accented = rng.random() < domain.accent_probability
+        accent = p.f0_range * rng.uniform(0.5, 1.0) if accented else 0.0
         consonant = domain.consonant_seconds / speed * rng.lognormal(0, 0.25)
         vowel = domain.vowel_seconds / speed * rng.lognormal(0, 0.25) * (1.3 if accent else 1.0)
         if syllables and t + consonant + vowel > stop:
@@ -371,10 +384,11 @@ def _f0_track(
     syllables: list[_Syllable],
     speaker: Speaker,
     p: Prosody,
+    domain: Domain,
     duration: float,
 ) -> np.ndarray:
     """F0 (Hz): declination, pitch accents, a final glide, slow drift and tremor."""
-    semitones = p.f0_shift + p.slope * (t - duration / 2)
+    semitones = p.f0_shift + (p.slope + domain.declination) * (t - duration / 2)
     for s in syllables:
         if s.accent:
             centre, width = s.nucleus + 0.4 * (s.end - s.nucleus), 0.3 * (s.end - s.start)
@@ -509,7 +523,7 @@ def _channel(
     domain: Domain,
     sample_rate: int,
 ) -> np.ndarray:
-    """Room, noise and microphone: reverb, coloured noise at a random SNR, band-limiting."""
+    """Room, noise and microphone: reverb, coloured noise at a random SNR, band-limiting, gain."""
     if domain.reverb_seconds[1] > 0:
         rt60 = rng.uniform(*domain.reverb_seconds)
         t = np.arange(int(rt60 * sample_rate)) / sample_rate
@@ -524,5 +538,5 @@ def _channel(
     speech = signal.sosfilt(
         signal.butter(4, band, "bandpass", fs=sample_rate, output="sos"), speech
     )
-    peak = np.max(np.abs(speech))
-    return speech * min(1.0, 0.99 / peak)
+    speech *= 10 ** (rng.uniform(*domain.gain_db) / 20)
+    return speech * min(1.0, 0.99 / np.max(np.abs(speech)))

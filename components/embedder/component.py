@@ -1,6 +1,5 @@
 """Embedder: teacher embeddings of every target example (a Beam job), split by split."""
 
-from __future__ import annotations
 
 import apache_beam as beam
 from tfx.dsl.component.experimental.annotations import (

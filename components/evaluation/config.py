@@ -10,6 +10,7 @@ from components import features as F
 
 METRICS_MODULE = "components.evaluation.metrics"
 CANDIDATE, BASELINE = "candidate", "baseline"
+UAR = "uar"
 
 
 def eval_config(classes: tuple[str, ...], uar_margin: float) -> tfma.EvalConfig:
@@ -27,12 +28,12 @@ def eval_config(classes: tuple[str, ...], uar_margin: float) -> tfma.EvalConfig:
         tfma.MetricConfig(class_name="SparseCategoricalAccuracy", config='{"name": "wa"}'),
         tfma.MetricConfig(
             class_name="UnweightedAverageRecall", module=METRICS_MODULE,
-            config=json.dumps({"num_classes": n}), threshold=uar_threshold,
+            config=json.dumps({"num_classes": n, "name": UAR}), threshold=uar_threshold,
         ),
     ] + [
         tfma.MetricConfig(
             class_name="ClassRecall", module=METRICS_MODULE,
-            config=json.dumps({"num_classes": n, "class_id": i, "name": f"recall_{c}"}),
+            config=json.dumps({"num_classes": n, "class_index": i, "name": f"recall_{c}"}),
         )
         for i, c in enumerate(classes)
     ]

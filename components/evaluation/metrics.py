@@ -85,13 +85,13 @@ class UnweightedAverageRecall(_ConfusionMetric):
 class ClassRecall(_ConfusionMetric):
     """Recall of one class."""
 
-    def __init__(self, num_classes: int, class_id: int, name: str | None = None, **kwargs):
-        super().__init__(num_classes, name=name or f"recall_{class_id}", **kwargs)
-        self.class_id = class_id
+    def __init__(self, num_classes: int, class_index: int, name: str | None = None, **kwargs):
+        super().__init__(num_classes, name=name or f"recall_{class_index}", **kwargs)
+        self.class_index = class_index
 
     def result(self):
         recall, _ = self._recalls()
-        return recall[self.class_id]
+        return recall[self.class_index]
 
     def get_config(self):
-        return {**super().get_config(), "class_id": self.class_id}
+        return {**super().get_config(), "class_index": self.class_index}

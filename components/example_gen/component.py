@@ -1,6 +1,5 @@
 """AudioExampleGen: the TFX wrapper around the ingest Beam job (components.example_gen.ingest)."""
 
-from __future__ import annotations
 
 import json
 import logging

@@ -1,6 +1,5 @@
 """GraphBuilder: the similarity graph over teacher embeddings of the target train split."""
 
-from __future__ import annotations
 
 import json
 import logging
@@ -59,7 +58,8 @@ def GraphBuilder(  # noqa: N802
     with beam_pipeline as pipeline:
         edges = (
             pipeline
-            | "Read" >> beam.io.ReadFromTFRecord(
+            | "Read"
+            >> beam.io.ReadFromTFRecord(
                 pattern, compression_type=beam.io.filesystem.CompressionTypes.GZIP
             )
             | "Parse" >> beam.Map(_id_and_vector)
@@ -68,7 +68,9 @@ def GraphBuilder(  # noqa: N802
         write_tsv(edges, f"{graph.uri}/{GRAPH_PREFIX}")
 
     nodes = read_node_attributes(pattern)
-    edges = [e for path in tf.io.gfile.glob(f"{graph.uri}/{GRAPH_PREFIX}*.tsv") for e in read_tsv(path)]
+    edges = [
+        e for path in tf.io.gfile.glob(f"{graph.uri}/{GRAPH_PREFIX}*.tsv") for e in read_tsv(path)
+    ]
     stats = graph_statistics(
         edges,
         [n[F.ID] for n in nodes],

@@ -73,15 +73,23 @@ def block_similarities(
 def _select(
     src_ids: Sequence[str], tgt_ids: Sequence[str], sims: np.ndarray, threshold: float, keep: int
 ) -> list[Edge]:
-    """Row-wise thresholding (and top-`keep` pruning) of a similarity block."""
-    floor = np.full(len(sims), threshold, dtype=np.float64)
-    if 0 < keep < sims.shape[1]:
-        floor = np.maximum(floor, np.partition(sims, -keep, axis=1)[:, -keep])
-    rows, cols = np.nonzero(sims >= floor[:, None])
-    weights = sims[rows, cols].tolist()
+    """Row-wise thresholding, then (keep > 0) each row's entries at least as heavy as its keep-th.
+
+    Pruning works on the few entries above the threshold, not on the whole block.
+    """
+    rows, cols = np.nonzero(sims >= threshold)
+    weights = sims[rows, cols]
+    if keep:
+        order = np.lexsort((-weights, rows))  # by row, heaviest first
+        rows, cols, weights = rows[order], cols[order], weights[order]
+        kth = np.searchsorted(rows, rows) + keep - 1  # where each row's keep-th entry sits
+        in_row = kth < np.searchsorted(rows, rows, side="right")
+        floor = np.where(in_row, weights[np.minimum(kth, len(weights) - 1)], -np.inf)
+        chosen = weights >= floor
+        rows, cols, weights = rows[chosen], cols[chosen], weights[chosen]
     return [
         (src_ids[r], tgt_ids[c], w)
-        for r, c, w in zip(rows.tolist(), cols.tolist(), weights, strict=True)
+        for r, c, w in zip(rows.tolist(), cols.tolist(), weights.tolist(), strict=True)
     ]
 
 

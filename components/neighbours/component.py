@@ -1,6 +1,5 @@
 """NeighbourPacker: packs graph neighbours' features into the target train examples."""
 
-from __future__ import annotations
 
 import apache_beam as beam
 import tensorflow as tf

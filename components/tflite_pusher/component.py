@@ -1,6 +1,5 @@
 """TFLitePusher: converts the blessed student to int8 TFLite and pushes a versioned directory."""
 
-from __future__ import annotations
 
 import json
 import logging

@@ -37,9 +37,10 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor], custom_config: dict[str, Any]
     mean = tft.mean(frames, reduce_instance_dims=False)
     inv_std = tf.math.rsqrt(tft.var(frames, reduce_instance_dims=False) + 1e-6)
     batch = tf.shape(logmel)[0]
+    frames_per_window = frontend.num_frames(audio.window_samples, front)
     label = tf.reshape(inputs[F.LABEL], [-1])
     return {
-        F.LOGMEL: tf.reshape((logmel - mean) * inv_std, [batch, -1]),
+        F.LOGMEL: tf.reshape((logmel - mean) * inv_std, [-1, frames_per_window * front.mel_bands]),
         F.LABEL_ID: label_ids(label, classes),
         F.LABEL: label,
         F.ID: tf.reshape(inputs[F.ID], [-1]),

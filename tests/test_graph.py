@@ -1,0 +1,178 @@
+"""The similarity graph: numpy core on hand-made vectors, the Beam transform, statistics."""
+
+import math
+
+import apache_beam as beam
+import numpy as np
+import pytest
+
+import components  # noqa: F401
+from components.graph import similarity
+from components.graph.beam_graph import BuildSimilarityGraph, write_tsv
+from components.graph.stats import graph_statistics, plot_graph_statistics
+from pipeline.config import GraphConfig
+
+# Unit vectors with pairwise cosine 0.5 (a regular tetrahedron's corner), and one at -0.5..0.
+TRIANGLE = np.array(
+    [[1.0, 0.0, 0.0], [0.5, math.sqrt(3) / 2, 0.0], [0.5, math.sqrt(3) / 6, math.sqrt(6) / 3]],
+    dtype=np.float32,
+)
+
+
+def clustered(n: int, dim: int = 16, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((max(n // 20, 1), dim))
+    emb = centres[rng.integers(0, len(centres), n)] + 0.5 * rng.standard_normal((n, dim))
+    return [f"n{i:04d}" for i in range(n)], (emb + 0.3).astype(np.float32)
+
+
+def run_graph(ids, emb, cfg: GraphConfig, tmp_path) -> list[similarity.Edge]:
+    with beam.Pipeline() as p:
+        edges = p | beam.Create(list(zip(ids, emb, strict=True))) | BuildSimilarityGraph(cfg)
+        write_tsv(edges, str(tmp_path / "graph"), num_shards=1)
+    return similarity.read_tsv(str(tmp_path / "graph.tsv"))
+
+
+def as_dict(edges) -> dict[tuple[str, str], float]:
+    return {(s, t): w for s, t, w in edges}
+
+
+def assert_same_edges(got, want, atol=1e-6):
+    got, want = as_dict(got), as_dict(want)
+    assert got.keys() == want.keys()
+    assert max((abs(got[k] - want[k]) for k in got), default=0.0) <= atol
+
+
+# --- numpy core ---------------------------------------------------------------------------------
+
+
+def test_normalise_scales_rows_and_keeps_zero_rows_zero():
+    x = similarity.normalise(np.array([[3.0, 4.0], [0.0, 0.0]]))
+    np.testing.assert_allclose(x, [[0.6, 0.8], [0.0, 0.0]], atol=1e-7)
+    assert x.dtype == np.float32
+    centred = similarity.normalise(np.array([[2.0, 1.0], [0.0, 1.0]]), mean=np.array([1.0, 1.0]))
+    np.testing.assert_allclose(centred, [[1.0, 0.0], [-1.0, 0.0]])
+
+
+def test_block_similarities_finds_the_known_cosines():
+    ids = ["a", "b", "c"]
+    edges = similarity.block_similarities(ids, TRIANGLE, ids, TRIANGLE, threshold=0.4)
+    assert sorted((s, t) for s, t, _ in edges) == [(s, t) for s in ids for t in ids if s != t]
+    np.testing.assert_allclose([w for *_, w in edges], 0.5, atol=1e-6)
+    assert similarity.block_similarities(ids, TRIANGLE, ids, TRIANGLE, threshold=0.6) == []
+
+
+def test_block_similarities_between_two_blocks_gives_both_directions():
+    edges = similarity.block_similarities(["a"], TRIANGLE[:1], ["b", "c"], TRIANGLE[1:], 0.5)
+    assert sorted((s, t) for s, t, _ in edges) == [("a", "b"), ("a", "c"), ("b", "a"), ("c", "a")]
+
+
+def test_top_k_edges_dedupes_and_breaks_ties_to_the_larger_id():
+    edges = [("a", "b", 0.7), ("a", "b", 0.9), ("a", "c", 0.8), ("a", "d", 0.8), ("b", "a", 0.9)]
+    assert similarity.top_k_edges(edges, 2) == [("a", "b", 0.9), ("a", "d", 0.8), ("b", "a", 0.9)]
+    assert len(similarity.top_k_edges(edges, 0)) == 4
+
+
+def test_lsh_buckets_are_sign_bits_of_the_planes():
+    planes = np.array([[[1.0, 0.0], [0.0, 1.0]], [[-1.0, 0.0], [0.0, 0.0]]])
+    codes = similarity.lsh_bucket_ids(np.array([[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0]]), planes)
+    np.testing.assert_array_equal(codes, [[3, 0], [2, 1], [1, 0]])
+
+
+def test_lsh_planes_are_nsl_draws_from_the_seed():
+    np.random.seed(7)  # what nsl.tools.build_graph does, then one rand() per round
+    nsl = [np.random.rand(3, 5) * 2 - 1 for _ in range(4)]
+    np.testing.assert_array_equal(similarity.lsh_planes(7, 3, 4, 5), nsl)
+
+
+def test_read_tsv_defaults_weight_to_one(tmp_path):
+    path = tmp_path / "g.tsv"
+    path.write_text("a\tb\t0.250000\nb\ta\n")
+    assert similarity.read_tsv(str(path)) == [("a", "b", 0.25), ("b", "a", 1.0)]
+
+
+# --- Beam transform -----------------------------------------------------------------------------
+
+
+def test_beam_exact_graph_equals_brute_force_and_is_symmetric(tmp_path):
+    ids, emb = clustered(120)
+    cfg = GraphConfig(max_neighbours=0, centre=False, similarity_threshold=0.5)
+    got = run_graph(ids, emb, cfg, tmp_path)
+    want = similarity.exact_edges(ids, similarity.normalise(emb), 0.5)
+    assert_same_edges(got, want)
+    edges = as_dict(got)
+    assert all((t, s) in edges and edges[(t, s)] == w for (s, t), w in edges.items())
+    assert all(s != t for s, t in edges)
+
+
+def test_beam_splits_a_big_bucket_into_chunks_with_the_same_edges(tmp_path):
+    ids, emb = clustered(150)
+    whole = run_graph(ids, emb, GraphConfig(max_neighbours=0, max_bucket_size=1000), tmp_path)
+    chunked = run_graph(ids, emb, GraphConfig(max_neighbours=0, max_bucket_size=17), tmp_path)
+    assert whole and len(as_dict(whole)) == len(whole)
+    assert_same_edges(chunked, whole)
+
+
+def test_beam_top_k_with_centring_equals_brute_force(tmp_path):
+    ids, emb = clustered(150)
+    cfg = GraphConfig(max_neighbours=3, centre=True, max_bucket_size=40)
+    got = run_graph(ids, emb, cfg, tmp_path)
+    x = similarity.normalise(emb, emb.astype(np.float64).mean(axis=0))
+    assert_same_edges(got, similarity.exact_edges(ids, x, cfg.similarity_threshold, k=3))
+    out_degree = np.bincount([ids.index(s) for s, _, _ in got])
+    assert out_degree.max() == 3
+
+
+def test_beam_lsh_edges_are_exact_edges_with_high_recall(tmp_path):
+    ids, emb = clustered(200)
+    exact = as_dict(run_graph(ids, emb, GraphConfig(max_neighbours=0), tmp_path))
+    lsh_cfg = GraphConfig(max_neighbours=0, lsh_splits=3, lsh_rounds=6, max_bucket_size=25)
+    lsh = as_dict(run_graph(ids, emb, lsh_cfg, tmp_path))
+    assert lsh.keys() <= exact.keys()
+    assert len(lsh) / len(exact) > 0.9
+    assert all(abs(lsh[k] - exact[k]) <= 1e-6 for k in lsh)
+
+
+@pytest.mark.parametrize("n", [0, 1])
+def test_beam_empty_input_and_single_node_give_no_edges(n, tmp_path):
+    ids, emb = clustered(n) if n else ([], np.zeros((0, 4), np.float32))
+    assert run_graph(ids, emb, GraphConfig(), tmp_path) == []
+
+
+def test_beam_duplicate_ids_fail_naming_the_id(tmp_path):
+    ids, emb = clustered(10)
+    ids[7] = ids[2]
+    with pytest.raises(Exception, match="duplicate id in graph input: 'n0002'"):
+        run_graph(ids, emb, GraphConfig(), tmp_path)
+
+
+def test_invalid_config_is_rejected():
+    with pytest.raises(ValueError, match="LSH"):
+        BuildSimilarityGraph(GraphConfig(lsh_splits=2, lsh_rounds=0))
+
+
+# --- statistics ---------------------------------------------------------------------------------
+
+
+def test_graph_statistics_on_a_hand_made_graph(tmp_path):
+    # Undirected a-b (same label), a-c (same speaker), b-c (neither); d is isolated.
+    edges = [("a", "b", 0.9), ("b", "a", 0.9), ("a", "c", 0.7), ("c", "b", 0.65)]
+    labels = {"a": "sad", "b": "sad", "c": "happy", "d": "happy"}
+    speakers = {"a": "s1", "b": "s2", "c": "s1", "d": "s3"}
+    stats = graph_statistics(edges, "abcd", labels, speakers)
+    assert stats["nodes"] == 4 and stats["edges"] == 3 and stats["isolated_nodes"] == 1
+    assert stats["mean_degree"] == pytest.approx(1.5) and stats["median_degree"] == 2
+    assert stats["degree_histogram"] == {"0": 1, "2": 3}
+    assert sum(stats["weight_histogram"]["counts"]) == 3
+    assert stats["label_homophily"] == pytest.approx(1 / 3)
+    assert stats["label_chance"] == pytest.approx(0.5)  # two labels, two nodes each
+    assert stats["speaker_homophily"] == pytest.approx(1 / 3)
+    assert stats["speaker_chance"] == pytest.approx(0.25 + 1 / 16 + 1 / 16)
+    plot_graph_statistics(stats, str(tmp_path / "graph.png"))
+    assert (tmp_path / "graph.png").stat().st_size > 1000
+
+
+def test_graph_statistics_of_an_empty_graph():
+    stats = graph_statistics([], ["a"], labels={"a": "sad"})
+    assert stats["edges"] == 0 and stats["isolated_nodes"] == 1
+    assert stats["label_homophily"] is None and stats["label_chance"] == 1.0
