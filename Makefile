@@ -1,5 +1,6 @@
 # Two entry points for a fresh machine: `make demo` and `make test`. Both are idempotent.
-PYTHON ?= python3.10
+# python3.10 through pyenv's shims (this repo's .python-version selects it), else pyenv's own copy.
+PYTHON ?= $(shell command -v python3.10 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.10.*/bin/python3.10 2>/dev/null | tail -n 1)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -7,7 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test test-fast lint install clean
 
 $(BIN)/python:
-	@command -v $(PYTHON) >/dev/null 2>&1 && $(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null || { \
+	@test -n "$(PYTHON)" && $(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null || { \
 	  echo "emograph needs Python 3.10 (TFX 1.16 has no wheels for newer Pythons)."; \
 	  echo "Install it (e.g. 'pyenv install 3.10') so that '$(PYTHON)' runs it; this repo's .python-version selects it under pyenv."; \
 	  exit 1; }

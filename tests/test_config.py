@@ -1,0 +1,41 @@
+"""The typed run configuration: JSON round trips, strict parsing, presets."""
+
+import pytest
+
+from pipeline.config import (
+    AudioConfig,
+    CorpusSpec,
+    GraphConfig,
+    RunConfig,
+    section_from_json,
+    section_to_json,
+)
+
+
+def test_run_config_round_trips_through_json():
+    config = RunConfig.tiny("/tmp/x").replace(beam_args=("--direct_num_workers=2",))
+    assert RunConfig.from_json(config.to_json()) == config
+
+
+def test_section_round_trip():
+    graph = GraphConfig(similarity_threshold=0.7, lsh_splits=8)
+    assert section_from_json(GraphConfig, section_to_json(graph)) == graph
+
+
+def test_unknown_settings_are_refused():
+    with pytest.raises(ValueError, match="unknown AudioConfig settings: \\['window'\\]"):
+        section_from_json(AudioConfig, '{"window": 3}')
+
+
+@pytest.mark.parametrize("text", ["ravdess", ":path", "ravdess:"])
+def test_corpus_spec_needs_kind_and_path(text):
+    with pytest.raises(ValueError, match="KIND:PATH"):
+        CorpusSpec.parse(text)
+
+
+def test_corpus_spec_parse():
+    assert CorpusSpec.parse("RAVDESS:/data/r:1") == CorpusSpec("ravdess", "/data/r:1")
+
+
+def test_window_samples():
+    assert AudioConfig(window_seconds=1.5).window_samples == 24000

@@ -1,0 +1,44 @@
+"""SER metrics against sklearn, and the Keras metrics TFMA runs against the numpy ones."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
+
+import components  # noqa: F401
+from components.evaluation import metrics
+
+CLASSES = ("a", "b", "c", "d")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_summary_matches_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    y_true = rng.integers(0, 4, 200)
+    y_pred = np.where(rng.random(200) < 0.6, y_true, rng.integers(0, 4, 200))
+    s = metrics.summary(y_true, y_pred, CLASSES)
+    assert s["uar"] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
+    assert s["wa"] == pytest.approx(np.mean(y_true == y_pred))
+    assert s["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+    np.testing.assert_allclose(list(s["recall"].values()), recall_score(y_true, y_pred, average=None))
+
+
+def test_uar_ignores_classes_absent_from_labels():
+    s = metrics.summary(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), CLASSES)
+    assert s["uar"] == pytest.approx((0.5 + 1.0) / 2)
+    assert np.isnan(s["recall"]["c"])
+
+
+def test_keras_metrics_equal_numpy_over_batches():
+    rng = np.random.default_rng(3)
+    y_true = rng.integers(0, 4, 90)
+    scores = rng.random((90, 4)).astype(np.float32)
+    uar = metrics.UnweightedAverageRecall(num_classes=4)
+    recall_b = metrics.ClassRecall(num_classes=4, class_index=1)
+    for start in range(0, 90, 32):  # accumulate over batches, as TFMA does
+        uar.update_state(y_true[start:start + 32], scores[start:start + 32])
+        recall_b.update_state(y_true[start:start + 32], scores[start:start + 32])
+    s = metrics.summary(y_true, scores.argmax(-1), CLASSES)
+    assert float(uar.result()) == pytest.approx(s["uar"], abs=1e-6)
+    assert float(recall_b.result()) == pytest.approx(s["recall"]["b"], abs=1e-6)
+    clone = metrics.ClassRecall.from_config(recall_b.get_config())
+    assert clone.class_index == 1

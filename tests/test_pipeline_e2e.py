@@ -1,0 +1,100 @@
+"""The real TFX pipeline, end to end, on a tiny synthetic corpus (LocalDagRunner, DirectRunner)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import features as F
+from pipeline import local_runner, report
+from pipeline.config import RunConfig
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> RunConfig:
+    config = RunConfig.tiny(str(tmp_path_factory.mktemp("run")))
+    local_runner.run(config)
+    return config
+
+
+def _records(pattern: str) -> list[tf.train.Example]:
+    files = sorted(tf.io.gfile.glob(pattern))
+    assert files, f"nothing matches {pattern}"
+    ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
+    return [tf.train.Example.FromString(x) for x in ds.as_numpy_iterator()]
+
+
+def _uri(config: RunConfig, type_name: str) -> str:
+    uri = report.latest_uri(config, type_name)
+    assert uri, f"no {type_name} artifact"
+    return uri
+
+
+def test_ingested_examples_have_the_schema_features(finished_run):
+    root = Path(finished_run.pipeline_root)
+    for name in ("source_example_gen", "target_example_gen"):
+        (examples_dir,) = (root / name / "examples").iterdir()
+        speakers = {}
+        for split in ("train", "eval", "test"):
+            examples = _records(f"{examples_dir}/Split-{split}/*.gz")
+            first = examples[0].features.feature
+            assert set(first) == {F.AUDIO, F.LABEL, F.SPEAKER, F.CLIP, F.ID, F.CORPUS, F.START}
+            assert len(first[F.AUDIO].bytes_list.value[0]) == 2 * finished_run.audio.window_samples
+            speakers[split] = {e.features.feature[F.SPEAKER].bytes_list.value[0] for e in examples}
+        assert not speakers["train"] & speakers["eval"]
+        assert not speakers["train"] & speakers["test"]
+        assert not speakers["eval"] & speakers["test"]
+
+
+def test_ingest_report_accounts_for_every_file(finished_run):
+    (report_dir,) = (Path(finished_run.pipeline_root) / "target_example_gen" / "report").iterdir()
+    summary = json.loads((report_dir / "ingest_report.json").read_text())
+    manifest_rows = len((Path(finished_run.target.path) / "manifest.csv").read_text().splitlines()) - 1
+    assert summary["found"] == manifest_rows == summary["ingested"] + summary["rejected"]
+
+
+def test_graph_edges_reference_real_train_ids(finished_run):
+    graph_dir = Path(_uri(finished_run, "emograph.SimilarityGraph"))
+    edges = [line.split("\t") for p in graph_dir.glob("graph*.tsv") for line in p.read_text().splitlines()]
+    assert edges, "empty graph"
+    (transformed,) = (Path(finished_run.pipeline_root) / "target_transform" / "transformed_examples").iterdir()
+    train_ids = {e.features.feature[F.ID].bytes_list.value[0].decode()
+                 for e in _records(f"{transformed}/Split-train/*.gz")}
+    for source, target, weight in edges:
+        assert source in train_ids and target in train_ids and source != target
+        assert finished_run.graph.similarity_threshold <= float(weight) <= 1.0 + 1e-6
+    stats = json.loads((graph_dir / "stats.json").read_text())
+    assert stats["nodes"] == len(train_ids)
+
+
+def test_packed_examples_carry_neighbours(finished_run):
+    (packed,) = (Path(finished_run.pipeline_root) / "NeighbourPacker" / "packed_examples").iterdir()
+    examples = _records(f"{packed}/Split-train/*.gz")
+    with_neighbours = [e for e in examples if e.features.feature[F.NUM_NBRS].int64_list.value[0] > 0]
+    assert with_neighbours
+    feats = with_neighbours[0].features.feature
+    assert "NL_nbr_0_logmel" in feats and "NL_nbr_0_weight" in feats
+    assert len(feats["NL_nbr_0_logmel"].float_list.value) == len(feats[F.LOGMEL].float_list.value)
+
+
+def test_pushed_int8_model_runs_in_litert_above_chance(finished_run):
+    from ai_edge_litert.interpreter import Interpreter
+
+    summary = report.summary(finished_run)
+    pushed = Path(summary["pushed"]["directory"])
+    assert {p.name for p in pushed.iterdir()} >= {"model.tflite", "labels.txt", "metadata.json",
+                                                 "MODEL_CARD.md"}
+    interpreter = Interpreter(model_path=str(pushed / "model.tflite"))
+    interpreter.allocate_tensors()
+    (inp,) = interpreter.get_input_details()
+    assert inp["dtype"] == np.float32
+    assert list(inp["shape"]) == [1, finished_run.audio.window_samples]
+    assert any(t["dtype"] == np.int8 for t in interpreter.get_tensor_details())
+    chance = 1 / len(finished_run.classes)
+    assert summary["pushed"]["int8_uar"] > chance
+    assert summary["nsl_student"]["uar"] > chance
+    assert summary["speech_only"]["uar"] > chance
