@@ -4,7 +4,7 @@ from tfx.types.artifact import Artifact
 
 
 class IngestReport(Artifact):
-    """ingest_report.json (found = ingested + rejected, one entry per rejected file), splits.json."""
+    """ingest_report.json (found = ingested + rejected, a reason per rejected file), splits.json."""
 
     TYPE_NAME = "emograph.IngestReport"
 

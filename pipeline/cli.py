@@ -56,10 +56,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from components.example_gen.ingest import run_ingest
 
     config = _load_config(args)
-    summary = run_ingest(CorpusSpec.parse(args.corpus), config.classes, config.audio,
-                         config.split, args.out, config.beam_args)
-    print(f"found {summary['found']} = ingested {summary['ingested']} + rejected "
-          f"{summary['rejected']} {summary['rejected_by_reason']}")
+    summary = run_ingest(
+        CorpusSpec.parse(args.corpus),
+        config.classes,
+        config.audio,
+        config.split,
+        args.out,
+        config.beam_args,
+    )
+    print(
+        f"found {summary['found']} = ingested {summary['ingested']} + rejected "
+        f"{summary['rejected']} {summary['rejected_by_reason']}"
+    )
     print(f"windows per split: {summary['windows']}; report: {args.out}/report/ingest_report.json")
     return 0
 
@@ -89,8 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     run = with_config(sub.add_parser("run", help="run the whole TFX pipeline locally"))
-    run.add_argument("--demo", action="store_true",
-                     help="the synthetic source and target corpora (the default)")
+    run.add_argument(
+        "--demo", action="store_true", help="the synthetic source and target corpora (the default)"
+    )
     run.add_argument("--source", help="source corpus KIND:PATH (teacher data)")
     run.add_argument("--target", help="target corpus KIND:PATH (student data)")
     run.set_defaults(func=cmd_run)
@@ -103,8 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--corpus", choices=("source", "target"), required=True)
     synth.add_argument("--out", required=True)
     synth.add_argument("--speakers", type=int, default=SynthConfig.speakers)
-    synth.add_argument("--utterances", type=int, default=SynthConfig.utterances_per_emotion,
-                       help="utterances per speaker and emotion")
+    synth.add_argument(
+        "--utterances",
+        type=int,
+        default=SynthConfig.utterances_per_emotion,
+        help="utterances per speaker and emotion",
+    )
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=cmd_synth)
 

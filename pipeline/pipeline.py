@@ -36,9 +36,9 @@ def _ingest_and_validate(name: str, config: RunConfig, corpus, schema) -> tuple[
         audio=section_to_json(config.audio),
         split=section_to_json(config.split),
     ).with_id(f"{name}_example_gen")
-    statistics = tfx.components.StatisticsGen(
-        examples=example_gen.outputs["examples"]
-    ).with_id(f"{name}_statistics_gen")
+    statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
+        f"{name}_statistics_gen"
+    )
     validator = tfx.components.ExampleValidator(
         statistics=statistics.outputs["statistics"], schema=schema
     ).with_id(f"{name}_example_validator")
@@ -46,7 +46,9 @@ def _ingest_and_validate(name: str, config: RunConfig, corpus, schema) -> tuple[
         examples=example_gen.outputs["examples"],
         schema=schema,
         preprocessing_fn=PREPROCESSING_FN,
-        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=["train", "eval", "test"]),
+        splits_config=tfx.proto.SplitsConfig(
+            analyze=["train"], transform=["train", "eval", "test"]
+        ),
         custom_config=_model_config(config),
     ).with_id(f"{name}_transform")
     return [example_gen, statistics, validator, transform], (example_gen, transform)
@@ -86,25 +88,34 @@ def create_pipeline(config: RunConfig, metadata_connection_config=None) -> tfx.d
         "target", config, config.target, schema.outputs["schema"]
     )
     teacher = _trainer(
-        "teacher_trainer", TEACHER_RUN_FN, source_transform.outputs["transformed_examples"],
-        source_transform, _model_config(config, teacher=config.teacher),
+        "teacher_trainer",
+        TEACHER_RUN_FN,
+        source_transform.outputs["transformed_examples"],
+        source_transform,
+        _model_config(config, teacher=config.teacher),
     )
     embedder = Embedder(
         examples=target_transform.outputs["transformed_examples"], model=teacher.outputs["model"]
     )
-    graph = GraphBuilder(embeddings=embedder.outputs["embeddings"],
-                         config=section_to_json(config.graph))
+    graph = GraphBuilder(
+        embeddings=embedder.outputs["embeddings"], config=section_to_json(config.graph)
+    )
     packer = NeighbourPacker(
         examples=target_transform.outputs["transformed_examples"],
         graph=graph.outputs["graph"],
         max_neighbours=config.student.num_neighbours,
     )
     student = _trainer(
-        "student_trainer", STUDENT_RUN_FN, packer.outputs["packed_examples"], target_transform,
+        "student_trainer",
+        STUDENT_RUN_FN,
+        packer.outputs["packed_examples"],
+        target_transform,
         _model_config(config, student=config.student),
     )
     speech_only = _trainer(
-        "speech_only_trainer", STUDENT_RUN_FN, target_transform.outputs["transformed_examples"],
+        "speech_only_trainer",
+        STUDENT_RUN_FN,
+        target_transform.outputs["transformed_examples"],
         target_transform,
         _model_config(config, student=dataclasses.replace(config.student, graph_multiplier=0.0)),
     )
@@ -127,8 +138,19 @@ def create_pipeline(config: RunConfig, metadata_connection_config=None) -> tfx.d
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=config.pipeline_root,
-        components=[schema, *source_steps, *target_steps, teacher, embedder, graph, packer,
-                    student, speech_only, evaluator, pusher],
+        components=[
+            schema,
+            *source_steps,
+            *target_steps,
+            teacher,
+            embedder,
+            graph,
+            packer,
+            student,
+            speech_only,
+            evaluator,
+            pusher,
+        ],
         enable_cache=True,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(config.beam_args),

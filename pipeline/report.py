@@ -1,4 +1,4 @@
-"""What a finished run produced, read back from ML Metadata and the artifacts (no re-computation)."""
+"""What a finished run produced, read back from ML Metadata and the artifacts."""
 
 from __future__ import annotations
 
@@ -77,19 +77,27 @@ def format_summary(s: dict) -> str:
     for key, title in (("nsl_student", "NSL student"), ("speech_only", "speech-only student")):
         if s.get(key):
             m = s[key]
-            lines.append(f"{title:>20}: test UAR {m.get('uar', float('nan')):.3f}  "
-                         f"WA {m.get('wa', float('nan')):.3f}")
+            lines.append(
+                f"{title:>20}: test UAR {m.get('uar', float('nan')):.3f}  "
+                f"WA {m.get('wa', float('nan')):.3f}"
+            )
     if "blessed" in s:
         lines.append(f"{'blessed':>20}: {s['blessed']}")
     if "graph" in s:
         g = s["graph"]
-        lines.append(f"{'graph':>20}: " + ", ".join(
-            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in g.items()))
+        lines.append(
+            f"{'graph':>20}: "
+            + ", ".join(
+                f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in g.items()
+            )
+        )
     if "pushed" in s:
         p = s["pushed"]
         lines.append(f"{'pushed model':>20}: {p['directory']}/model.tflite")
-        lines.append(f"{'':>20}  {p['bytes'] / 1024:.1f} KiB int8, test UAR {p['int8_uar']:.3f} "
-                     f"(float {p['float_uar']:.3f}, top-1 agreement {p['int8_agreement']:.1%})")
+        lines.append(
+            f"{'':>20}  {p['bytes'] / 1024:.1f} KiB int8, test UAR {p['int8_uar']:.3f} "
+            f"(float {p['float_uar']:.3f}, top-1 agreement {p['int8_agreement']:.1%})"
+        )
     else:
         lines.append(f"{'pushed model':>20}: none (not blessed, or the run did not finish)")
     return "\n".join(lines)

@@ -22,8 +22,13 @@ def _speechlike(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
 def test_filterbank_equals_librosa_htk():
     ours = frontend.mel_filterbank(CFG, SR)
     ref = librosa.filters.mel(
-        sr=SR, n_fft=CFG.fft_length, n_mels=CFG.mel_bands, fmin=CFG.fmin, fmax=CFG.fmax,
-        htk=True, norm=None,
+        sr=SR,
+        n_fft=CFG.fft_length,
+        n_mels=CFG.mel_bands,
+        fmin=CFG.fmin,
+        fmax=CFG.fmax,
+        htk=True,
+        norm=None,
     )
     np.testing.assert_allclose(ours, ref, atol=1e-6)
 
@@ -43,9 +48,19 @@ def test_log_mel_matches_librosa_within_1e_3():
     # librosa centres the 400-sample window inside its 512-sample frame: shift by the offset.
     offset = (CFG.fft_length - CFG.frame_length) // 2
     ref = librosa.feature.melspectrogram(
-        y=y, sr=SR, n_fft=CFG.fft_length, hop_length=CFG.frame_step, win_length=CFG.frame_length,
-        window="hann", center=False, power=2.0, n_mels=CFG.mel_bands, fmin=CFG.fmin,
-        fmax=CFG.fmax, htk=True, norm=None,
+        y=y,
+        sr=SR,
+        n_fft=CFG.fft_length,
+        hop_length=CFG.frame_step,
+        win_length=CFG.frame_length,
+        window="hann",
+        center=False,
+        power=2.0,
+        n_mels=CFG.mel_bands,
+        fmin=CFG.fmin,
+        fmax=CFG.fmax,
+        htk=True,
+        norm=None,
     ).T
     ours = frontend.log_mel(y[offset:][None], CFG, SR).numpy()[0]
     frames = min(len(ref), len(ours))

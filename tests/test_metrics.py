@@ -19,7 +19,9 @@ def test_summary_matches_sklearn(seed):
     assert s["uar"] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
     assert s["wa"] == pytest.approx(np.mean(y_true == y_pred))
     assert s["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro"))
-    np.testing.assert_allclose(list(s["recall"].values()), recall_score(y_true, y_pred, average=None))
+    np.testing.assert_allclose(
+        list(s["recall"].values()), recall_score(y_true, y_pred, average=None)
+    )
 
 
 def test_uar_ignores_classes_absent_from_labels():
@@ -35,8 +37,8 @@ def test_keras_metrics_equal_numpy_over_batches():
     uar = metrics.UnweightedAverageRecall(num_classes=4)
     recall_b = metrics.ClassRecall(num_classes=4, class_index=1)
     for start in range(0, 90, 32):  # accumulate over batches, as TFMA does
-        uar.update_state(y_true[start:start + 32], scores[start:start + 32])
-        recall_b.update_state(y_true[start:start + 32], scores[start:start + 32])
+        uar.update_state(y_true[start : start + 32], scores[start : start + 32])
+        recall_b.update_state(y_true[start : start + 32], scores[start : start + 32])
     s = metrics.summary(y_true, scores.argmax(-1), CLASSES)
     assert float(uar.result()) == pytest.approx(s["uar"], abs=1e-6)
     assert float(recall_b.result()) == pytest.approx(s["recall"]["b"], abs=1e-6)

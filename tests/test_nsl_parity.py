@@ -1,7 +1,7 @@
 """Parity with NSL's own tools: nsl.tools.build_graph_from_config and nsl.tools.pack_nbrs.
 
 Both hold everything in memory and read one uncompressed TFRecord file, so they serve as the
-reference on small inputs. nsl.tools has no top-k and no centring: the graph runs without both.
+reference on small inputs. nsl.tools has no top-k and no centring: graph parity runs without both.
 """
 
 import components  # noqa: F401  (first: sets up TF_USE_LEGACY_KERAS and the NSL stub)

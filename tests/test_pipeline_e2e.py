@@ -53,17 +53,27 @@ def test_ingested_examples_have_the_schema_features(finished_run):
 def test_ingest_report_accounts_for_every_file(finished_run):
     (report_dir,) = (Path(finished_run.pipeline_root) / "target_example_gen" / "report").iterdir()
     summary = json.loads((report_dir / "ingest_report.json").read_text())
-    manifest_rows = len((Path(finished_run.target.path) / "manifest.csv").read_text().splitlines()) - 1
+    manifest_rows = (
+        len((Path(finished_run.target.path) / "manifest.csv").read_text().splitlines()) - 1
+    )
     assert summary["found"] == manifest_rows == summary["ingested"] + summary["rejected"]
 
 
 def test_graph_edges_reference_real_train_ids(finished_run):
     graph_dir = Path(_uri(finished_run, "emograph.SimilarityGraph"))
-    edges = [line.split("\t") for p in graph_dir.glob("graph*.tsv") for line in p.read_text().splitlines()]
+    edges = [
+        line.split("\t")
+        for p in graph_dir.glob("graph*.tsv")
+        for line in p.read_text().splitlines()
+    ]
     assert edges, "empty graph"
-    (transformed,) = (Path(finished_run.pipeline_root) / "target_transform" / "transformed_examples").iterdir()
-    train_ids = {e.features.feature[F.ID].bytes_list.value[0].decode()
-                 for e in _records(f"{transformed}/Split-train/*.gz")}
+    (transformed,) = (
+        Path(finished_run.pipeline_root) / "target_transform" / "transformed_examples"
+    ).iterdir()
+    train_ids = {
+        e.features.feature[F.ID].bytes_list.value[0].decode()
+        for e in _records(f"{transformed}/Split-train/*.gz")
+    }
     for source, target, weight in edges:
         assert source in train_ids and target in train_ids and source != target
         assert finished_run.graph.similarity_threshold <= float(weight) <= 1.0 + 1e-6
@@ -74,7 +84,9 @@ def test_graph_edges_reference_real_train_ids(finished_run):
 def test_packed_examples_carry_neighbours(finished_run):
     (packed,) = (Path(finished_run.pipeline_root) / "NeighbourPacker" / "packed_examples").iterdir()
     examples = _records(f"{packed}/Split-train/*.gz")
-    with_neighbours = [e for e in examples if e.features.feature[F.NUM_NBRS].int64_list.value[0] > 0]
+    with_neighbours = [
+        e for e in examples if e.features.feature[F.NUM_NBRS].int64_list.value[0] > 0
+    ]
     assert with_neighbours
     feats = with_neighbours[0].features.feature
     assert "NL_nbr_0_logmel" in feats and "NL_nbr_0_weight" in feats
@@ -86,8 +98,12 @@ def test_pushed_int8_model_runs_in_litert_above_chance(finished_run):
 
     summary = report.summary(finished_run)
     pushed = Path(summary["pushed"]["directory"])
-    assert {p.name for p in pushed.iterdir()} >= {"model.tflite", "labels.txt", "metadata.json",
-                                                 "MODEL_CARD.md"}
+    assert {p.name for p in pushed.iterdir()} >= {
+        "model.tflite",
+        "labels.txt",
+        "metadata.json",
+        "MODEL_CARD.md",
+    }
     interpreter = Interpreter(model_path=str(pushed / "model.tflite"))
     interpreter.allocate_tensors()
     (inp,) = interpreter.get_input_details()

@@ -10,14 +10,24 @@ from components.tflite_pusher import export
 
 
 def _contents(directory: Path) -> None:
-    edge_metadata.write_metadata(directory, sample_rate=16000, window_samples=16000,
-                                 hop_samples=8000, classes=("a", "b"), quantization="int8")
+    edge_metadata.write_metadata(
+        directory,
+        sample_rate=16000,
+        window_samples=16000,
+        hop_samples=8000,
+        classes=("a", "b"),
+        quantization="int8",
+    )
 
 
 def test_push_writes_a_complete_version_and_moves_latest(tmp_path):
     first = export.push(tmp_path, "v1", b"model-1", _contents)
     assert (tmp_path / "LATEST").read_text().strip() == "v1"
-    assert sorted(p.name for p in first.iterdir()) == ["labels.txt", "metadata.json", "model.tflite"]
+    assert sorted(p.name for p in first.iterdir()) == [
+        "labels.txt",
+        "metadata.json",
+        "model.tflite",
+    ]
     export.push(tmp_path, "v2", b"model-2", _contents)
     assert (tmp_path / "LATEST").read_text().strip() == "v2"
 

@@ -1,4 +1,4 @@
-"""The synthetic corpus: deterministic, well-formed, and emotional enough to learn, not trivially."""
+"""The synthetic corpus: deterministic, well-formed, emotional enough to learn but not trivially."""
 
 from __future__ import annotations
 
@@ -100,7 +100,7 @@ def test_write_corpus_skips_when_done_and_redoes_when_config_changes(tmp_path):
 def test_emotion_is_learnable_across_speakers_but_not_trivially():
     cfg = SynthConfig(speakers=8, utterances_per_emotion=3, seed=0)
     rows = [(utterance_features(a), e, s.id) for s, e, _, a in generate_corpus("source", cfg)]
-    x, y, speakers = (np.array(column) for column in zip(*rows))
+    x, y, speakers = (np.array(column) for column in zip(*rows, strict=True))
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     accuracy = cross_val_score(model, x, y, groups=speakers, cv=GroupKFold(4)).mean()
     assert 0.45 < accuracy < 0.98, accuracy  # chance is 1/6

@@ -55,13 +55,13 @@ class Prosody:
 EMOTION_PROSODY: dict[str, Prosody] = {
     #                  f0_shift range slope final rate  level jitter shimmer oq   asp   tremor
     "neutral":   Prosody(0.0,  2.0, -1.0, -1.5, 1.00,  0.0, 0.010, 0.04, 0.60, 0.05, 0.0),
-    "calm":      Prosody(-0.5, 1.5, -1.0, -2.0, 0.90, -2.0, 0.008, 0.03, 0.65, 0.08, 0.0),
-    "happy":     Prosody(3.0,  5.0,  0.5,  2.0, 1.10,  3.0, 0.010, 0.04, 0.50, 0.04, 0.0),
-    "sad":       Prosody(-1.5, 1.0, -2.5, -3.0, 0.80, -4.0, 0.015, 0.06, 0.72, 0.15, 0.1),
-    "angry":     Prosody(2.5,  4.0, -1.5, -3.0, 1.10,  6.0, 0.015, 0.06, 0.42, 0.03, 0.0),
-    "fearful":   Prosody(4.0,  2.5,  0.5,  1.5, 1.20,  0.0, 0.025, 0.08, 0.65, 0.12, 0.5),
-    "disgust":   Prosody(-0.5, 3.0, -2.0, -3.0, 0.85, -1.0, 0.015, 0.06, 0.55, 0.08, 0.0),
-    "surprised": Prosody(4.5,  6.0,  1.0,  4.0, 1.05,  3.0, 0.010, 0.04, 0.55, 0.05, 0.0),
+    "calm":      Prosody(-0.6, 1.4, -1.0, -2.1, 0.89, -2.3, 0.008, 0.03, 0.66, 0.08, 0.0),
+    "happy":     Prosody(3.5,  5.5,  0.7,  2.5, 1.12,  3.5, 0.010, 0.04, 0.49, 0.04, 0.0),
+    "sad":       Prosody(-1.7, 0.9, -2.7, -3.2, 0.77, -4.6, 0.016, 0.06, 0.74, 0.17, 0.1),
+    "angry":     Prosody(2.9,  4.3, -1.6, -3.2, 1.12,  6.9, 0.016, 0.06, 0.39, 0.03, 0.0),
+    "fearful":   Prosody(4.6,  2.6,  0.7,  2.0, 1.23,  0.0, 0.027, 0.09, 0.66, 0.13, 0.6),
+    "disgust":   Prosody(-0.6, 3.2, -2.2, -3.2, 0.83, -1.2, 0.016, 0.06, 0.54, 0.08, 0.0),
+    "surprised": Prosody(5.2,  6.6,  1.3,  4.8, 1.06,  3.5, 0.010, 0.04, 0.54, 0.05, 0.0),
 }
 PROSODY_SPREAD = Prosody(0.9, 0.7, 0.6, 0.9, 0.06, 1.5, 0.0025, 0.01, 0.035, 0.02, 0.06)
 PROSODY_LOW = Prosody(-12, 0.0, -8, -8, 0.6, -15, 0.0, 0.0, 0.35, 0.0, 0.0)
@@ -77,6 +77,7 @@ class Domain:
     prefix: str  # of speaker ids, which keeps them distinct across domains
     vowels: tuple[tuple[float, float, float], ...]  # F1-F3 targets (Hz), adult male tract
     consonants: tuple[tuple[str, float], ...]  # (stop | fricative | sonorant, noise centre Hz)
+    # (sonorants are voiced: their centre is unused)
     consonant_seconds: float  # mean consonant duration at rate 1
     vowel_seconds: float  # mean vowel duration at rate 1
     declination: float  # semitones per second the language adds to every contour
@@ -219,11 +220,11 @@ def synthesize_utterance(
     source = signal.lfilter([1 - tilt], [1, -tilt], source)
     block = int(BLOCK_SECONDS * sample_rate)
     centres = (np.arange(0, len(t), block) + block / 2) / sample_rate
-    formants = _formant_tracks(centres, syllables, speaker, p, sample_rate)
+    formants = _formant_tracks(centres, syllables, speaker, sample_rate)
     bandwidths = np.array([60, 80, 120, 180, 250]) * (1 + 2 * (p.open_quotient - 0.6))
     speech = _formant_filter(source, formants, bandwidths, sample_rate, block)
     active = voicing > 0.1
-    speech /= np.sqrt(np.mean(speech[active] ** 2)) + 1e-12
+    speech /= np.sqrt(np.mean(speech[active] ** 2)) + 1e-12  # consonants are relative to this
     speech += _consonant_noise(rng, len(t), syllables, speaker, sample_rate)
 
     speech *= 0.05 * 10 ** (p.level / 20) / np.sqrt(np.mean(speech[active] ** 2))
@@ -240,12 +241,8 @@ def generate_corpus(
         for emotion in classes:
             for k in range(cfg.utterances_per_emotion):
                 rng = np.random.default_rng([cfg.seed, _key(domain), index, _key(emotion), k])
-                yield (
-                    speaker,
-                    emotion,
-                    k,
-                    synthesize_utterance(rng, speaker, emotion, spec, sample_rate),
-                )
+                audio = synthesize_utterance(rng, speaker, emotion, spec, sample_rate)
+                yield speaker, emotion, k, audio
 
 
 def write_corpus(
@@ -416,7 +413,7 @@ def _voicing_track(t: np.ndarray, syllables: list[_Syllable]) -> np.ndarray:
 
 
 def _formant_tracks(
-    t: np.ndarray, syllables: list[_Syllable], speaker: Speaker, p: Prosody, sample_rate: int
+    t: np.ndarray, syllables: list[_Syllable], speaker: Speaker, sample_rate: int
 ) -> np.ndarray:
     """F1-F5 (Hz) per block: glides between vowel targets, F1 dipping in each consonant."""
     knots, values = [], []
@@ -425,8 +422,8 @@ def _formant_tracks(
         knots += [(s.start + s.nucleus) / 2, (s.nucleus + s.end) / 2]
         values += [(previous + s.formants) / 2 * np.array([0.6, 1, 1]), s.formants]
         previous = s.formants
-    values_array = np.array(values)
-    tracks = [np.interp(t, knots, values_array[:, i]) for i in range(3)]
+    targets = np.array(values)
+    tracks = [np.interp(t, knots, targets[:, i]) for i in range(3)]
     tracks += [
         np.full_like(t, 3500 * speaker.formant_scale),
         np.full_like(t, 4500 * speaker.formant_scale),
@@ -503,13 +500,12 @@ def _consonant_noise(
         length = stop - start
         if kind == "fricative":
             envelope = 0.3 * np.hanning(length)
-        else:
-            burst = np.arange(length) - (length - int(0.02 * sample_rate))
-            envelope = np.where(
-                burst >= 0, 0.6 * np.exp(-np.maximum(burst, 0) / (0.005 * sample_rate)), 0
-            )
+        else:  # closure silence, then a 20 ms release burst
+            envelope = np.zeros(length)
+            burst = min(length, int(0.02 * sample_rate))
+            envelope[-burst:] = 0.6 * np.exp(-np.arange(burst) / (0.005 * sample_rate))
         centre = min(centre * speaker.formant_scale, 0.45 * sample_rate)
-        radius = np.exp(-np.pi * 0.4 * centre / sample_rate)
+        radius = np.exp(-np.pi * 0.4 * centre / sample_rate)  # bandwidth 40% of the centre
         a = [1, -2 * radius * np.cos(2 * np.pi * centre / sample_rate), radius**2]
         b = np.array([1, 0, -1]) * (1 - radius**2) / 2
         out[start:stop] = signal.lfilter(b, a, rng.standard_normal(length) * envelope) * 4

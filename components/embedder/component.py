@@ -1,6 +1,5 @@
 """Embedder: teacher embeddings of every target example (a Beam job), split by split."""
 
-
 import apache_beam as beam
 from tfx.dsl.component.experimental.annotations import (
     BeamComponentParameter,
@@ -32,12 +31,15 @@ def Embedder(  # noqa: N802
         for split in splits:
             _ = (
                 pipeline
-                | f"Read[{split}]" >> beam.io.ReadFromTFRecord(
+                | f"Read[{split}]"
+                >> beam.io.ReadFromTFRecord(
                     artifact_utils.get_split_uri([examples], split) + "/*", compression_type=GZIP
                 )
                 | f"Embed[{split}]" >> EmbedExamples(model_dir)
-                | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                    f"{embeddings.uri}/Split-{split}/embeddings", file_name_suffix=".gz",
+                | f"Write[{split}]"
+                >> beam.io.WriteToTFRecord(
+                    f"{embeddings.uri}/Split-{split}/embeddings",
+                    file_name_suffix=".gz",
                     compression_type=GZIP,
                 )
             )

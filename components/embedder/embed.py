@@ -54,7 +54,9 @@ class EmbedBatch(beam.DoFn):
         embeddings = self._embed(**{F.LOGMEL: parsed[F.LOGMEL]})[F.EMBEDDING].numpy()
         carried = {key: parsed[key].numpy() for key in CARRIED if key != F.ID}
         for i, example_id in enumerate(parsed[F.ID].numpy()):
-            yield embedding_example(example_id, embeddings[i], {k: v[i] for k, v in carried.items()})
+            yield embedding_example(
+                example_id, embeddings[i], {k: v[i] for k, v in carried.items()}
+            )
         beam.metrics.Metrics.counter("emograph.embedder", "embedded").inc(len(batch))
 
 

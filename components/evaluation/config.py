@@ -27,20 +27,27 @@ def eval_config(classes: tuple[str, ...], uar_margin: float) -> tfma.EvalConfig:
         tfma.MetricConfig(class_name="ExampleCount"),
         tfma.MetricConfig(class_name="SparseCategoricalAccuracy", config='{"name": "wa"}'),
         tfma.MetricConfig(
-            class_name="UnweightedAverageRecall", module=METRICS_MODULE,
-            config=json.dumps({"num_classes": n, "name": UAR}), threshold=uar_threshold,
+            class_name="UnweightedAverageRecall",
+            module=METRICS_MODULE,
+            config=json.dumps({"num_classes": n, "name": UAR}),
+            threshold=uar_threshold,
         ),
     ] + [
         tfma.MetricConfig(
-            class_name="ClassRecall", module=METRICS_MODULE,
+            class_name="ClassRecall",
+            module=METRICS_MODULE,
             config=json.dumps({"num_classes": n, "class_index": i, "name": f"recall_{c}"}),
         )
         for i, c in enumerate(classes)
     ]
-    spec = dict(signature_name="serving_default", label_key=F.LABEL_ID, prediction_key="probabilities")
+    spec = dict(
+        signature_name="serving_default", label_key=F.LABEL_ID, prediction_key="probabilities"
+    )
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(name=CANDIDATE, **spec),
-                     tfma.ModelSpec(name=BASELINE, is_baseline=True, **spec)],
+        model_specs=[
+            tfma.ModelSpec(name=CANDIDATE, **spec),
+            tfma.ModelSpec(name=BASELINE, is_baseline=True, **spec),
+        ],
         slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[F.SPEAKER])],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
     )

@@ -38,7 +38,7 @@ def summary(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) ->
         "uar": float(np.nanmean(recall)) if present.any() else float("nan"),
         "wa": float(np.trace(matrix) / max(1, matrix.sum())),
         "macro_f1": float(np.mean(f1[present])) if present.any() else float("nan"),
-        "recall": {c: float(r) for c, r in zip(classes, recall)},
+        "recall": {c: float(r) for c, r in zip(classes, recall, strict=True)},
         "confusion": matrix.tolist(),
         "n": int(matrix.sum()),
     }
@@ -51,7 +51,10 @@ class _ConfusionMetric(keras.metrics.Metric):
         super().__init__(name=name, **kwargs)
         self.num_classes = num_classes
         self.matrix = self.add_weight(
-            name="confusion", shape=(num_classes, num_classes), initializer="zeros", dtype=tf.float32
+            name="confusion",
+            shape=(num_classes, num_classes),
+            initializer="zeros",
+            dtype=tf.float32,
         )
 
     def update_state(self, y_true, y_pred, sample_weight=None):

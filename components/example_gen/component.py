@@ -1,6 +1,5 @@
 """AudioExampleGen: the TFX wrapper around the ingest Beam job (components.example_gen.ingest)."""
 
-
 import json
 import logging
 
@@ -50,6 +49,9 @@ def AudioExampleGen(  # noqa: N802 (TFX components are named like classes)
     examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
     log.info(
         "ingest: found %d = ingested %d + rejected %d %s; windows per split %s",
-        summary["found"], summary["ingested"], summary["rejected"],
-        summary["rejected_by_reason"], summary["windows"],
+        summary["found"],
+        summary["ingested"],
+        summary["rejected"],
+        summary["rejected_by_reason"],
+        summary["windows"],
     )

@@ -1,6 +1,5 @@
 """GraphBuilder: the similarity graph over teacher embeddings of the target train split."""
 
-
 import json
 import logging
 

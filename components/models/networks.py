@@ -17,8 +17,9 @@ BN_MOMENTUM = 0.9
 
 
 def _conv_bn_relu(x, filters: int, kernel=3, strides=1, name: str = ""):
-    x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
-                            name=f"{name}_conv")(x)
+    x = keras.layers.Conv2D(
+        filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv"
+    )(x)
     x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
 
@@ -50,8 +51,9 @@ def build_student(cfg: StudentConfig, frames: int, bands: int, num_classes: int)
     x = _conv_bn_relu(x, cfg.filters[0], strides=2, name="stem")
     for i, filters in enumerate(cfg.filters[1:]):
         strides = 2 if i < 2 else 1
-        x = keras.layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False,
-                                         name=f"ds{i}_dw")(x)
+        x = keras.layers.DepthwiseConv2D(
+            3, strides=strides, padding="same", use_bias=False, name=f"ds{i}_dw"
+        )(x)
         x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"ds{i}_dw_bn")(x)
         x = keras.layers.ReLU(name=f"ds{i}_dw_relu")(x)
         x = _conv_bn_relu(x, filters, kernel=1, name=f"ds{i}_pw")

@@ -82,8 +82,15 @@ class BestValidationUAR(keras.callbacks.Callback):
     `scored` is the model that is exported (for NSL, the base model inside the wrapper).
     """
 
-    def __init__(self, scored: keras.Model, features: dict, labels: np.ndarray,
-                 classes: tuple[str, ...], patience: int, min_epochs: int):
+    def __init__(
+        self,
+        scored: keras.Model,
+        features: dict,
+        labels: np.ndarray,
+        classes: tuple[str, ...],
+        patience: int,
+        min_epochs: int,
+    ):
         super().__init__()
         self.scored, self.features, self.labels = scored, features, labels
         self.classes, self.patience, self.min_epochs = classes, patience, min_epochs
@@ -98,9 +105,15 @@ class BestValidationUAR(keras.callbacks.Callback):
         if uar > self.best_uar:
             self.best_uar, self.best_epoch = uar, epoch + 1
             self.best_weights = self.scored.get_weights()
-        log.info("epoch %d  loss %.4f  val UAR %.3f (best %.3f @ %d)  %.0fs", epoch + 1,
-                 (logs or {}).get("loss", float("nan")), uar, self.best_uar, self.best_epoch,
-                 time.time() - self._start)
+        log.info(
+            "epoch %d  loss %.4f  val UAR %.3f (best %.3f @ %d)  %.0fs",
+            epoch + 1,
+            (logs or {}).get("loss", float("nan")),
+            uar,
+            self.best_uar,
+            self.best_epoch,
+            time.time() - self._start,
+        )
         if epoch + 1 >= self.min_epochs and epoch + 1 - self.best_epoch >= self.patience:
             self.model.stop_training = True
 
@@ -133,8 +146,13 @@ def examples_signature(model: keras.Model, frames: int, bands: int) -> Callable:
     return serve
 
 
-def pcm_signature(model: keras.Model, audio: AudioConfig, front: FrontendConfig,
-                  mean: np.ndarray, inv_std: np.ndarray) -> Callable:
+def pcm_signature(
+    model: keras.Model,
+    audio: AudioConfig,
+    front: FrontendConfig,
+    mean: np.ndarray,
+    inv_std: np.ndarray,
+) -> Callable:
     """`pcm`: one window of float PCM [1, samples] -> probabilities, frontend inside."""
     mean_t, inv_std_t = tf.constant(mean, tf.float32), tf.constant(inv_std, tf.float32)
 

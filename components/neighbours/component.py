@@ -1,6 +1,5 @@
 """NeighbourPacker: packs graph neighbours' features into the target train examples."""
 
-
 import apache_beam as beam
 import tensorflow as tf
 from tfx.dsl.component.experimental.annotations import (

@@ -31,9 +31,16 @@ def graph_regularised(base: keras.Model, cfg: StudentConfig) -> keras.Model:
     return nsl.keras.GraphRegularization(base, config)
 
 
-def train_student(train_files, eval_files, serving_dir: str, transform_output: str,
-                  cfg: StudentConfig, audio: AudioConfig, front: FrontendConfig,
-                  classes: tuple[str, ...]) -> dict:
+def train_student(
+    train_files,
+    eval_files,
+    serving_dir: str,
+    transform_output: str,
+    cfg: StudentConfig,
+    audio: AudioConfig,
+    front: FrontendConfig,
+    classes: tuple[str, ...],
+) -> dict:
     """Fits the student (NSL when the multiplier is positive), exports the base model."""
     keras.utils.set_random_seed(cfg.seed)
     frames, bands = training.input_shape(audio, front)
@@ -51,19 +58,30 @@ def train_student(train_files, eval_files, serving_dir: str, transform_output: s
     best = training.BestValidationUAR(base, val_x, val_y, classes, patience=8, min_epochs=10)
     model.fit(train, epochs=cfg.epochs, callbacks=[best], verbose=2)
     mean, inv_std = training.normalisation_constants(transform_output, audio)
-    training.save(base, serving_dir, {
-        "serving_default": training.examples_signature(base, frames, bands),
-        "pcm": training.pcm_signature(base, audio, front, mean, inv_std),
-    })
-    return {"best_epoch": best.best_epoch, "val_uar": best.best_uar, "history": best.history,
-            "params": base.count_params(), "graph_multiplier": cfg.graph_multiplier}
+    training.save(
+        base,
+        serving_dir,
+        {
+            "serving_default": training.examples_signature(base, frames, bands),
+            "pcm": training.pcm_signature(base, audio, front, mean, inv_std),
+        },
+    )
+    return {
+        "best_epoch": best.best_epoch,
+        "val_uar": best.best_uar,
+        "history": best.history,
+        "params": base.count_params(),
+        "graph_multiplier": cfg.graph_multiplier,
+    }
 
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point."""
     conf = fn_args.custom_config
     summary = train_student(
-        fn_args.train_files, fn_args.eval_files, fn_args.serving_model_dir,
+        fn_args.train_files,
+        fn_args.eval_files,
+        fn_args.serving_model_dir,
         fn_args.transform_output,
         section_from_json(StudentConfig, conf["student"]),
         section_from_json(AudioConfig, conf["audio"]),

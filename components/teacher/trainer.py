@@ -29,8 +29,15 @@ def embed_signature(model: keras.Model, frames: int, bands: int):
     return embed
 
 
-def train_teacher(train_files, eval_files, serving_dir: str, cfg: TeacherConfig,
-                  audio: AudioConfig, front: FrontendConfig, classes: tuple[str, ...]) -> dict:
+def train_teacher(
+    train_files,
+    eval_files,
+    serving_dir: str,
+    cfg: TeacherConfig,
+    audio: AudioConfig,
+    front: FrontendConfig,
+    classes: tuple[str, ...],
+) -> dict:
     """Fits the teacher, keeps the epoch with the best validation UAR, exports it."""
     keras.utils.set_random_seed(0)
     frames, bands = training.input_shape(audio, front)
@@ -46,19 +53,29 @@ def train_teacher(train_files, eval_files, serving_dir: str, cfg: TeacherConfig,
     val_x, val_y = training.load_arrays(eval_files, frames, bands)
     best = training.BestValidationUAR(model, val_x, val_y, classes, patience=4, min_epochs=4)
     model.fit(train, epochs=cfg.epochs, callbacks=[best], verbose=2)
-    training.save(model, serving_dir, {
-        "serving_default": training.examples_signature(model, frames, bands),
-        "embed": embed_signature(model, frames, bands),
-    })
-    return {"best_epoch": best.best_epoch, "val_uar": best.best_uar, "history": best.history,
-            "params": model.count_params()}
+    training.save(
+        model,
+        serving_dir,
+        {
+            "serving_default": training.examples_signature(model, frames, bands),
+            "embed": embed_signature(model, frames, bands),
+        },
+    )
+    return {
+        "best_epoch": best.best_epoch,
+        "val_uar": best.best_uar,
+        "history": best.history,
+        "params": model.count_params(),
+    }
 
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point."""
     conf = fn_args.custom_config
     summary = train_teacher(
-        fn_args.train_files, fn_args.eval_files, fn_args.serving_model_dir,
+        fn_args.train_files,
+        fn_args.eval_files,
+        fn_args.serving_model_dir,
         section_from_json(TeacherConfig, conf["teacher"]),
         section_from_json(AudioConfig, conf["audio"]),
         section_from_json(FrontendConfig, conf["frontend"]),

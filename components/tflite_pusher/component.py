@@ -1,6 +1,5 @@
 """TFLitePusher: converts the blessed student to int8 TFLite and pushes a versioned directory."""
 
-
 import json
 import logging
 import time
@@ -25,8 +24,15 @@ class PushRefused(RuntimeError):
     """The int8 model disagrees with the float model beyond the configured limit."""
 
 
-def export_and_push(model_dir: str, raw_examples_uri: str, push_root: str, cfg: ExportConfig,
-                    audio: AudioConfig, classes: tuple[str, ...], lineage: dict) -> Path:
+def export_and_push(
+    model_dir: str,
+    raw_examples_uri: str,
+    push_root: str,
+    cfg: ExportConfig,
+    audio: AudioConfig,
+    classes: tuple[str, ...],
+    lineage: dict,
+) -> Path:
     """Converts, checks parity, and pushes `<push_root>/<model_name>/<version>/`."""
     representative, _ = export.read_windows(
         f"{raw_examples_uri}/Split-train/*.gz", classes, cfg.representative_examples
@@ -45,15 +51,22 @@ def export_and_push(model_dir: str, raw_examples_uri: str, push_root: str, cfg: 
 
     def write_contents(directory: Path) -> None:
         meta = edge_metadata.write_metadata(
-            directory, sample_rate=audio.sample_rate, window_samples=audio.window_samples,
-            hop_samples=audio.hop_samples, classes=classes, quantization=PUSHED_VARIANT,
+            directory,
+            sample_rate=audio.sample_rate,
+            window_samples=audio.window_samples,
+            hop_samples=audio.hop_samples,
+            classes=classes,
+            quantization=PUSHED_VARIANT,
             extra=extra,
         )
-        card = export.model_card(cfg.model_name, version, json.loads(meta.to_json()), report, classes)
+        card = export.model_card(
+            cfg.model_name, version, json.loads(meta.to_json()), report, classes
+        )
         (directory / "MODEL_CARD.md").write_text(card)
 
-    return export.push(Path(push_root) / cfg.model_name, version, models[PUSHED_VARIANT],
-                       write_contents)
+    return export.push(
+        Path(push_root) / cfg.model_name, version, models[PUSHED_VARIANT], write_contents
+    )
 
 
 @component
@@ -75,9 +88,13 @@ def TFLitePusher(  # noqa: N802
         return
     raw_uri = str(Path(artifact_utils.get_split_uri([examples], "train")).parent)
     destination = export_and_push(
-        path_utils.serving_model_path(model.uri), raw_uri, push_root,
-        section_from_json(ExportConfig, export_config), section_from_json(AudioConfig, audio),
-        tuple(json.loads(classes)), {"model": model.uri, "examples": examples.uri},
+        path_utils.serving_model_path(model.uri),
+        raw_uri,
+        push_root,
+        section_from_json(ExportConfig, export_config),
+        section_from_json(AudioConfig, audio),
+        tuple(json.loads(classes)),
+        {"model": model.uri, "examples": examples.uri},
     )
     pushed_model.set_int_custom_property("pushed", 1)
     pushed_model.set_string_custom_property("pushed_destination", str(destination))

@@ -31,7 +31,10 @@ QUANTIZATIONS = ("float32", "float16", "int8")
 
 def read_windows(pattern: str, classes: Sequence[str], limit: int | None = None):
     """Raw examples -> (float32 PCM [n, samples], label ids [n]) in file order."""
-    spec = {F.AUDIO: tf.io.FixedLenFeature([], tf.string), F.LABEL: tf.io.FixedLenFeature([], tf.string)}
+    spec = {
+        F.AUDIO: tf.io.FixedLenFeature([], tf.string),
+        F.LABEL: tf.io.FixedLenFeature([], tf.string),
+    }
     files = sorted(tf.io.gfile.glob(pattern))
     ds = tf.data.TFRecordDataset(files, compression_type="GZIP").map(
         lambda x: tf.io.parse_single_example(x, spec)
@@ -103,11 +106,18 @@ def tflite_probabilities(model: bytes, pcm: np.ndarray) -> np.ndarray:
 def saved_model_probabilities(saved_model_dir: str, pcm: np.ndarray) -> np.ndarray:
     """The same windows through the SavedModel's `pcm` signature (the float reference)."""
     serve = tf.saved_model.load(saved_model_dir).signatures[PCM_SIGNATURE]
-    return np.stack([serve(pcm=tf.constant(w[np.newaxis]))["probabilities"].numpy()[0] for w in pcm])
+    return np.stack(
+        [serve(pcm=tf.constant(w[np.newaxis]))["probabilities"].numpy()[0] for w in pcm]
+    )
 
 
-def export_variants(saved_model_dir: str, representative: np.ndarray, test_pcm: np.ndarray,
-                    test_labels: np.ndarray, classes: tuple[str, ...]) -> dict:
+def export_variants(
+    saved_model_dir: str,
+    representative: np.ndarray,
+    test_pcm: np.ndarray,
+    test_labels: np.ndarray,
+    classes: tuple[str, ...],
+) -> dict:
     """Converts every variant and scores each on the test windows against the SavedModel."""
     reference = saved_model_probabilities(saved_model_dir, test_pcm)
     reference_top1 = reference.argmax(-1)
@@ -124,8 +134,13 @@ def export_variants(saved_model_dir: str, representative: np.ndarray, test_pcm: 
             "convert_seconds": round(time.time() - start, 1),
             "model": model,
         }
-        log.info("%s: %d bytes, UAR %.3f, agreement %.3f", quantization, len(model),
-                 report[quantization]["uar"], report[quantization]["top1_agreement_with_float"])
+        log.info(
+            "%s: %d bytes, UAR %.3f, agreement %.3f",
+            quantization,
+            len(model),
+            report[quantization]["uar"],
+            report[quantization]["top1_agreement_with_float"],
+        )
     return report
 
 
@@ -136,8 +151,12 @@ def _fsync_tree(root: Path) -> None:
                 os.fsync(f.fileno())
 
 
-def push(model_root: str | os.PathLike, version: str, model: bytes,
-         write_contents: Callable[[Path], None]) -> Path:
+def push(
+    model_root: str | os.PathLike,
+    version: str,
+    model: bytes,
+    write_contents: Callable[[Path], None],
+) -> Path:
     """Writes a complete version directory atomically, then moves LATEST to it.
 
     Everything is written into `.tmp-<version>`, fsynced and renamed into place: a crash at any
@@ -172,11 +191,11 @@ def model_card(name: str, version: str, meta: dict, report: dict, classes: Seque
     return f"""# {name} {version}
 
 Speech emotion recognition for edge devices, trained by emograph (teacher similarity graph +
-NSL graph-regularised student). Pushed variant: **{meta['quantization']}**.
+NSL graph-regularised student). Pushed variant: **{meta["quantization"]}**.
 
-- Input: float32 [1, {meta['window_samples']}] mono PCM in [-1, 1] at {meta['sample_rate']} Hz
-  ({meta['window_samples'] / meta['sample_rate']:.2f} s); the log-mel frontend is inside.
-- Output: probabilities over {len(classes)} classes: {', '.join(classes)}.
+- Input: float32 [1, {meta["window_samples"]}] mono PCM in [-1, 1] at {meta["sample_rate"]} Hz
+  ({meta["window_samples"] / meta["sample_rate"]:.2f} s); the log-mel frontend is inside.
+- Output: probabilities over {len(classes)} classes: {", ".join(classes)}.
 - Run it: `emograph predict <this directory> audio.wav` (LiteRT, no TensorFlow needed).
 
 ## Test split (speakers never seen in training or model selection)
@@ -185,11 +204,11 @@ NSL graph-regularised student). Pushed variant: **{meta['quantization']}**.
 |---|---|---|---|---|
 {rows}
 
-Per-class recall ({meta['quantization']}): {recalls}.
+Per-class recall ({meta["quantization"]}): {recalls}.
 
 ## Lineage
 
-{chr(10).join(f'- {k}: {v}' for k, v in meta['extra']['lineage'].items())}
+{chr(10).join(f"- {k}: {v}" for k, v in meta["extra"]["lineage"].items())}
 
 Limitations: trained on acted speech of few speakers; emotion categories are culture- and
 corpus-dependent; not for decisions about people.
