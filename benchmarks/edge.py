@@ -3,7 +3,9 @@
     python benchmarks/edge.py MODEL_DIR...   # model dirs, push dirs or .tflite files
 
 With no MODEL_DIR it builds the tiny test model (needs TensorFlow) and says so, since its
-numbers say nothing about a trained model. Prints a table; writes benchmarks/results/edge.json.
+numbers say nothing about a trained model. Sizes of the variants that were not pushed
+(fp32/fp16/int8) come from the push metadata (`extra.test`) when it has them. Prints a table;
+writes benchmarks/results/edge.json.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from components.edge import Predictor
 RESULTS = Path(__file__).resolve().parent / "results" / "edge.json"
 WARMUP = 20
 STREAM_SECONDS = 60.0
+VARIANTS = ("float32", "float16", "int8")
 
 
 def benchmark(path: str | Path, runs: int) -> dict:
@@ -44,6 +47,9 @@ def benchmark(path: str | Path, runs: int) -> dict:
         "model": str(predictor.model_path),
         "quantization": meta.quantization,
         "model_bytes": predictor.model_path.stat().st_size,
+        "variant_bytes": {
+            q: meta.extra["test"][q]["bytes"] for q in VARIANTS if q in meta.extra.get("test", {})
+        },
         "window_s": meta.window_samples / meta.sample_rate,
         "hop_s": meta.hop_samples / meta.sample_rate,
         "threads": 1,
@@ -57,13 +63,19 @@ def benchmark(path: str | Path, runs: int) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    header = f"{'model':<50} {'quant':>7} {'bytes':>9} {'median ms':>9} {'p90 ms':>8} {'RTF':>8}"
-    lines = [header, "-" * len(header)]
+    """Markdown, so it pastes into the README as it is."""
+    lines = [
+        "| model | pushed | window | fp32 B | fp16 B | int8 B | median ms | p90 ms | RTF |",
+        "|---|---|---|--:|--:|--:|--:|--:|--:|",
+    ]
     for r in rows:
+        sizes = {**r["variant_bytes"], r["quantization"]: r["model_bytes"]}
+        cells = [f"{sizes[q]:,}" if q in sizes else "-" for q in VARIANTS]
         lines.append(
-            f"{r['model'][-50:]:<50} {r['quantization']:>7} {r['model_bytes']:>9} "
-            f"{r['latency_ms_median']:>9.3f} {r['latency_ms_p90']:>8.3f} "
-            f"{r['real_time_factor']:>8.5f}"
+            f"| {r['model'][-40:]} | {r['quantization']} | {r['window_s']:g} s | "
+            + " | ".join(cells)
+            + f" | {r['latency_ms_median']:.3f} | {r['latency_ms_p90']:.3f} | "
+            f"{r['real_time_factor']:.5f} |"
         )
     return "\n".join(lines)
 
@@ -90,7 +102,10 @@ def main() -> None:
                 )
 
     print(table(rows))
-    print("\nlatency: one window, 1 thread; RTF: streaming time / audio time at the default hop")
+    print(
+        f"\nlatency: one window incl. frontend, 1 thread, {args.runs} runs; "
+        "RTF: streaming time / audio time at the default hop"
+    )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(rows, indent=2) + "\n")
     print(f"wrote {RESULTS}")

@@ -62,13 +62,41 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         config.audio,
         config.split,
         args.out,
-        config.beam_args,
+        config.beam.pipeline_args(),
     )
     print(
         f"found {summary['found']} = ingested {summary['ingested']} + rejected "
         f"{summary['rejected']} {summary['rejected_by_reason']}"
     )
     print(f"windows per split: {summary['windows']}; report: {args.out}/report/ingest_report.json")
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from pipeline.kubeflow_runner import compile_pipeline
+
+    out = compile_pipeline(_load_config(args), args.image, args.out)
+    print(f"wrote {out} (image {args.image})")
+    return 0
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from pipeline.kubeflow_runner import schedule
+
+    run_id = schedule(
+        args.spec, args.host, args.cron, args.experiment, args.job_name, args.pipeline_root
+    )
+    print(f"recurring run {run_id} created on {args.host} ({args.cron})")
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from pipeline import experiment
+
+    config = _load_config(args)
+    results = experiment.run_experiment(config, args.folds, args.seeds, args.out)
+    print((Path(args.out) / "report.md").read_text())
+    print(f"results: {args.out}/results.json ({results['seconds']:.0f} s)")
     return 0
 
 
@@ -126,7 +154,40 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--out", required=True)
     ingest.set_defaults(func=cmd_ingest)
 
+    exp = with_config(
+        sub.add_parser("experiment", help="cross-validate the NSL student against baselines")
+    )
+    exp.add_argument("--source", help="source corpus KIND:PATH (teacher data)")
+    exp.add_argument("--target", help="target corpus KIND:PATH (folds are over its speakers)")
+    exp.add_argument(
+        "--folds",
+        type=int,
+        default=3,
+        help="speaker-independent folds (1 = the config's own split)",
+    )
+    exp.add_argument("--seeds", type=int, default=3, help="training seeds per fold")
+    exp.add_argument("--out", required=True, help="experiment directory")
+    exp.set_defaults(func=cmd_experiment)
+
     sub.add_parser("corpora", help="list supported corpora").set_defaults(func=cmd_corpora)
+
+    comp = with_config(sub.add_parser("compile", help="compile the pipeline for an orchestrator"))
+    # dest: `args.target` is the target corpus for _load_config.
+    comp.add_argument("--target", dest="orchestrator", choices=("kubeflow",), default="kubeflow")
+    comp.add_argument("--image", required=True, help="the emograph image every step runs in")
+    comp.add_argument("--out", required=True, help=".yaml: KFP PipelineSpec; .json: Vertex job")
+    comp.set_defaults(func=cmd_compile)
+
+    sched = sub.add_parser("schedule", help="upload a compiled spec to KFP and run it on a cron")
+    sched.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://localhost:8080")
+    sched.add_argument("--cron", required=True, help='e.g. "0 3 * * *" (KFP adds seconds first)')
+    sched.add_argument("--spec", required=True, help="the .yaml written by `emograph compile`")
+    sched.add_argument("--experiment", default="emograph")
+    sched.add_argument("--job-name", help="default: <pipeline name>-recurring")
+    sched.add_argument(
+        "--pipeline-root", help="where KFP writes artifacts (default: the cluster's, e.g. MinIO)"
+    )
+    sched.set_defaults(func=cmd_schedule)
 
     from components.edge.cli import add_arguments
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -79,11 +78,39 @@ class AudioConfig:
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """Speaker-independent split: whole speakers go to train, eval or test."""
+    """Speaker-independent split: whole speakers go to train, eval or test.
+
+    One of three policies (components/audio/splits.py applies them):
+      - fixed lists, when any of `train_speakers`, `eval_speakers`, `test_speakers` is set:
+        corpus-qualified speaker ids (e.g. "ravdess/Actor_01") that must all exist in the corpus;
+        unlisted speakers go to train, so listing eval and test alone is enough;
+      - k folds, when `folds` >= 2: test is fold `fold` of the seeded speaker folds, eval a seeded
+        `eval_fraction` of the other speakers, train the rest (one run per fold cross-validates);
+      - fractions otherwise: seeded `eval_fraction` and `test_fraction` of the speakers.
+    """
 
     eval_fraction: float = 0.17
     test_fraction: float = 0.25
     seed: int = 0
+    train_speakers: tuple[str, ...] = ()
+    eval_speakers: tuple[str, ...] = ()
+    test_speakers: tuple[str, ...] = ()
+    folds: int = 0
+    fold: int = 0
+
+    def __post_init__(self) -> None:
+        """Refuses contradictions early, before any file is read."""
+        lists = (self.train_speakers, self.eval_speakers, self.test_speakers)
+        listed = [s for speakers in lists for s in speakers]
+        twice = sorted({s for s in listed if listed.count(s) > 1})
+        if twice:
+            raise ValueError(f"speakers listed twice in the split lists: {twice}")
+        if self.folds and listed:
+            raise ValueError("choose fixed speaker lists or folds, not both")
+        if self.folds == 1 or self.folds < 0:
+            raise ValueError(f"folds must be 0 (off) or >= 2, got {self.folds}")
+        if not 0 <= self.fold < max(self.folds, 1):
+            raise ValueError(f"fold must be in [0, {max(self.folds, 1)}), got {self.fold}")
 
 
 @dataclass(frozen=True)
@@ -101,7 +128,11 @@ class FrontendConfig:
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    """The large model trained on the source corpus; its embeddings define the graph."""
+    """The large model trained on the source corpus; its embeddings define the graph.
+
+    The finetune_* settings are for the classic-transfer baseline (teacher fine-tuned on the
+    target train split with a new head).
+    """
 
     filters: tuple[int, ...] = (32, 64, 128, 128)
     embedding_dim: int = 128
@@ -109,6 +140,9 @@ class TeacherConfig:
     batch_size: int = 32
     learning_rate: float = 2e-3
     dropout: float = 0.3
+    finetune_epochs: int = 20
+    finetune_learning_rate: float = 5e-4
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -165,11 +199,130 @@ class EvaluationConfig:
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """What the Pusher emits: a full-int8 TFLite model taking raw PCM."""
+    """What the Pusher emits: a full-int8 TFLite model taking raw PCM, and when it refuses to.
+
+    Attributes:
+      min_int8_agreement: least fraction of test windows where int8 and float top-1 agree.
+      max_int8_uar_drop: largest test UAR the int8 model may lose against the float SavedModel.
+      max_frontend_error: largest |log-mel| difference of the TFLite frontend from the TF one.
+    """
 
     model_name: str = "emograph-student"
     representative_examples: int = 200
     min_int8_agreement: float = 0.8
+    max_int8_uar_drop: float = 0.02
+    max_frontend_error: float = 1e-3
+
+
+BEAM_RUNNERS: tuple[str, ...] = ("direct", "direct-multiprocess", "dataflow", "flink", "spark")
+PORTABLE_ENVIRONMENTS: tuple[str, ...] = ("DOCKER", "PROCESS", "EXTERNAL", "LOOPBACK")
+
+# With non-empty Beam args that declare no dependencies (--extra_package, --setup_file,
+# --requirements_file, --sdk_container_image), TFX builds an sdist of the whole tfx package before
+# every Beam executor (tfx/utils/dependency_utils.py; ~4 s each here). Multi-process DirectRunner
+# workers are this interpreter (`python -m apache_beam.runners.worker.sdk_worker_main`) and ignore
+# the image, so naming one declares the dependencies as present and skips the sdist.
+_LOCAL_WORKERS_IMAGE = "unused-by-direct-runner"
+
+
+@dataclass(frozen=True)
+class BeamConfig:
+    """Which Beam runner every Beam-using component (ingest, Transform, embed, graph, pack) uses.
+
+    Attributes:
+      runner: "direct" (in-process), "direct-multiprocess" (local worker processes), "dataflow",
+        "flink" or "spark" (the last two through Beam's portable job servers).
+      workers: local worker processes, Dataflow's initial workers, or Flink's parallelism.
+      project, region, temp_location, machine_type, max_num_workers: Dataflow settings.
+      sdk_container_image: the emograph image; Dataflow and portable DOCKER workers run it, so
+        they have the project's code and the pinned stack.
+      flink_master: host:port of the Flink JobManager's REST endpoint.
+      spark_master_url: spark://host:port of the Spark master.
+      environment_type, environment_config: where portable (Flink/Spark) workers run the SDK
+        harness: DOCKER (the image), PROCESS (a command on each worker), EXTERNAL (a worker
+        pool at host:port) or LOOPBACK (this process; only for a local job server).
+      extra_args: appended verbatim, for any flag not modelled here.
+    """
+
+    runner: str = "direct"
+    workers: int = 2
+    project: str = ""
+    region: str = ""
+    temp_location: str = ""
+    sdk_container_image: str = ""
+    machine_type: str = ""
+    max_num_workers: int = 0
+    flink_master: str = ""
+    spark_master_url: str = ""
+    environment_type: str = "DOCKER"
+    environment_config: str = ""
+    extra_args: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.runner not in BEAM_RUNNERS:
+            raise ValueError(f"beam runner must be one of {BEAM_RUNNERS}, got {self.runner!r}")
+        if self.workers < 1:
+            raise ValueError(f"beam workers must be at least 1, got {self.workers}")
+        required = {
+            "dataflow": ("project", "region", "temp_location", "sdk_container_image"),
+            "flink": ("flink_master",),
+            "spark": ("spark_master_url",),
+        }.get(self.runner, ())
+        if self.runner in ("flink", "spark"):
+            if self.environment_type not in PORTABLE_ENVIRONMENTS:
+                raise ValueError(
+                    f"beam environment_type must be one of {PORTABLE_ENVIRONMENTS}, "
+                    f"got {self.environment_type!r}"
+                )
+            required += {
+                "DOCKER": ("sdk_container_image",),
+                "PROCESS": ("environment_config",),
+                "EXTERNAL": ("environment_config",),
+            }.get(self.environment_type, ())
+        missing = [name for name in required if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"beam runner {self.runner!r} needs {', '.join(missing)}")
+        if self.runner == "dataflow" and not self.temp_location.startswith("gs://"):
+            raise ValueError(f"dataflow temp_location must be a gs:// path: {self.temp_location!r}")
+
+    def pipeline_args(self) -> list[str]:
+        """The Beam flags of this runner, as TFX's `beam_pipeline_args` and `PipelineOptions`."""
+        if self.runner == "direct":
+            args: list[str] = []
+        elif self.runner == "direct-multiprocess":
+            args = [
+                "--direct_running_mode=multi_processing",
+                f"--direct_num_workers={self.workers}",
+                f"--sdk_container_image={self.sdk_container_image or _LOCAL_WORKERS_IMAGE}",
+            ]
+        elif self.runner == "dataflow":
+            args = [
+                "--runner=DataflowRunner",
+                f"--project={self.project}",
+                f"--region={self.region}",
+                f"--temp_location={self.temp_location}",
+                f"--sdk_container_image={self.sdk_container_image}",
+                f"--num_workers={self.workers}",
+            ]
+            if self.machine_type:
+                args.append(f"--machine_type={self.machine_type}")
+            if self.max_num_workers:
+                args.append(f"--max_num_workers={self.max_num_workers}")
+        elif self.runner == "flink":
+            args = [
+                "--runner=FlinkRunner",
+                f"--flink_master={self.flink_master}",
+                f"--parallelism={self.workers}",
+            ]
+        else:
+            args = ["--runner=SparkRunner", f"--spark_master_url={self.spark_master_url}"]
+        if self.runner in ("flink", "spark"):
+            args.append(f"--environment_type={self.environment_type}")
+            if self.environment_config:
+                args.append(f"--environment_config={self.environment_config}")
+            if self.sdk_container_image:
+                args.append(f"--sdk_container_image={self.sdk_container_image}")
+        return args + list(self.extra_args)
 
 
 @dataclass(frozen=True)
@@ -190,19 +343,23 @@ class RunConfig:
     student: StudentConfig = StudentConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     export: ExportConfig = ExportConfig()
-    beam_args: tuple[str, ...] = ()
+    beam: BeamConfig = BeamConfig()
 
     @property
     def pipeline_root(self) -> str:
-        return str(Path(self.root) / "pipeline")
+        return self._under_root("pipeline")
 
     @property
     def metadata_path(self) -> str:
-        return str(Path(self.root) / "metadata.sqlite")
+        return self._under_root("metadata.sqlite")
 
     @property
     def push_root(self) -> str:
-        return str(Path(self.root) / "pushed")
+        return self._under_root("pushed")
+
+    def _under_root(self, name: str) -> str:
+        """String join, not pathlib: `gs://bucket/x` must keep its double slash."""
+        return f"{self.root.rstrip('/')}/{name}"
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -233,7 +390,9 @@ class RunConfig:
             target=CorpusSpec("synthetic", f"{root}/data/target"),
             synth=SynthConfig(speakers=8, utterances_per_emotion=4),
             audio=AudioConfig(window_seconds=1.5, hop_seconds=1.5),
-            teacher=TeacherConfig(filters=(16, 32, 64), embedding_dim=64, epochs=6),
+            teacher=TeacherConfig(
+                filters=(16, 32, 64), embedding_dim=64, epochs=6, finetune_epochs=6
+            ),
             student=StudentConfig(filters=(16, 24, 32), epochs=8),
             # Tiny data gives noisy students: bless anything above chance so the push is tested.
             evaluation=EvaluationConfig(uar_margin=1.0),

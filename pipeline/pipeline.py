@@ -27,6 +27,9 @@ PREPROCESSING_FN = "components.transform.preprocessing.preprocessing_fn"
 TEACHER_RUN_FN = "components.teacher.trainer.run_fn"
 STUDENT_RUN_FN = "components.student.trainer.run_fn"
 
+NSL_STUDENT, SPEECH_ONLY, FINETUNED_TEACHER = "nsl_student", "speech_only", "finetuned_teacher"
+VARIANTS = (NSL_STUDENT, SPEECH_ONLY, FINETUNED_TEACHER)
+
 
 def _ingest_and_validate(name: str, config: RunConfig, corpus, schema) -> tuple[list, object]:
     """AudioExampleGen + statistics + validation + Transform of one corpus."""
@@ -64,22 +67,35 @@ def _model_config(config: RunConfig, **sections) -> dict:
     }
 
 
-def _trainer(name: str, run_fn: str, examples, transform, custom_config: dict):
+def _absolute(uri: str) -> str:
+    """Local paths made absolute (components run elsewhere); remote URIs kept as they are."""
+    return uri if "://" in uri else str(Path(uri).resolve())
+
+
+def _trainer(name: str, run_fn: str, examples, transform, custom_config: dict, base_model=None):
     return tfx.components.Trainer(
         run_fn=run_fn,
         examples=examples,
         transform_graph=transform.outputs["transform_graph"],
+        base_model=base_model,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=["eval"]),
         custom_config=custom_config,
     ).with_id(name)
 
 
-def create_pipeline(config: RunConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
-    """The whole run as a TFX pipeline (caching on: finished steps are reused on rerun).
+@dataclasses.dataclass
+class _Shared:
+    """The steps every run has: both corpora prepared, the teacher, the graph, the packing."""
 
-    `metadata_connection_config` is the local runner's SQLite store; Kubeflow brings its own.
-    """
+    components: list
+    target_gen: object
+    target_transform: object
+    teacher: object
+    packer: object
+
+
+def _shared_steps(config: RunConfig) -> _Shared:
     schema = tfx.components.ImportSchemaGen(schema_file=str(SCHEMA_FILE))
     source_steps, (_, source_transform) = _ingest_and_validate(
         "source", config, config.source, schema.outputs["schema"]
@@ -105,20 +121,89 @@ def create_pipeline(config: RunConfig, metadata_connection_config=None) -> tfx.d
         graph=graph.outputs["graph"],
         max_neighbours=config.student.num_neighbours,
     )
-    student = _trainer(
-        "student_trainer",
-        STUDENT_RUN_FN,
-        packer.outputs["packed_examples"],
+    return _Shared(
+        [schema, *source_steps, *target_steps, teacher, embedder, graph, packer],
+        target_gen,
         target_transform,
-        _model_config(config, student=config.student),
+        teacher,
+        packer,
     )
-    speech_only = _trainer(
-        "speech_only_trainer",
-        STUDENT_RUN_FN,
-        target_transform.outputs["transformed_examples"],
-        target_transform,
-        _model_config(config, student=dataclasses.replace(config.student, graph_multiplier=0.0)),
+
+
+def _variant_trainer(variant: str, name: str, config: RunConfig, shared: _Shared, seed: int):
+    """One model of a comparison: the NSL student, the speech-only student (same trainer,
+    multiplier 0) or the fine-tuned teacher (classic transfer)."""
+    transformed = shared.target_transform.outputs["transformed_examples"]
+    if variant == NSL_STUDENT:
+        student = dataclasses.replace(config.student, seed=seed)
+        return _trainer(
+            name,
+            STUDENT_RUN_FN,
+            shared.packer.outputs["packed_examples"],
+            shared.target_transform,
+            _model_config(config, student=student),
+        )
+    if variant == SPEECH_ONLY:
+        student = dataclasses.replace(config.student, seed=seed, graph_multiplier=0.0)
+        return _trainer(
+            name,
+            STUDENT_RUN_FN,
+            transformed,
+            shared.target_transform,
+            _model_config(config, student=student),
+        )
+    if variant == FINETUNED_TEACHER:
+        teacher = dataclasses.replace(config.teacher, seed=seed)
+        return _trainer(
+            name,
+            TEACHER_RUN_FN,
+            transformed,
+            shared.target_transform,
+            _model_config(config, teacher=teacher),
+            base_model=shared.teacher.outputs["model"],
+        )
+    raise ValueError(f"unknown variant {variant!r}; one of {VARIANTS}")
+
+
+def _pipeline(config: RunConfig, components: list, metadata_connection_config) -> tfx.dsl.Pipeline:
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name,
+        pipeline_root=config.pipeline_root,
+        components=components,
+        enable_cache=True,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=config.beam.pipeline_args(),
     )
+
+
+def experiment_trainer_id(variant: str, seed: int) -> str:
+    return f"{variant}_seed{seed}"
+
+
+def create_experiment_pipeline(
+    config: RunConfig, seeds: int, metadata_connection_config=None
+) -> tfx.dsl.Pipeline:
+    """The shared steps plus every variant x seed trainer (no Evaluator/Pusher): one fold of
+    `emograph experiment`. Teacher, embeddings and graph are computed once and reused."""
+    shared = _shared_steps(config)
+    trainers = [
+        _variant_trainer(variant, experiment_trainer_id(variant, seed), config, shared, seed)
+        for seed in range(seeds)
+        for variant in VARIANTS
+    ]
+    return _pipeline(config, [*shared.components, *trainers], metadata_connection_config)
+
+
+def create_pipeline(config: RunConfig, metadata_connection_config=None) -> tfx.dsl.Pipeline:
+    """The whole run as a TFX pipeline (caching on: finished steps are reused on rerun).
+
+    `metadata_connection_config` is the local runner's SQLite store; Kubeflow brings its own.
+    """
+    shared = _shared_steps(config)
+    seed = config.student.seed
+    student = _variant_trainer(NSL_STUDENT, "student_trainer", config, shared, seed)
+    speech_only = _variant_trainer(SPEECH_ONLY, "speech_only_trainer", config, shared, seed)
+    target_transform, target_gen = shared.target_transform, shared.target_gen
     evaluator = tfx.components.Evaluator(
         examples=target_transform.outputs["transformed_examples"],
         model=student.outputs["model"],
@@ -130,28 +215,13 @@ def create_pipeline(config: RunConfig, metadata_connection_config=None) -> tfx.d
         model=student.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         examples=target_gen.outputs["examples"],
-        push_root=str(Path(config.push_root).resolve()),
+        push_root=_absolute(config.push_root),
         export_config=section_to_json(config.export),
         audio=section_to_json(config.audio),
         classes=json.dumps(list(config.classes)),
     )
-    return tfx.dsl.Pipeline(
-        pipeline_name=config.name,
-        pipeline_root=config.pipeline_root,
-        components=[
-            schema,
-            *source_steps,
-            *target_steps,
-            teacher,
-            embedder,
-            graph,
-            packer,
-            student,
-            speech_only,
-            evaluator,
-            pusher,
-        ],
-        enable_cache=True,
-        metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(config.beam_args),
+    return _pipeline(
+        config,
+        [*shared.components, student, speech_only, evaluator, pusher],
+        metadata_connection_config,
     )

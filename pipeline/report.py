@@ -101,3 +101,33 @@ def format_summary(s: dict) -> str:
     else:
         lines.append(f"{'pushed model':>20}: none (not blessed, or the run did not finish)")
     return "\n".join(lines)
+
+
+def outputs_of_last_run(config: RunConfig) -> dict[str, dict[str, str]]:
+    """{component id: {output key: uri}} of the newest pipeline run (cached steps included)."""
+    connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+    store = metadata_store.MetadataStore(connection)
+    runs = store.get_contexts_by_type("pipeline_run")
+    if not runs:
+        return {}
+    run = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+    executions = {e.id for e in store.get_executions_by_context(run.id)}
+    prefix = f"{config.name}."
+    outputs: dict[str, dict[str, str]] = {}
+    for node in store.get_contexts_by_type("node"):
+        if not node.name.startswith(prefix):
+            continue
+        node_executions = [
+            e.id for e in store.get_executions_by_context(node.id) if e.id in executions
+        ]
+        events = store.get_events_by_execution_ids(node_executions)
+        artifact_ids = {
+            ev.artifact_id: ev.path.steps[0].key
+            for ev in events
+            if ev.type == metadata_store.metadata_store_pb2.Event.OUTPUT
+        }
+        for artifact in store.get_artifacts_by_id(list(artifact_ids)):
+            outputs.setdefault(node.name[len(prefix) :], {})[artifact_ids[artifact.id]] = (
+                artifact.uri
+            )
+    return outputs

@@ -4,6 +4,7 @@ import pytest
 
 from pipeline.config import (
     AudioConfig,
+    BeamConfig,
     CorpusSpec,
     GraphConfig,
     RunConfig,
@@ -13,7 +14,7 @@ from pipeline.config import (
 
 
 def test_run_config_round_trips_through_json():
-    config = RunConfig.tiny("/tmp/x").replace(beam_args=("--direct_num_workers=2",))
+    config = RunConfig.tiny("/tmp/x").replace(beam=BeamConfig(runner="direct-multiprocess"))
     assert RunConfig.from_json(config.to_json()) == config
 
 

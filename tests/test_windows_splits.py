@@ -6,7 +6,7 @@ import pytest
 from components.audio.decode import AudioError
 from components.audio.splits import assign_speakers, speaker_folds
 from components.audio.windows import to_pcm16_bytes, window_clip
-from pipeline.config import AudioConfig, SplitConfig
+from pipeline.config import AudioConfig, RunConfig, SplitConfig, section_from_json, section_to_json
 
 CFG = AudioConfig(window_seconds=3.0, hop_seconds=1.5, min_seconds=0.5, max_windows_per_clip=8)
 
@@ -82,3 +82,85 @@ def test_speaker_folds():
     assert folds == speaker_folds(reversed(speakers), 3, seed=0)
     with pytest.raises(ValueError):
         speaker_folds(speakers, 11, seed=0)
+
+
+SPEAKERS = [f"c/s{i:02d}" for i in range(12)]
+
+
+def test_fixed_lists_put_unlisted_speakers_in_train():
+    cfg = SplitConfig(eval_speakers=("c/s01",), test_speakers=("c/s02", "c/s03"))
+    split = assign_speakers(SPEAKERS, cfg)
+    assert split["c/s01"] == "eval" and split["c/s02"] == split["c/s03"] == "test"
+    train = {s for s, name in split.items() if name == "train"}
+    assert train == set(SPEAKERS) - {"c/s01", "c/s02", "c/s03"}
+    full = SplitConfig(
+        train_speakers=("c/s00",), eval_speakers=("c/s01",), test_speakers=("c/s02",)
+    )
+    assert assign_speakers(SPEAKERS[:3], full) == {
+        "c/s00": "train",
+        "c/s01": "eval",
+        "c/s02": "test",
+    }
+
+
+def test_fixed_lists_name_unknown_speakers():
+    cfg = SplitConfig(eval_speakers=("c/s01", "c/nobody"), test_speakers=("s02",))
+    with pytest.raises(ValueError, match=r"not in the corpus: \['c/nobody', 's02'\]"):
+        assign_speakers(SPEAKERS, cfg)
+
+
+def test_fixed_lists_must_fill_every_split():
+    with pytest.raises(ValueError, match=r"leaves \['eval'\] without speakers"):
+        assign_speakers(SPEAKERS, SplitConfig(test_speakers=("c/s02",)))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"eval_speakers": ("a",), "test_speakers": ("a",)}, "listed twice"),
+        ({"test_speakers": ("a",), "folds": 3}, "not both"),
+        ({"folds": 1}, "folds must be"),
+        ({"folds": 3, "fold": 3}, "fold must be"),
+        ({"fold": 1}, "fold must be"),
+    ],
+)
+def test_contradictory_split_configs_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SplitConfig(**kwargs)
+
+
+def test_folds_cover_every_speaker_once_as_test():
+    folds = speaker_folds(SPEAKERS, 4, seed=5)
+    tests = []
+    for fold in range(4):
+        cfg = SplitConfig(eval_fraction=0.25, folds=4, fold=fold, seed=5)
+        split = assign_speakers(SPEAKERS, cfg)
+        assert split == assign_speakers(reversed(SPEAKERS), cfg)
+        by_name = {
+            n: sorted(s for s, v in split.items() if v == n) for n in ("train", "eval", "test")
+        }
+        assert by_name["test"] == folds[fold]
+        assert len(by_name["eval"]) == 2 and len(by_name["train"]) == 7  # 0.25 * 9 others
+        tests += by_name["test"]
+    assert sorted(tests) == SPEAKERS
+    other_seed = SplitConfig(eval_fraction=0.25, folds=4, fold=0, seed=6)
+    assert assign_speakers(SPEAKERS, other_seed) != assign_speakers(
+        SPEAKERS, SplitConfig(eval_fraction=0.25, folds=4, fold=0, seed=5)
+    )
+
+
+def test_folds_leave_eval_and_train_at_least_one_speaker():
+    split = assign_speakers(SPEAKERS[:3], SplitConfig(eval_fraction=0.0, folds=3, fold=1))
+    assert sorted(split.values()) == ["eval", "test", "train"]
+    with pytest.raises(ValueError, match="without speakers"):
+        assign_speakers(SPEAKERS[:3], SplitConfig(folds=2))  # a 2-speaker test fold
+
+
+def test_split_policies_round_trip_through_json():
+    for split in (
+        SplitConfig(eval_speakers=("c/s01",), test_speakers=("c/s02", "c/s03"), seed=4),
+        SplitConfig(folds=6, fold=5, eval_fraction=0.2),
+    ):
+        config = RunConfig().replace(split=split)
+        assert RunConfig.from_json(config.to_json()) == config
+        assert section_from_json(SplitConfig, section_to_json(split)) == split

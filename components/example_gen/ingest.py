@@ -11,13 +11,17 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import apache_beam as beam
 import tensorflow as tf
+from apache_beam.io.filebasedsink import FileBasedSink
+from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 
@@ -85,11 +89,7 @@ def ingest(
             examples
             | f"Serialized[{name}]" >> beam.Map(lambda item: item[1])
             | f"Write[{name}]"
-            >> beam.io.WriteToTFRecord(
-                f"{examples_uri}/Split-{name}/data_tfrecord",
-                file_name_suffix=".gz",
-                compression_type=beam.io.filesystem.CompressionTypes.GZIP,
-            )
+            >> beam.io.Write(GzipTFRecordSink(f"{examples_uri}/Split-{name}/data_tfrecord"))
         )
     _ = (
         (
@@ -174,6 +174,45 @@ def make_example(clip: Clip, index: int, start: float, pcm: bytes) -> tf.train.E
             }
         )
     )
+
+
+class GzipTFRecordSink(FileBasedSink):
+    """Gzipped TFRecords (ExampleGen's format) written with zlib's run-length strategy.
+
+    PCM audio has almost no repeated strings for deflate's default search to find: that search
+    took half of ingest's time for a file under 1 % smaller. Run-length coding compresses it as well
+    and about 4x faster, and any gzip reader reads the result.
+    """
+
+    def __init__(self, file_path_prefix: str) -> None:
+        super().__init__(
+            file_path_prefix,
+            coder=beam.coders.BytesCoder(),
+            file_name_suffix=".gz",
+            mime_type="application/octet-stream",
+            compression_type=CompressionTypes.UNCOMPRESSED,
+        )
+
+    def open(self, temp_path: str) -> _RleGzipFile:
+        return _RleGzipFile(super().open(temp_path))
+
+    def write_encoded_record(self, file_handle: _RleGzipFile, encoded_value: bytes) -> None:
+        _TFRecordUtil.write_record(file_handle, encoded_value)
+
+
+class _RleGzipFile:
+    """The write side of a gzip file, compressing with Z_RLE."""
+
+    def __init__(self, raw: Any) -> None:
+        self._raw = raw
+        self._zlib = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS, 8, zlib.Z_RLE)
+
+    def write(self, data: bytes) -> None:
+        self._raw.write(self._zlib.compress(data))
+
+    def close(self) -> None:
+        self._raw.write(self._zlib.flush())
+        self._raw.close()
 
 
 def _ingested_record(item: Windows, splits: dict[str, str]) -> str:

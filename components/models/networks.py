@@ -13,6 +13,7 @@ from components import features as F
 from pipeline.config import StudentConfig, TeacherConfig
 
 EMBEDDING_LAYER = "embedding"
+DROPOUT_LAYER = "dropout"
 BN_MOMENTUM = 0.9
 
 
@@ -37,7 +38,7 @@ def build_teacher(cfg: TeacherConfig, frames: int, bands: int, num_classes: int)
         x = keras.layers.MaxPooling2D(2 if i < len(cfg.filters) - 1 else 1, name=f"pool{i}")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     x = keras.layers.Dense(cfg.embedding_dim, activation="relu", name=EMBEDDING_LAYER)(x)
-    x = keras.layers.Dropout(cfg.dropout, name="dropout")(x)
+    x = keras.layers.Dropout(cfg.dropout, name=DROPOUT_LAYER)(x)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
     return keras.Model({F.LOGMEL: inputs}, logits, name="teacher")
 

@@ -9,6 +9,7 @@ Signatures of every exported model:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -170,3 +171,10 @@ def save(model: keras.Model, serving_dir: str, signatures: dict[str, Callable]) 
     """Exports `model` with the given signatures (tf_keras SavedModel format)."""
     model.save(serving_dir, save_format="tf", signatures=signatures)
     log.info("saved %s with signatures %s", serving_dir, sorted(signatures))
+
+
+def write_summary(model_run_dir: str, summary: dict) -> None:
+    """training.json beside the Trainer's logs: best epoch, validation UAR per epoch, size."""
+    tf.io.gfile.makedirs(model_run_dir)
+    with tf.io.gfile.GFile(f"{model_run_dir}/training.json", "w") as f:
+        json.dump(summary, f, indent=2, default=float)

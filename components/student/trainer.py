@@ -7,11 +7,9 @@ with a zero multiplier it would only add neighbour forward passes).
 
 from __future__ import annotations
 
-import json
 import logging
 
 import neural_structured_learning as nsl
-import tensorflow as tf
 import tf_keras as keras
 
 from components.models import networks, training
@@ -88,6 +86,4 @@ def run_fn(fn_args) -> None:
         section_from_json(FrontendConfig, conf["frontend"]),
         tuple(conf["classes"]),
     )
-    tf.io.gfile.makedirs(fn_args.model_run_dir)
-    with tf.io.gfile.GFile(f"{fn_args.model_run_dir}/training.json", "w") as f:
-        json.dump(summary, f, indent=2, default=float)
+    training.write_summary(fn_args.model_run_dir, summary)

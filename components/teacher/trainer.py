@@ -5,7 +5,6 @@ TFX calls `run_fn`; everything it does is in components.models (shared with the 
 
 from __future__ import annotations
 
-import json
 import logging
 
 import tensorflow as tf
@@ -29,36 +28,58 @@ def embed_signature(model: keras.Model, frames: int, bands: int):
     return embed
 
 
+def load_for_finetuning(model_dir: str, num_classes: int) -> keras.Model:
+    """A trained teacher with a fresh classification head (classic transfer learning)."""
+    trained = keras.models.load_model(model_dir, compile=False)
+    features = trained.get_layer(networks.DROPOUT_LAYER).output
+    logits = keras.layers.Dense(num_classes, name="target_logits")(features)
+    return keras.Model(trained.inputs, logits, name="finetuned_teacher")
+
+
 def train_teacher(
     train_files,
     eval_files,
     serving_dir: str,
+    transform_output: str,
     cfg: TeacherConfig,
     audio: AudioConfig,
     front: FrontendConfig,
     classes: tuple[str, ...],
+    init_from: str | None = None,
 ) -> dict:
-    """Fits the teacher, keeps the epoch with the best validation UAR, exports it."""
-    keras.utils.set_random_seed(0)
+    """Fits the teacher (or fine-tunes the one at `init_from`), keeps the epoch with the best
+    validation UAR, exports it with `serving_default`, `embed` and `pcm` signatures."""
+    keras.utils.set_random_seed(cfg.seed)
     frames, bands = training.input_shape(audio, front)
-    model = networks.build_teacher(cfg, frames, bands, len(classes))
+    if init_from:
+        model = load_for_finetuning(init_from, len(classes))
+        learning_rate, epochs = cfg.finetune_learning_rate, cfg.finetune_epochs
+    else:
+        model = networks.build_teacher(cfg, frames, bands, len(classes))
+        learning_rate, epochs = cfg.learning_rate, cfg.epochs
     model.compile(
-        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
     train = training.make_dataset(
-        train_files, training.feature_spec(frames, bands), cfg.batch_size, shuffle=True
+        train_files,
+        training.feature_spec(frames, bands),
+        cfg.batch_size,
+        shuffle=True,
+        seed=cfg.seed,
     )
     val_x, val_y = training.load_arrays(eval_files, frames, bands)
-    best = training.BestValidationUAR(model, val_x, val_y, classes, patience=4, min_epochs=4)
-    model.fit(train, epochs=cfg.epochs, callbacks=[best], verbose=2)
+    best = training.BestValidationUAR(model, val_x, val_y, classes, patience=5, min_epochs=5)
+    model.fit(train, epochs=epochs, callbacks=[best], verbose=2)
+    mean, inv_std = training.normalisation_constants(transform_output, audio)
     training.save(
         model,
         serving_dir,
         {
             "serving_default": training.examples_signature(model, frames, bands),
             "embed": embed_signature(model, frames, bands),
+            "pcm": training.pcm_signature(model, audio, front, mean, inv_std),
         },
     )
     return {
@@ -66,6 +87,7 @@ def train_teacher(
         "val_uar": best.best_uar,
         "history": best.history,
         "params": model.count_params(),
+        "finetuned_from": init_from,
     }
 
 
@@ -76,11 +98,11 @@ def run_fn(fn_args) -> None:
         fn_args.train_files,
         fn_args.eval_files,
         fn_args.serving_model_dir,
+        fn_args.transform_output,
         section_from_json(TeacherConfig, conf["teacher"]),
         section_from_json(AudioConfig, conf["audio"]),
         section_from_json(FrontendConfig, conf["frontend"]),
         tuple(conf["classes"]),
+        init_from=fn_args.base_model,
     )
-    tf.io.gfile.makedirs(fn_args.model_run_dir)
-    with tf.io.gfile.GFile(f"{fn_args.model_run_dir}/training.json", "w") as f:
-        json.dump(summary, f, indent=2, default=float)
+    training.write_summary(fn_args.model_run_dir, summary)

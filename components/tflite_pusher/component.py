@@ -13,7 +13,7 @@ from tfx.utils import path_utils
 
 from components.edge import metadata as edge_metadata
 from components.tflite_pusher import export
-from pipeline.config import AudioConfig, ExportConfig, section_from_json
+from pipeline.config import AudioConfig, ExportConfig, FrontendConfig, section_from_json
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,30 @@ PUSHED_VARIANT = "int8"
 
 
 class PushRefused(RuntimeError):
-    """The int8 model disagrees with the float model beyond the configured limit."""
+    """The exported model is not the evaluated one within the configured limits."""
+
+
+def check_limits(report: dict, cfg: ExportConfig) -> None:
+    """Raises PushRefused naming every parity figure of `report` outside `cfg`'s limits."""
+    int8 = report[PUSHED_VARIANT]
+    failures = []  # comparisons are negated so that a NaN figure fails too
+    if not int8["top1_agreement_with_float"] >= cfg.min_int8_agreement:
+        failures.append(
+            f"int8 top-1 agrees with the float model on {int8['top1_agreement_with_float']:.1%} "
+            f"of test windows (minimum {cfg.min_int8_agreement:.1%})"
+        )
+    if not int8["uar_drop_from_float"] <= cfg.max_int8_uar_drop:
+        failures.append(
+            f"int8 test UAR is {int8['uar_drop_from_float']:.3f} below the float model's "
+            f"(maximum {cfg.max_int8_uar_drop:.3f})"
+        )
+    if not report["frontend_max_abs_error"] <= cfg.max_frontend_error:
+        failures.append(
+            f"the TFLite frontend differs from the TF one by {report['frontend_max_abs_error']:.2e}"
+            f" log-mel (maximum {cfg.max_frontend_error:.0e})"
+        )
+    if failures:
+        raise PushRefused("not pushed: " + "; ".join(failures))
 
 
 def export_and_push(
@@ -30,22 +53,23 @@ def export_and_push(
     push_root: str,
     cfg: ExportConfig,
     audio: AudioConfig,
+    front: FrontendConfig,
     classes: tuple[str, ...],
     lineage: dict,
 ) -> Path:
-    """Converts, checks parity, and pushes `<push_root>/<model_name>/<version>/`."""
+    """Converts, checks parity against `cfg`'s limits, pushes `<push_root>/<model_name>/<version>`.
+
+    `audio` and `front` must be the configuration the model was trained with.
+    """
     representative, _ = export.read_windows(
         f"{raw_examples_uri}/Split-train/*.gz", classes, cfg.representative_examples
     )
     test_pcm, test_labels = export.read_windows(f"{raw_examples_uri}/Split-test/*.gz", classes)
-    report = export.export_variants(model_dir, representative, test_pcm, test_labels, classes)
+    report = export.export_variants(
+        model_dir, representative, test_pcm, test_labels, classes, front, audio.sample_rate
+    )
     models = {q: report[q].pop("model") for q in export.QUANTIZATIONS}
-    agreement = report[PUSHED_VARIANT]["top1_agreement_with_float"]
-    if agreement < cfg.min_int8_agreement:
-        raise PushRefused(
-            f"int8 model agrees with the float model on {agreement:.1%} of test windows, "
-            f"below the configured minimum {cfg.min_int8_agreement:.1%}: not pushed"
-        )
+    check_limits(report, cfg)
     version = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     extra = {"test": report, "lineage": lineage, "window_seconds": audio.window_seconds}
 
@@ -79,20 +103,28 @@ def TFLitePusher(  # noqa: N802
     export_config: Parameter[str],
     audio: Parameter[str],
     classes: Parameter[str],
+    frontend: Parameter[str] = None,  # type: ignore[assignment]
 ) -> None:
     """Pushes only a blessed model; `examples` are the raw target windows (PCM) for
-    calibration (train split) and the float/int8 test comparison (test split)."""
+    calibration (train split) and the float/int8 test comparison (test split).
+
+    `frontend` is the run's FrontendConfig JSON (the frontend parity check rebuilds it); without
+    it the defaults are assumed, which is only right for runs that keep them.
+    """
     if not model_blessing.get_int_custom_property("blessed"):
         log.warning("model %s is not blessed: nothing pushed", model.uri)
         pushed_model.set_int_custom_property("pushed", 0)
         return
     raw_uri = str(Path(artifact_utils.get_split_uri([examples], "train")).parent)
+    if frontend is None:
+        log.warning("no `frontend` parameter: the parity check assumes the default FrontendConfig")
     destination = export_and_push(
         path_utils.serving_model_path(model.uri),
         raw_uri,
         push_root,
         section_from_json(ExportConfig, export_config),
         section_from_json(AudioConfig, audio),
+        section_from_json(FrontendConfig, frontend) if frontend else FrontendConfig(),
         tuple(json.loads(classes)),
         {"model": model.uri, "examples": examples.uri},
     )

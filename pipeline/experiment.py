@@ -1,0 +1,200 @@
+"""`emograph experiment`: speaker-independent cross-validation of the method against its baselines.
+
+Each fold is one run of the experiment pipeline (pipeline.create_experiment_pipeline): the same
+TFX components and trainer functions as `emograph run`, with every variant x seed trainer added
+and no Evaluator/Pusher. Source-side steps (ingest, Transform, teacher) do not depend on the
+target fold, so TFX's cache computes them once; embeddings and graph are computed once per fold.
+Every model is then scored on the fold's test speakers, as float SavedModel and as int8 TFLite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from tfx import v1 as tfx
+
+from components.evaluation import evaluate
+from components.tflite_pusher import export
+from pipeline import report
+from pipeline.config import RunConfig
+from pipeline.local_runner import prepare_synthetic
+from pipeline.pipeline import VARIANTS, create_experiment_pipeline, experiment_trainer_id
+
+log = logging.getLogger(__name__)
+
+SUMMARY_KEYS = ("uar", "wa", "macro_f1", "int8_uar")
+
+
+def fold_config(base: RunConfig, out: str, folds: int, fold: int) -> RunConfig:
+    """The run config of one fold; folds == 1 keeps the base config's own split."""
+    split = base.split if folds == 1 else dataclasses.replace(base.split, folds=folds, fold=fold)
+    return base.replace(root=out, name=f"{base.name}-experiment", split=split)
+
+
+def score_model(model_dir: str, test_pattern: str, raw_uri: str, config: RunConfig) -> dict:
+    """Float metrics from the SavedModel; bytes and UAR of the float and int8 TFLite models."""
+    result = evaluate.evaluate(model_dir, test_pattern, config.classes)
+    representative, _ = export.read_windows(
+        f"{raw_uri}/Split-train/*.gz", config.classes, config.export.representative_examples
+    )
+    pcm, labels = export.read_windows(f"{raw_uri}/Split-test/*.gz", config.classes)
+    float_model = export.convert(model_dir, "float32", representative)
+    int8_model = export.convert(model_dir, "int8", representative)
+    int8_pred = export.tflite_probabilities(int8_model, pcm).argmax(-1)
+    int8 = evaluate.metrics.summary(labels, int8_pred, config.classes)
+    return {
+        **result,
+        "float_bytes": len(float_model),
+        "int8_bytes": len(int8_model),
+        "int8_uar": int8["uar"],
+    }
+
+
+def run_fold(config: RunConfig, seeds: int) -> dict:
+    """Runs one fold's pipeline and scores every variant x seed on its test speakers."""
+    metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
+    tfx.orchestration.LocalDagRunner().run(create_experiment_pipeline(config, seeds, metadata))
+    outputs = report.outputs_of_last_run(config)
+    test_pattern = f"{outputs['target_transform']['transformed_examples']}/Split-test/*"
+    raw_uri = outputs["target_example_gen"]["examples"]
+    graph_stats = json.loads(Path(outputs["GraphBuilder"]["graph"], "stats.json").read_text())
+    rows = []
+    for seed in range(seeds):
+        for variant in VARIANTS:
+            model_dir = f"{outputs[experiment_trainer_id(variant, seed)]['model']}/Format-Serving"
+            scores = score_model(model_dir, test_pattern, raw_uri, config)
+            rows.append({"variant": variant, "seed": seed, **scores})
+            log.info(
+                "fold %d seed %d %-18s test UAR %.3f (int8 %.3f)",
+                config.split.fold,
+                seed,
+                variant,
+                scores["uar"],
+                scores["int8_uar"],
+            )
+    return {
+        "fold": config.split.fold,
+        "graph": graph_stats,
+        "rows": rows,
+        "test_speakers": sorted({s for r in rows for s in r["uar_by_speaker"]}),
+    }
+
+
+def aggregate(folds: list[dict], classes: tuple[str, ...]) -> dict:
+    """Mean and std over folds x seeds, per variant; summed confusion matrices."""
+    table = {}
+    for variant in VARIANTS:
+        rows = [r for f in folds for r in f["rows"] if r["variant"] == variant]
+        entry = {
+            k: {
+                "mean": float(np.mean([r[k] for r in rows])),
+                "std": float(np.std([r[k] for r in rows])),
+            }
+            for k in SUMMARY_KEYS
+        }
+        entry["recall"] = {c: float(np.nanmean([r["recall"][c] for r in rows])) for c in classes}
+        entry["float_bytes"] = int(np.mean([r["float_bytes"] for r in rows]))
+        entry["int8_bytes"] = int(np.mean([r["int8_bytes"] for r in rows]))
+        entry["confusion"] = np.sum([r["confusion"] for r in rows], axis=0).tolist()
+        entry["runs"] = len(rows)
+        table[variant] = entry
+    nsl = [r["uar"] for f in folds for r in f["rows"] if r["variant"] == "nsl_student"]
+    speech = [r["uar"] for f in folds for r in f["rows"] if r["variant"] == "speech_only"]
+    gain = np.subtract(nsl, speech)  # paired: same fold and seed
+    return {
+        "variants": table,
+        "nsl_gain_over_speech_only": {"mean": float(gain.mean()), "std": float(gain.std())},
+    }
+
+
+def _mean_std(stat: dict) -> str:
+    return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
+
+
+def write_report(results: dict, out: Path, classes: tuple[str, ...]) -> None:
+    """report.md with the table, confusion-matrix PNGs and graph statistics per fold."""
+    lines = [
+        "# emograph experiment",
+        "",
+        f"source `{results['source']}` -> target `{results['target']}`, "
+        f"{results['folds']} speaker-independent fold(s) x {results['seeds']} seed(s); "
+        "test speakers never seen in training or checkpoint choice.",
+        "",
+        "| model | UAR | WA | macro-F1 | int8 UAR | float bytes | int8 bytes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for variant, e in results["summary"]["variants"].items():
+        cells = " | ".join(_mean_std(e[k]) for k in ("uar", "wa", "macro_f1", "int8_uar"))
+        lines.append(f"| {variant} | {cells} | {e['float_bytes']:,} | {e['int8_bytes']:,} |")
+        png = out / f"confusion_{variant}.png"
+        evaluate.plot_confusion(
+            np.array(e["confusion"]), classes, f"{variant} (all folds and seeds)", str(png)
+        )
+    gain = results["summary"]["nsl_gain_over_speech_only"]
+    lines += [
+        "",
+        f"NSL student minus speech-only student (paired by fold and seed): "
+        f"{gain['mean']:+.3f} ± {gain['std']:.3f} UAR.",
+        "",
+        "## Per-class recall (mean)",
+        "",
+        "| model | " + " | ".join(classes) + " |",
+        "|---|" + "---|" * len(classes),
+    ]
+    for variant, e in results["summary"]["variants"].items():
+        lines.append(
+            f"| {variant} | " + " | ".join(f"{e['recall'][c]:.2f}" for c in classes) + " |"
+        )
+    lines += [
+        "",
+        "## Graph per fold (target train split)",
+        "",
+        "| fold | nodes | edges | label homophily | chance | speaker homophily | chance |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for f in results["folds_detail"]:
+        g = f["graph"]
+        lines.append(
+            f"| {f['fold']} | {g['nodes']} | {g['edges']} | {g['label_homophily']:.3f} | "
+            f"{g['label_chance']:.3f} | {g['speaker_homophily']:.3f} | "
+            f"{g['speaker_chance']:.3f} |"
+        )
+    lines += ["", "## Confusion matrices", ""]
+    lines += [f"![{v}](confusion_{v}.png)" for v in results["summary"]["variants"]]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def run_experiment(base: RunConfig, folds: int, seeds: int, out: str) -> dict:
+    """Runs every fold, writes out/results.json and out/report.md, returns the results."""
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    prepare_synthetic(base)
+    start, details = time.time(), []
+    for fold in range(folds):
+        details.append(run_fold(fold_config(base, out, folds, fold), seeds))
+        elapsed = time.time() - start
+        log.info(
+            "experiment: fold %d/%d done, %.0f s elapsed, about %.0f s left",
+            fold + 1,
+            folds,
+            elapsed,
+            elapsed / (fold + 1) * (folds - fold - 1),
+        )
+    results = {
+        "source": f"{base.source.kind}:{base.source.path}",
+        "target": f"{base.target.kind}:{base.target.path}",
+        "folds": folds,
+        "seeds": seeds,
+        "config": json.loads(base.to_json()),
+        "summary": aggregate(details, base.classes),
+        "folds_detail": details,
+        "seconds": round(time.time() - start, 1),
+    }
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2))
+    write_report(results, out_dir, base.classes)
+    return results

@@ -1,0 +1,147 @@
+"""Export parity: the TFLite frontend against TF, int8 against float on a trained tiny student,
+and the Pusher's refusal of reports outside the configured limits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import components  # noqa: F401
+from components import features as F
+from components.audio import frontend
+from components.audio import synthetic as S
+from components.models import networks, training
+from components.tflite_pusher import export
+from components.tflite_pusher.component import PushRefused, check_limits
+from pipeline.config import EMOTIONS, AudioConfig, ExportConfig, FrontendConfig, StudentConfig
+
+SR = 16000
+AUDIO = AudioConfig(window_seconds=0.5)
+FRONT = FrontendConfig(mel_bands=24)
+CLASSES = ("tone", "noise")
+
+
+def _speech_windows(n: int, samples: int, seed: int = 0) -> np.ndarray:
+    """Synthetic utterances centred in windows: voiced, noisy, with silences around them."""
+    rng = np.random.default_rng(seed)
+    speakers = S.make_speakers("target", 4, seed)
+    windows = np.zeros((n, samples), np.float32)
+    for i in range(n):
+        emotion = EMOTIONS[i % len(EMOTIONS)]
+        utterance = S.synthesize_utterance(rng, speakers[i % 4], emotion, S.DOMAINS["target"])
+        cut = utterance[:samples]
+        start = (samples - len(cut)) // 2
+        windows[i, start : start + len(cut)] = cut
+    return windows
+
+
+def _tones_and_noise(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class 0: a tone of random pitch over a faint noise floor (as any recording has; a pure
+    tone's spectral nulls are the frontend's worst case, 7e-4); class 1: white noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(AUDIO.window_samples) / SR
+    labels = np.arange(n) % 2
+    pcm = np.empty((n, t.size), np.float32)
+    for i, label in enumerate(labels):
+        level = rng.uniform(0.02, 0.5)
+        if label == 0:
+            tone = np.sin(2 * np.pi * rng.uniform(200, 3000) * t + rng.uniform(0, 6))
+            pcm[i] = level * (tone + 0.01 * rng.standard_normal(t.size))
+        else:
+            pcm[i] = level * rng.uniform(-1, 1, t.size)
+    return pcm, labels
+
+
+def test_tflite_frontend_matches_tf_on_speech():
+    pcm = _speech_windows(6, AudioConfig().window_samples)
+    error = export.frontend_max_abs_error(pcm, FrontendConfig(), SR)
+    assert error < 1e-3
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict:
+    """export_variants of a tiny DS-CNN trained until confident on tones vs noise."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(0)
+    train_pcm, train_labels = _tones_and_noise(96, seed=0)
+    test_pcm, test_labels = _tones_and_noise(64, seed=1)
+    logmel = frontend.log_mel(tf.constant(train_pcm), FRONT, SR).numpy()
+    mean, inv_std = logmel.mean(axis=(0, 1)), 1.0 / (logmel.std(axis=(0, 1)) + 1e-6)
+    features = ((logmel - mean) * inv_std).reshape(len(logmel), -1)
+
+    frames, bands = training.input_shape(AUDIO, FRONT)
+    model = networks.build_student(StudentConfig(filters=(8, 16)), frames, bands, len(CLASSES))
+    model.compile(
+        keras.optimizers.Adam(3e-3),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    model.fit({F.LOGMEL: features}, train_labels, batch_size=16, epochs=15, verbose=0)
+
+    saved = str(tmp_path_factory.mktemp("student") / "serving")
+    pcm_fn = training.pcm_signature(model, AUDIO, FRONT, mean, inv_std)
+    training.save(model, saved, {export.PCM_SIGNATURE: pcm_fn})
+    return export.export_variants(saved, train_pcm[:32], test_pcm, test_labels, CLASSES, FRONT, SR)
+
+
+def test_trained_student_is_confident(report):
+    assert report["saved_model"]["uar"] >= 0.95
+
+
+def test_int8_agrees_with_float_on_trained_student(report):
+    assert report["int8"]["top1_agreement_with_float"] >= 0.97
+    assert report["float32"]["top1_agreement_with_float"] == 1.0
+    from ai_edge_litert.interpreter import Interpreter
+
+    tensors = Interpreter(model_content=report["int8"]["model"]).get_tensor_details()
+    assert any(t["dtype"] == np.int8 for t in tensors)  # really quantized, not a float fallback
+
+
+def test_export_reports_frontend_error_within_limit(report):
+    assert 0 <= report["frontend_max_abs_error"] <= ExportConfig().max_frontend_error
+    check_limits(report, ExportConfig())
+
+
+def test_model_card_states_the_parity_figures(report):
+    meta = {
+        "quantization": "int8",
+        "window_samples": AUDIO.window_samples,
+        "sample_rate": SR,
+        "extra": {"lineage": {"model": "test"}},
+    }
+    card = export.model_card("tiny", "v1", meta, report, CLASSES)
+    assert f"{report['frontend_max_abs_error']:.1e}" in card
+    assert "| int8 |" in card
+
+
+def _report(agreement: float = 1.0, uar_drop: float = 0.0, frontend_error: float = 1e-5) -> dict:
+    return {
+        "frontend_max_abs_error": frontend_error,
+        "int8": {"top1_agreement_with_float": agreement, "uar_drop_from_float": uar_drop},
+    }
+
+
+def test_check_limits_accepts_a_report_within_limits():
+    check_limits(_report(agreement=0.97, uar_drop=0.02, frontend_error=1e-3), ExportConfig())
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"agreement": 0.5}, "agrees with the float model on 50.0%"),
+        ({"uar_drop": 0.1}, "0.100 below the float model's"),
+        ({"frontend_error": 0.01}, "frontend differs from the TF one by 1.00e-02"),
+        ({"frontend_error": float("nan")}, "frontend differs"),
+    ],
+)
+def test_check_limits_refuses_each_limit(bad, message):
+    with pytest.raises(PushRefused, match="not pushed") as refused:
+        check_limits(_report(**bad), ExportConfig())
+    assert message in str(refused.value)
+
+
+def test_check_limits_names_every_failure():
+    with pytest.raises(PushRefused) as refused:
+        check_limits(_report(agreement=0.1, uar_drop=0.5, frontend_error=1.0), ExportConfig())
+    assert str(refused.value).count(";") == 2
