@@ -62,6 +62,11 @@ def benchmark(path: str | Path, runs: int) -> dict:
     }
 
 
+def _label(model: str) -> str:
+    """`<model_name>/<version>` of a pushed model file; other names as they are."""
+    return str(Path(*Path(model).parts[-3:-1])) if model.endswith(".tflite") else model
+
+
 def table(rows: list[dict]) -> str:
     """Markdown, so it pastes into the README as it is."""
     lines = [
@@ -72,7 +77,7 @@ def table(rows: list[dict]) -> str:
         sizes = {**r["variant_bytes"], r["quantization"]: r["model_bytes"]}
         cells = [f"{sizes[q]:,}" if q in sizes else "-" for q in VARIANTS]
         lines.append(
-            f"| {r['model'][-40:]} | {r['quantization']} | {r['window_s']:g} s | "
+            f"| {_label(r['model'])} | {r['quantization']} | {r['window_s']:g} s | "
             + " | ".join(cells)
             + f" | {r['latency_ms_median']:.3f} | {r['latency_ms_p90']:.3f} | "
             f"{r['real_time_factor']:.5f} |"

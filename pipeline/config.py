@@ -145,11 +145,20 @@ class TeacherConfig:
     seed: int = 0
 
 
+# What the graph's nodes are embedded as: the teacher's `embed` signature on the log-mel, or the
+# utterance statistics (prosody) of the raw audio (components/embedder/statistics.py).
+EMBEDDING_SOURCES: tuple[str, ...] = ("teacher", "statistics")
+
+
 @dataclass(frozen=True)
 class GraphConfig:
-    """The similarity graph over teacher embeddings of the target train split.
+    """The similarity graph over embeddings of the target train split.
 
     Attributes:
+      embedding_source: one of EMBEDDING_SOURCES.
+      speaker_centre: subtract each speaker's mean embedding before the cosine, so edges join
+        clips that differ from their own speaker's average in the same way (same emotion)
+        rather than clips of similar voices.
       similarity_threshold: keep edges whose cosine similarity is at least this.
       max_neighbours: per-node top-k after thresholding (0 keeps all).
       lsh_splits: random hyperplanes per LSH round (0 = exact pairwise search).
@@ -159,6 +168,8 @@ class GraphConfig:
       seed: makes LSH hyperplanes reproducible.
     """
 
+    embedding_source: str = "teacher"
+    speaker_centre: bool = False
     similarity_threshold: float = 0.6
     max_neighbours: int = 5
     lsh_splits: int = 0
@@ -166,6 +177,12 @@ class GraphConfig:
     max_bucket_size: int = 4096
     centre: bool = True
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.embedding_source not in EMBEDDING_SOURCES:
+            raise ValueError(
+                f"embedding_source must be one of {EMBEDDING_SOURCES}, got {self.embedding_source!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -396,7 +413,9 @@ class RunConfig:
             student=StudentConfig(filters=(16, 24, 32), epochs=8),
             # Tiny data gives noisy students: bless anything above chance so the push is tested.
             evaluation=EvaluationConfig(uar_margin=1.0),
-            export=ExportConfig(representative_examples=32, min_int8_agreement=0.5),
+            export=ExportConfig(
+                representative_examples=32, min_int8_agreement=0.5, max_int8_uar_drop=1.0
+            ),
         )
 
 

@@ -218,6 +218,7 @@ def create_pipeline(config: RunConfig, metadata_connection_config=None) -> tfx.d
         push_root=_absolute(config.push_root),
         export_config=section_to_json(config.export),
         audio=section_to_json(config.audio),
+        frontend=section_to_json(config.frontend),
         classes=json.dumps(list(config.classes)),
     )
     return _pipeline(

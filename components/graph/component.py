@@ -1,4 +1,4 @@
-"""GraphBuilder: the similarity graph over teacher embeddings of the target train split."""
+"""GraphBuilder: the similarity graph over embeddings of the target train split."""
 
 import json
 import logging
@@ -17,7 +17,7 @@ from tfx.dsl.component.experimental.decorators import component
 from components import features as F
 from components.artifacts import Embeddings, SimilarityGraph
 from components.embedder.embed import parse_embedding
-from components.graph.beam_graph import BuildSimilarityGraph, write_tsv
+from components.graph.beam_graph import BuildSimilarityGraph, CentrePerSpeaker, write_tsv
 from components.graph.similarity import read_tsv
 from components.graph.stats import graph_statistics, plot_graph_statistics
 from pipeline.config import GraphConfig, section_from_json
@@ -28,9 +28,9 @@ GRAPH_SPLIT = "train"  # labels of train speakers only; eval/test never shape th
 GRAPH_PREFIX = "graph"
 
 
-def _id_and_vector(serialized: bytes) -> tuple[str, np.ndarray]:
+def _id_vector_speaker(serialized: bytes) -> tuple[str, np.ndarray, str]:
     record = parse_embedding(serialized)
-    return record[F.ID], record[F.EMBEDDING]
+    return record[F.ID], record[F.EMBEDDING], record.get(F.SPEAKER, "")
 
 
 def read_node_attributes(pattern: str) -> list[dict]:
@@ -55,15 +55,19 @@ def GraphBuilder(  # noqa: N802
     cfg = section_from_json(GraphConfig, config)
     pattern = f"{embeddings.uri}/Split-{GRAPH_SPLIT}/*.gz"
     with beam_pipeline as pipeline:
-        edges = (
+        rows = (
             pipeline
             | "Read"
             >> beam.io.ReadFromTFRecord(
                 pattern, compression_type=beam.io.filesystem.CompressionTypes.GZIP
             )
-            | "Parse" >> beam.Map(_id_and_vector)
-            | "Graph" >> BuildSimilarityGraph(cfg)
+            | "Parse" >> beam.Map(_id_vector_speaker)
         )
+        if cfg.speaker_centre:
+            rows = rows | "CentrePerSpeaker" >> CentrePerSpeaker()
+        else:
+            rows = rows | "DropSpeaker" >> beam.MapTuple(lambda i, v, _: (i, v))
+        edges = rows | "Graph" >> BuildSimilarityGraph(cfg)
         write_tsv(edges, f"{graph.uri}/{GRAPH_PREFIX}")
 
     nodes = read_node_attributes(pattern)

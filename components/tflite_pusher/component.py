@@ -102,29 +102,27 @@ def TFLitePusher(  # noqa: N802
     push_root: Parameter[str],
     export_config: Parameter[str],
     audio: Parameter[str],
+    frontend: Parameter[str],
     classes: Parameter[str],
-    frontend: Parameter[str] = None,  # type: ignore[assignment]
 ) -> None:
     """Pushes only a blessed model; `examples` are the raw target windows (PCM) for
     calibration (train split) and the float/int8 test comparison (test split).
 
-    `frontend` is the run's FrontendConfig JSON (the frontend parity check rebuilds it); without
-    it the defaults are assumed, which is only right for runs that keep them.
+    `audio`, `frontend` and `export_config` are the run's config sections as JSON: the frontend
+    parity check rebuilds the exact frontend the model was trained with.
     """
     if not model_blessing.get_int_custom_property("blessed"):
         log.warning("model %s is not blessed: nothing pushed", model.uri)
         pushed_model.set_int_custom_property("pushed", 0)
         return
     raw_uri = str(Path(artifact_utils.get_split_uri([examples], "train")).parent)
-    if frontend is None:
-        log.warning("no `frontend` parameter: the parity check assumes the default FrontendConfig")
     destination = export_and_push(
         path_utils.serving_model_path(model.uri),
         raw_uri,
         push_root,
         section_from_json(ExportConfig, export_config),
         section_from_json(AudioConfig, audio),
-        section_from_json(FrontendConfig, frontend) if frontend else FrontendConfig(),
+        section_from_json(FrontendConfig, frontend),
         tuple(json.loads(classes)),
         {"model": model.uri, "examples": examples.uri},
     )

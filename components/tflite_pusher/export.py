@@ -239,8 +239,10 @@ NSL graph-regularised student). Pushed variant: **{meta["quantization"]}**.
 |---|---|---|---|---|
 {rows}
 
-Per-class recall ({meta["quantization"]}): {recalls}. The TFLite frontend differs from the
-training frontend by at most {report["frontend_max_abs_error"]:.1e} (natural-log mel power).
+Per-class recall ({meta["quantization"]}): {recalls}.
+
+TFLite frontend vs the training frontend: max |error| {report["frontend_max_abs_error"]:.1e}
+(natural-log mel power).
 
 ## Lineage
 

@@ -1,0 +1,57 @@
+"""Utterance statistics as the graph's embedding: prosody of the raw audio, no teacher needed.
+
+On the demo corpus a 5-NN cosine graph over these 10 numbers (energy, zero-crossings, spectral
+centroid, voicing, speaking rate, F0 median/spread/slope), centred per speaker, joins clips of
+the same emotion about twice as often as one over the teacher's embeddings (label homophily
+0.66 against 0.36, chance 0.17); issue 8 reports the same ordering on real acted speech.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import apache_beam as beam
+import numpy as np
+import tensorflow as tf
+
+from components import features as F
+from components.audio.synthetic import utterance_features
+from components.embedder.embed import CARRIED, embedding_example
+
+STATISTICS_DIM = 10
+
+
+def utterance_statistics(pcm16: bytes, sample_rate: int) -> np.ndarray:
+    """float32[10] statistics of one window, with the zero padding of short clips cut off.
+
+    Padding would otherwise count as unvoiced, silent time and dilute voicing and speaking rate.
+    """
+    audio = np.frombuffer(pcm16, "<i2").astype(np.float64) / 32768.0
+    speech = np.trim_zeros(audio)
+    if len(speech) < sample_rate // 10:  # all silence: nothing to describe
+        return np.zeros(STATISTICS_DIM, np.float32)
+    return utterance_features(speech, sample_rate).astype(np.float32)
+
+
+class _StatisticsOf(beam.DoFn):
+    """A serialized raw audio example -> a serialized embedding example (statistics inside)."""
+
+    def __init__(self, sample_rate: int):
+        self._sample_rate = sample_rate
+
+    def process(self, serialized: bytes) -> Iterator[bytes]:
+        feats = tf.train.Example.FromString(serialized).features.feature
+        vector = utterance_statistics(feats[F.AUDIO].bytes_list.value[0], self._sample_rate)
+        carried = {k: feats[k].bytes_list.value[0] for k in CARRIED if k != F.ID and k in feats}
+        yield embedding_example(feats[F.ID].bytes_list.value[0], vector, carried)
+
+
+class StatisticsExamples(beam.PTransform):
+    """PCollection[serialized raw audio tf.Example] -> PCollection[serialized embedding]."""
+
+    def __init__(self, sample_rate: int):
+        super().__init__()
+        self._sample_rate = sample_rate
+
+    def expand(self, examples):
+        return examples | "Statistics" >> beam.ParDo(_StatisticsOf(self._sample_rate))
