@@ -181,7 +181,8 @@ class GraphConfig:
     def __post_init__(self) -> None:
         if self.embedding_source not in EMBEDDING_SOURCES:
             raise ValueError(
-                f"embedding_source must be one of {EMBEDDING_SOURCES}, got {self.embedding_source!r}"
+                f"embedding_source must be one of {EMBEDDING_SOURCES}, "
+                f"got {self.embedding_source!r}"
             )
 
 

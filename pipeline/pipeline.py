@@ -20,7 +20,7 @@ from components.example_gen.component import AudioExampleGen
 from components.graph.component import GraphBuilder
 from components.neighbours.component import NeighbourPacker
 from components.tflite_pusher.component import TFLitePusher
-from pipeline.config import RunConfig, section_to_json
+from pipeline.config import RunConfig, SplitConfig, section_to_json
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "raw_audio" / "schema.pbtxt"
 PREPROCESSING_FN = "components.transform.preprocessing.preprocessing_fn"
@@ -31,13 +31,15 @@ NSL_STUDENT, SPEECH_ONLY, FINETUNED_TEACHER = "nsl_student", "speech_only", "fin
 VARIANTS = (NSL_STUDENT, SPEECH_ONLY, FINETUNED_TEACHER)
 
 
-def _ingest_and_validate(name: str, config: RunConfig, corpus, schema) -> tuple[list, object]:
+def _ingest_and_validate(
+    name: str, config: RunConfig, corpus, split, schema
+) -> tuple[list, object]:
     """AudioExampleGen + statistics + validation + Transform of one corpus."""
     example_gen = AudioExampleGen(
         corpus=section_to_json(corpus),
         classes=json.dumps(list(config.classes)),
         audio=section_to_json(config.audio),
-        split=section_to_json(config.split),
+        split=section_to_json(split),
     ).with_id(f"{name}_example_gen")
     statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
         f"{name}_statistics_gen"
@@ -97,11 +99,18 @@ class _Shared:
 
 def _shared_steps(config: RunConfig) -> _Shared:
     schema = tfx.components.ImportSchemaGen(schema_file=str(SCHEMA_FILE))
+    # Split policies (fixed lists, folds) address the target's speakers; the source (teacher
+    # data) always takes the seeded fractional split, so folds share one teacher.
+    source_split = SplitConfig(
+        eval_fraction=config.split.eval_fraction,
+        test_fraction=config.split.test_fraction,
+        seed=config.split.seed,
+    )
     source_steps, (_, source_transform) = _ingest_and_validate(
-        "source", config, config.source, schema.outputs["schema"]
+        "source", config, config.source, source_split, schema.outputs["schema"]
     )
     target_steps, (target_gen, target_transform) = _ingest_and_validate(
-        "target", config, config.target, schema.outputs["schema"]
+        "target", config, config.target, config.split, schema.outputs["schema"]
     )
     teacher = _trainer(
         "teacher_trainer",

@@ -4,6 +4,7 @@ import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras as keras
 from apache_beam.testing.util import assert_that, equal_to
 
 from components import features as F
@@ -14,7 +15,8 @@ from components.embedder.statistics import (
     utterance_statistics,
 )
 from components.graph.beam_graph import CentrePerSpeaker
-from pipeline.config import GraphConfig
+from components.student.trainer import graph_regularised
+from pipeline.config import GraphConfig, StudentConfig
 
 RATE = 16000
 
@@ -99,3 +101,15 @@ def test_centre_per_speaker_subtracts_each_speakers_mean():
 def test_graph_config_rejects_an_unknown_embedding_source():
     with pytest.raises(ValueError, match="embedding_source"):
         GraphConfig(embedding_source="mfcc")
+
+
+@pytest.mark.parametrize(
+    ("distance", "transform"),
+    [("l2", "none"), ("kl_divergence", "softmax"), ("jensen_shannon_divergence", "softmax")],
+)
+def test_divergences_compare_probabilities_not_logits(distance, transform):
+    inputs = keras.Input(shape=(4,), name=F.LOGMEL)
+    base = keras.Model({F.LOGMEL: inputs}, keras.layers.Dense(3)(inputs))
+    cfg = StudentConfig(graph_multiplier=0.1, distance_type=distance)
+    wrapped = graph_regularised(base, cfg)
+    assert wrapped.graph_reg_config.distance_config.transform_fn.value == transform

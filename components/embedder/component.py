@@ -23,6 +23,7 @@ from components.embedder.statistics import StatisticsExamples
 from pipeline.config import EMBEDDING_SOURCES
 
 GZIP = beam.io.filesystem.CompressionTypes.GZIP
+SOURCE_PROPERTY = "embedding_source"  # read back by the GraphBuilder to check its config
 
 
 @component(use_beam=True)
@@ -58,3 +59,4 @@ def Embedder(  # noqa: N802
                 compression_type=GZIP,
             )
     embeddings.set_string_custom_property("split_names", read_from.split_names)
+    embeddings.set_string_custom_property(SOURCE_PROPERTY, source)

@@ -16,6 +16,7 @@ from tfx.dsl.component.experimental.decorators import component
 
 from components import features as F
 from components.artifacts import Embeddings, SimilarityGraph
+from components.embedder.component import SOURCE_PROPERTY
 from components.embedder.embed import parse_embedding
 from components.graph.beam_graph import BuildSimilarityGraph, CentrePerSpeaker, write_tsv
 from components.graph.similarity import read_tsv
@@ -53,6 +54,13 @@ def GraphBuilder(  # noqa: N802
 ) -> None:
     """Embeddings -> graph-*.tsv (NSL's format), stats.json and stats.png."""
     cfg = section_from_json(GraphConfig, config)
+    made_from = embeddings.get_string_custom_property(SOURCE_PROPERTY) or "teacher"
+    if made_from != cfg.embedding_source:
+        raise ValueError(
+            f"GraphConfig.embedding_source is {cfg.embedding_source!r} but the Embedder made "
+            f"{made_from!r} embeddings: pass it source=config.graph.embedding_source (and "
+            "raw_examples for 'statistics')"
+        )
     pattern = f"{embeddings.uri}/Split-{GRAPH_SPLIT}/*.gz"
     with beam_pipeline as pipeline:
         rows = (

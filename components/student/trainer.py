@@ -17,6 +17,9 @@ from pipeline.config import AudioConfig, FrontendConfig, StudentConfig, section_
 
 log = logging.getLogger(__name__)
 
+# Distances between distributions: NSL must softmax the student's logits before them.
+DIVERGENCES = ("kl_divergence", "jensen_shannon_divergence")
+
 
 def graph_regularised(base: keras.Model, cfg: StudentConfig) -> keras.Model:
     """Wraps `base` in NSL's GraphRegularization (neighbours read from NL_nbr_* features)."""
@@ -25,6 +28,7 @@ def graph_regularised(base: keras.Model, cfg: StudentConfig) -> keras.Model:
         multiplier=cfg.graph_multiplier,
         distance_type=cfg.distance_type,
         sum_over_axis=-1,
+        transform_fn="softmax" if cfg.distance_type in DIVERGENCES else "none",
     )
     return nsl.keras.GraphRegularization(base, config)
 
