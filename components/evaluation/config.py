@@ -53,6 +53,10 @@ def eval_config(classes: tuple[str, ...], uar_margin: float) -> tfma.EvalConfig:
             tfma.ModelSpec(name=CANDIDATE, **spec),
             tfma.ModelSpec(name=BASELINE, is_baseline=True, **spec),
         ],
-        slicing_specs=[tfma.SlicingSpec(), tfma.SlicingSpec(feature_keys=[F.SPEAKER])],
+        slicing_specs=[
+            tfma.SlicingSpec(),
+            tfma.SlicingSpec(feature_keys=[F.SPEAKER]),
+            tfma.SlicingSpec(feature_keys=[F.CORPUS]),
+        ],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
     )
