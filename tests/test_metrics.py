@@ -44,3 +44,20 @@ def test_keras_metrics_equal_numpy_over_batches():
     assert float(recall_b.result()) == pytest.approx(s["recall"]["b"], abs=1e-6)
     clone = metrics.ClassRecall.from_config(recall_b.get_config())
     assert clone.class_index == 1
+
+
+def test_class_weights_are_inverse_frequency(tmp_path):
+    import tensorflow as tf
+
+    from components import features as F
+    from components.models import training
+
+    path = tmp_path / "data.gz"
+    with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+        for label in [0] * 6 + [1] * 3 + [2] * 3:
+            feature = {F.LABEL_ID: tf.train.Feature(int64_list=tf.train.Int64List(value=[label]))}
+            example = tf.train.Example(features=tf.train.Features(feature=feature))
+            writer.write(example.SerializeToString())
+    weights = training.class_weights([str(path)], num_classes=4)
+    assert weights == pytest.approx({0: 12 / 18, 1: 12 / 9, 2: 12 / 9, 3: 0.0})
+    assert sum(w * n for w, n in zip(weights.values(), [6, 3, 3, 0], strict=True)) == pytest.approx(12)

@@ -77,6 +77,18 @@ def load_arrays(file_patterns: Sequence[str], frames: int, bands: int) -> tuple[
     return {F.LOGMEL: np.concatenate(feats)}, np.concatenate(labels)
 
 
+def class_weights(file_patterns: Sequence[str], num_classes: int) -> dict[int, float]:
+    """Inverse-frequency weights (1.0 on average over examples) from the train split's labels,
+    so a class that is rarer in a corpus (RAVDESS has half as much neutral) is not given up."""
+    spec = {F.LABEL_ID: tf.io.FixedLenFeature([], tf.int64)}
+    counts = np.zeros(num_classes)
+    for _, labels in make_dataset(file_patterns, spec, 1024, shuffle=False):
+        counts += np.bincount(labels.numpy(), minlength=num_classes)[:num_classes]
+    present = counts > 0
+    weights = np.where(present, counts.sum() / (present.sum() * np.maximum(counts, 1)), 0.0)
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
 class BestValidationUAR(keras.callbacks.Callback):
     """Scores `scored` on validation speakers each epoch, keeps the best weights, stops early.
 

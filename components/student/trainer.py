@@ -58,7 +58,8 @@ def train_student(
     train = training.make_dataset(train_files, spec, cfg.batch_size, shuffle=True, seed=cfg.seed)
     val_x, val_y = training.load_arrays(eval_files, frames, bands)
     best = training.BestValidationUAR(base, val_x, val_y, classes, patience=8, min_epochs=10)
-    model.fit(train, epochs=cfg.epochs, callbacks=[best], verbose=2)
+    weights = training.class_weights(train_files, len(classes))
+    model.fit(train, epochs=cfg.epochs, callbacks=[best], class_weight=weights, verbose=2)
     mean, inv_std = training.normalisation_constants(transform_output, audio)
     training.save(
         base,

@@ -71,7 +71,8 @@ def train_teacher(
     )
     val_x, val_y = training.load_arrays(eval_files, frames, bands)
     best = training.BestValidationUAR(model, val_x, val_y, classes, patience=5, min_epochs=5)
-    model.fit(train, epochs=epochs, callbacks=[best], verbose=2)
+    weights = training.class_weights(train_files, len(classes))
+    model.fit(train, epochs=epochs, callbacks=[best], class_weight=weights, verbose=2)
     mean, inv_std = training.normalisation_constants(transform_output, audio)
     training.save(
         model,
