@@ -168,8 +168,8 @@ class GraphConfig:
       seed: makes LSH hyperplanes reproducible.
     """
 
-    embedding_source: str = "teacher"
-    speaker_centre: bool = False
+    embedding_source: str = "statistics"
+    speaker_centre: bool = True
     similarity_threshold: float = 0.6
     max_neighbours: int = 5
     lsh_splits: int = 0
@@ -202,7 +202,7 @@ class StudentConfig:
     batch_size: int = 32
     learning_rate: float = 3e-3
     dropout: float = 0.2
-    graph_multiplier: float = 0.1
+    graph_multiplier: float = 0.3
     num_neighbours: int = 3
     distance_type: str = "l2"
     seed: int = 0

@@ -120,7 +120,11 @@ def _shared_steps(config: RunConfig) -> _Shared:
         _model_config(config, teacher=config.teacher),
     )
     embedder = Embedder(
-        examples=target_transform.outputs["transformed_examples"], model=teacher.outputs["model"]
+        examples=target_transform.outputs["transformed_examples"],
+        model=teacher.outputs["model"],
+        raw_examples=target_gen.outputs["examples"],
+        source=config.graph.embedding_source,
+        sample_rate=config.audio.sample_rate,
     )
     graph = GraphBuilder(
         embeddings=embedder.outputs["embeddings"], config=section_to_json(config.graph)
