@@ -223,9 +223,12 @@ class ExportConfig:
       min_int8_agreement: least fraction of test windows where int8 and float top-1 agree.
       max_int8_uar_drop: largest test UAR the int8 model may lose against the float SavedModel.
       max_frontend_error: largest |log-mel| difference of the TFLite frontend from the TF one.
+      float_layers: layers kept float32 in the int8 model besides the frontend (name parts;
+        "stem" is the student's first conv, the layer most sensitive to 8-bit activations).
     """
 
     model_name: str = "emograph-student"
+    float_layers: tuple[str, ...] = ("stem",)
     representative_examples: int = 200
     min_int8_agreement: float = 0.8
     max_int8_uar_drop: float = 0.02

@@ -44,7 +44,7 @@ def score_model(model_dir: str, test_pattern: str, raw_uri: str, config: RunConf
     )
     pcm, labels = export.read_windows(f"{raw_uri}/Split-test/*.gz", config.classes)
     float_model = export.convert(model_dir, "float32", representative)
-    int8_model = export.convert(model_dir, "int8", representative)
+    int8_model = export.convert(model_dir, "int8", representative, config.export.float_layers)
     int8_pred = export.tflite_probabilities(int8_model, pcm).argmax(-1)
     int8 = evaluate.metrics.summary(labels, int8_pred, config.classes)
     return {

@@ -60,4 +60,5 @@ def test_class_weights_are_inverse_frequency(tmp_path):
             writer.write(example.SerializeToString())
     weights = training.class_weights([str(path)], num_classes=4)
     assert weights == pytest.approx({0: 12 / 18, 1: 12 / 9, 2: 12 / 9, 3: 0.0})
-    assert sum(w * n for w, n in zip(weights.values(), [6, 3, 3, 0], strict=True)) == pytest.approx(12)
+    counts = [6, 3, 3, 0]
+    assert sum(w * n for w, n in zip(weights.values(), counts, strict=True)) == pytest.approx(12)

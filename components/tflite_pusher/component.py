@@ -66,7 +66,14 @@ def export_and_push(
     )
     test_pcm, test_labels = export.read_windows(f"{raw_examples_uri}/Split-test/*.gz", classes)
     report = export.export_variants(
-        model_dir, representative, test_pcm, test_labels, classes, front, audio.sample_rate
+        model_dir,
+        representative,
+        test_pcm,
+        test_labels,
+        classes,
+        front,
+        audio.sample_rate,
+        cfg.float_layers,
     )
     models = {q: report[q].pop("model") for q in export.QUANTIZATIONS}
     check_limits(report, cfg)
