@@ -13,7 +13,7 @@ import hashlib
 import json
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
@@ -49,24 +49,56 @@ def ingest(
     examples_uri: str,
     report_uri: str,
 ) -> None:
-    """Adds the ingest job to `pipeline` (the caller runs it).
+    """Adds the ingest job of a whole corpus to `pipeline` (the caller runs it).
 
-    Writes examples_uri/Split-<split>/data_tfrecord-*.gz (TFX's ExampleGen layout) and, under
-    report_uri, splits.json and listing.json now, rejections-*.jsonl and ingested-*.jsonl when the
-    pipeline runs (`summarise` merges them). Refuses to write over an earlier ingest's files.
+    Lists the corpus, splits its speakers and hands both to `ingest_clips`.
     """
-    leftovers = FileSystems.match([f"{examples_uri}/Split-*/*", f"{report_uri}/*"])
-    if any(result.metadata_list for result in leftovers):
-        raise ValueError(f"{examples_uri} or {report_uri} already holds ingest output")
     clips, listing_rejections = list_clips(corpus, classes)
     if not clips:
         raise ValueError(
             f"no usable clips in {corpus.kind}:{corpus.path} for classes {list(classes)}"
         )
     splits = assign_speakers((clip.speaker for clip in clips), split)
+    ingest_clips(
+        pipeline,
+        clips,
+        listing_rejections,
+        splits,
+        audio,
+        examples_uri,
+        report_uri,
+        dataclasses.asdict(corpus),
+    )
+
+
+def ingest_clips(
+    pipeline: beam.Pipeline,
+    clips: Sequence[Clip],
+    listing_rejections: Sequence[Rejection],
+    splits: Mapping[str, str],
+    audio: AudioConfig,
+    examples_uri: str,
+    report_uri: str,
+    listing: Mapping[str, Any],
+    known_content: Mapping[str, str] | None = None,
+) -> None:
+    """Adds the ingest job of already listed clips to `pipeline` (the caller runs it).
+
+    The one decode/dedupe/write path of both the batch ingest and the watcher's spans. Writes
+    examples_uri/Split-<split>/data_tfrecord-*.gz (TFX's ExampleGen layout) and, under
+    report_uri, splits.json and listing.json (`listing` plus "found") now, rejections-*.jsonl
+    and ingested-*.jsonl when the pipeline runs (`summarise` merges them). `splits` maps every
+    clip's speaker to its split. `known_content` (sha1 of decoded PCM -> path) holds audio
+    ingested earlier: a clip with the same audio is rejected as a duplicate. Refuses to write
+    over an earlier ingest's files.
+    """
+    leftovers = FileSystems.match([f"{examples_uri}/Split-*/*", f"{report_uri}/*"])
+    if any(result.metadata_list for result in leftovers):
+        raise ValueError(f"{examples_uri} or {report_uri} already holds ingest output")
+    splits = dict(splits)
     found = len(clips) + len(listing_rejections)
     _write_json(f"{report_uri}/splits.json", dict(sorted(splits.items())))
-    _write_json(f"{report_uri}/listing.json", {**dataclasses.asdict(corpus), "found": found})
+    _write_json(f"{report_uri}/listing.json", {**listing, "found": found})
 
     decoded = (
         pipeline
@@ -77,7 +109,10 @@ def ingest(
     kept = (
         decoded.decoded
         | "GroupByContent" >> beam.GroupByKey()
-        | "Dedupe" >> beam.FlatMap(_first_by_path).with_outputs(REJECTED, main="kept")
+        | "Dedupe"
+        >> beam.FlatMap(_first_by_path, dict(known_content or {})).with_outputs(
+            REJECTED, main="kept"
+        )
     )
     by_split = (
         kept.kept
@@ -136,20 +171,31 @@ class DecodeClip(beam.DoFn):
         yield TaggedOutput(REJECTED, rejection)
 
 
-def _first_by_path(item: tuple[str, Iterable[Windows]]) -> Iterator[Any]:
-    """Identical audio under several names: the first path wins, the others are duplicates."""
-    _, copies = item
-    first, *others = sorted(copies, key=lambda copy: copy[0].path)
-    yield first
+def _first_by_path(item: tuple[str, Iterable[Windows]], known: dict[str, str]) -> Iterator[Any]:
+    """Identical audio under several names: the first path wins, the others are duplicates.
+
+    Audio already in `known` (ingested by an earlier span) has no winner: every copy is a
+    duplicate. Kept clips travel with their digest, which the ingested records carry.
+    """
+    digest, copies = item
+    copies = sorted(copies, key=lambda copy: copy[0].path)
+    if digest in known:
+        for clip, _ in copies:
+            yield TaggedOutput(
+                REJECTED, Rejection(clip.path, "duplicate", f"same audio as {known[digest]}")
+            )
+        return
+    first, *others = copies
+    yield digest, first
     for clip, _ in others:
         yield TaggedOutput(
             REJECTED, Rejection(clip.path, "duplicate", f"same audio as {first[0].path}")
         )
 
 
-def _to_examples(item: Windows, splits: dict[str, str]) -> Iterator[tuple[str, bytes]]:
+def _to_examples(item: tuple[str, Windows], splits: dict[str, str]) -> Iterator[tuple[str, bytes]]:
     """One serialised tf.Example per window, keyed by the speaker's split."""
-    clip, windows = item
+    _, (clip, windows) = item
     for index, (start, pcm) in enumerate(windows):
         yield splits[clip.speaker], make_example(clip, index, start, pcm).SerializeToString()
 
@@ -215,9 +261,14 @@ class _RleGzipFile:
         self._raw.close()
 
 
-def _ingested_record(item: Windows, splits: dict[str, str]) -> str:
-    clip, windows = item
-    record = {**dataclasses.asdict(clip), "split": splits[clip.speaker], "windows": len(windows)}
+def _ingested_record(item: tuple[str, Windows], splits: dict[str, str]) -> str:
+    digest, (clip, windows) = item
+    record = {
+        **dataclasses.asdict(clip),
+        "split": splits[clip.speaker],
+        "windows": len(windows),
+        "sha1": digest,
+    }
     return json.dumps(record, sort_keys=True)
 
 
