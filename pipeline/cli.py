@@ -56,6 +56,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from components.example_gen.ingest import run_ingest
 
     config = _load_config(args)
+    if args.watch:
+        return _watch(args, config)
     summary = run_ingest(
         CorpusSpec.parse(args.corpus),
         config.classes,
@@ -69,6 +71,30 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         f"{summary['rejected']} {summary['rejected_by_reason']}"
     )
     print(f"windows per split: {summary['windows']}; report: {args.out}/report/ingest_report.json")
+    return 0
+
+
+def _watch(args: argparse.Namespace, config: RunConfig) -> int:
+    from components.example_gen.watch import watch
+
+    spans = watch(
+        CorpusSpec.parse(args.corpus),
+        config.classes,
+        config.audio,
+        config.split,
+        args.out,
+        interval=args.interval,
+        duration=args.duration,
+        max_spans=args.max_spans,
+        settle_seconds=args.settle,
+        beam_args=config.beam.pipeline_args(),
+    )
+    for s in spans:
+        print(
+            f"span-{s['span']}: found {s['found']} = ingested {s['ingested']} + rejected "
+            f"{s['rejected']} {s['rejected_by_reason']}; windows {s['windows']}"
+        )
+    print(f"{len(spans)} new span(s) in {args.out}; train on them with --target spans:{args.out}")
     return 0
 
 
@@ -152,6 +178,23 @@ def build_parser() -> argparse.ArgumentParser:
     ingest = with_config(sub.add_parser("ingest", help="run the ingest Beam job on its own"))
     ingest.add_argument("--corpus", required=True, help="KIND:PATH, see `emograph corpora`")
     ingest.add_argument("--out", required=True)
+    watching = ingest.add_argument_group("watch: new files in --corpus become --out/span-N")
+    watching.add_argument(
+        "--watch", action="store_true", help="keep polling the corpus, one span per interval"
+    )
+    watching.add_argument("--interval", type=float, default=10.0, help="seconds between polls")
+    watching.add_argument(
+        "--duration", type=float, default=0.0, help="stop after this many seconds (0: never)"
+    )
+    watching.add_argument(
+        "--max-spans", type=int, default=0, help="stop after this many new spans (0: no limit)"
+    )
+    watching.add_argument(
+        "--settle",
+        type=float,
+        default=2.0,
+        help="take a file only once it is this many seconds unmodified (half-written files wait)",
+    )
     ingest.set_defaults(func=cmd_ingest)
 
     exp = with_config(

@@ -18,18 +18,34 @@ T = TypeVar("T")
 EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "disgust")
 
 
+# The corpus kind of a folder of spans written by `emograph ingest --watch` (already ingested).
+SPANS_KIND = "spans"
+
+
 @dataclass(frozen=True)
 class CorpusSpec:
     """Where one corpus lives and how to read it.
 
     Attributes:
       kind: adapter name: "synthetic" (the generator's output, read through its manifest),
-        "manifest" (a CSV with path,label,speaker), "ravdess", "crema-d", "tess", "emo-db", "savee".
-      path: root directory of the corpus (or the CSV file for "manifest").
+        "manifest" (a CSV with path,label,speaker), "ravdess", "crema-d", "tess", "emo-db", "savee";
+        or SPANS_KIND: the span-{N} folders `emograph ingest --watch` writes, read as they are
+        (decoded and split when they were written), so a scheduled run trains on new spans.
+      path: root directory of the corpus (or the CSV file for "manifest", or the watcher's out).
+      latest_spans: SPANS_KIND only: read the newest N spans (0 reads every span). The span
+        names are resolved when the pipeline is built and are ExampleGen's cache key, so a run
+        after a new span ingests again and a run without one reuses the cached examples.
     """
 
     kind: str
     path: str
+    latest_spans: int = 0
+
+    def __post_init__(self) -> None:
+        if self.latest_spans < 0:
+            raise ValueError(f"latest_spans must be >= 0, got {self.latest_spans}")
+        if self.latest_spans and self.kind != SPANS_KIND:
+            raise ValueError(f"latest_spans applies to kind {SPANS_KIND!r} only, not {self.kind!r}")
 
     @classmethod
     def parse(cls, text: str) -> CorpusSpec:

@@ -17,6 +17,7 @@ from tfx import v1 as tfx
 from components.embedder.component import Embedder
 from components.evaluation.config import eval_config
 from components.example_gen.component import AudioExampleGen
+from components.example_gen.watch import resolve_spans
 from components.graph.component import GraphBuilder
 from components.neighbours.component import NeighbourPacker
 from components.tflite_pusher.component import TFLitePusher
@@ -40,6 +41,7 @@ def _ingest_and_validate(
         classes=json.dumps(list(config.classes)),
         audio=section_to_json(config.audio),
         split=section_to_json(split),
+        spans=json.dumps(resolve_spans(corpus)),
     ).with_id(f"{name}_example_gen")
     statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
         f"{name}_statistics_gen"

@@ -4,7 +4,8 @@ measure generalisation to unseen voices rather than memorised ones."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 
 from pipeline.config import SplitConfig
 
@@ -82,3 +83,39 @@ def _shuffled(speakers: Iterable[str], seed: int) -> list[str]:
     """Unique speakers in a seeded hash order: stable across Python versions and machines, and a
     speaker keeps its place relative to the others when speakers are added or removed."""
     return sorted(set(speakers), key=lambda s: hashlib.sha1(f"{seed}:{s}".encode()).hexdigest())
+
+
+def extend_splits(
+    known: Mapping[str, str], speakers: Iterable[str], cfg: SplitConfig
+) -> dict[str, str]:
+    """`known` plus a split for every new speaker, for a corpus that grows (watched ingest).
+
+    Known speakers never move, so a speaker stays in one split across spans. With fixed lists a
+    new speaker takes its listed split (train if unlisted; a listed speaker may arrive later).
+    Otherwise new speakers, in seeded hash order, each join the split furthest below its
+    fraction of the speakers seen so far, so the fractions hold as the corpus grows and the
+    first speakers fill train, then test, then eval. Folds need the whole speaker set up front.
+    """
+    if cfg.folds:
+        raise ValueError("folds need every speaker up front; a watched corpus grows: use lists")
+    listed = {
+        **dict.fromkeys(cfg.train_speakers, "train"),
+        **dict.fromkeys(cfg.eval_speakers, "eval"),
+        **dict.fromkeys(cfg.test_speakers, "test"),
+    }
+    fractions = {
+        "train": 1 - cfg.eval_fraction - cfg.test_fraction,
+        "test": cfg.test_fraction,
+        "eval": cfg.eval_fraction,
+    }
+    splits = dict(known)
+    counts = Counter(splits.values())
+    for speaker in _shuffled(set(speakers) - set(splits), cfg.seed):
+        if listed:
+            name = listed.get(speaker, "train")
+        else:
+            n = len(splits) + 1
+            name = max(fractions, key=lambda split: fractions[split] * n - counts[split])
+        splits[speaker] = name
+        counts[name] += 1
+    return splits

@@ -15,7 +15,8 @@ from tfx.types.standard_artifacts import Examples
 
 from components.artifacts import IngestReport
 from components.example_gen.ingest import SPLITS, ingest, summarise
-from pipeline.config import AudioConfig, CorpusSpec, SplitConfig, section_from_json
+from components.example_gen.watch import SPAN_PREFIX, merge_span_reports, read_spans
+from pipeline.config import SPANS_KIND, AudioConfig, CorpusSpec, SplitConfig, section_from_json
 
 log = logging.getLogger(__name__)
 
@@ -28,24 +29,37 @@ def AudioExampleGen(  # noqa: N802 (TFX components are named like classes)
     classes: Parameter[str],
     audio: Parameter[str],
     split: Parameter[str],
+    spans: Parameter[str] = "[]",
     beam_pipeline: BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Audio files -> one tf.Example per window, split by speaker; a report of every file.
 
     Parameters are JSON of the run config's sections (CorpusSpec, class list, AudioConfig,
     SplitConfig), so changing any of them reruns ingest and nothing else is cached wrongly.
+    A spans corpus (`emograph ingest --watch` output) is copied, not decoded again: `spans` names
+    the span folders resolved when the pipeline was built, so a new span is a new cache key, and
+    the artifact's `span` is the newest one read, as TFX's own ExampleGen records it.
     """
+    spec = section_from_json(CorpusSpec, corpus)
+    span_names = json.loads(spans)
+    if spec.kind == SPANS_KIND:  # the merged report first: it refuses spans lacking a split
+        summary = merge_span_reports(spec.path, span_names, report.uri)
+        examples.span = int(span_names[-1].removeprefix(SPAN_PREFIX))
     with beam_pipeline as pipeline:
-        ingest(
-            pipeline,
-            section_from_json(CorpusSpec, corpus),
-            json.loads(classes),
-            section_from_json(AudioConfig, audio),
-            section_from_json(SplitConfig, split),
-            examples.uri,
-            report.uri,
-        )
-    summary = summarise(report.uri)
+        if spec.kind == SPANS_KIND:
+            read_spans(pipeline, spec.path, span_names, examples.uri)
+        else:
+            ingest(
+                pipeline,
+                spec,
+                json.loads(classes),
+                section_from_json(AudioConfig, audio),
+                section_from_json(SplitConfig, split),
+                examples.uri,
+                report.uri,
+            )
+    if spec.kind != SPANS_KIND:
+        summary = summarise(report.uri)
     examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
     log.info(
         "ingest: found %d = ingested %d + rejected %d %s; windows per split %s",

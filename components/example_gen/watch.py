@@ -1,0 +1,295 @@
+"""Watched ingest (`emograph ingest --watch`): new audio in a corpus folder becomes new TFX spans.
+
+This is a polling loop, not a streaming Beam pipeline. On Beam 2.67's Python DirectRunner with
+`--streaming`, `fileio.MatchContinuously` + `FixedWindows` + `GroupByKey` emitted every window
+only when the stop timestamp was reached (the watermark held until then), and a processing-time
+trigger (`Repeatedly(AfterProcessingTime)`) failed inside the runner's trigger driver, so a
+streaming job could not write a span while files were still arriving. Instead, every `interval`
+seconds the corpus adapter lists the folder (labels and speakers come from it, as in the batch
+ingest), files not yet in the ledger whose last write is `settle_seconds` old are taken, and the
+batch ingest PTransform (`ingest_clips`: the same decoding, windowing, rejection and dedupe
+rules) runs once on them as its own Beam job, writing `OUT/span-{N}/` with the batch layout:
+`examples/Split-*/data_tfrecord-*.gz` and `report/` (ingest_report.json with found = ingested +
+rejected, splits.json). Each span is written under a temporary name and renamed into place, with
+its `ledger.jsonl` (one line per file: outcome, sha1 of ingested audio) inside it, so a span and
+its ledger entries exist together or not at all: a killed watcher restarts where it stopped and
+never ingests a file twice. The ledger (the union of the spans' ledgers) also pins each
+speaker's split and rejects audio already ingested under another name.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from components.audio.corpora import Clip, Rejection, list_clips
+from components.audio.splits import extend_splits
+from components.example_gen.ingest import (
+    SPLITS,
+    GzipTFRecordSink,
+    _read_json,
+    _read_jsonl,
+    _write_json,
+    ingest_clips,
+    summarise,
+)
+from pipeline.config import SPANS_KIND, AudioConfig, CorpusSpec, SplitConfig
+
+log = logging.getLogger(__name__)
+
+SPAN_PREFIX = "span-"
+LEDGER = "ledger.jsonl"
+_SPAN_NAME = re.compile(rf"{SPAN_PREFIX}(\d+)")
+
+
+@dataclass
+class Ledger:
+    """Every file the spans of one out folder account for, and what they pinned."""
+
+    paths: set[str] = field(default_factory=set)
+    content: dict[str, str] = field(default_factory=dict)  # sha1 of decoded PCM -> path
+    splits: dict[str, str] = field(default_factory=dict)  # speaker -> split
+    last_span: int = 0
+
+    def add(self, span: int, entries: Sequence[dict], splits: Mapping[str, str]) -> None:
+        self.paths.update(e["path"] for e in entries)
+        self.content.update({e["sha1"]: e["path"] for e in entries if e.get("sha1")})
+        self.splits.update(splits)
+        self.last_span = max(self.last_span, span)
+
+
+def span_numbers(out_dir: str) -> list[int]:
+    """Numbers of the complete spans under out_dir, ascending (temporary folders excluded)."""
+    root = Path(out_dir)
+    if not root.is_dir():
+        return []
+    matches = (_SPAN_NAME.fullmatch(p.name) for p in root.iterdir() if p.is_dir())
+    return sorted(int(m.group(1)) for m in matches if m)
+
+
+def latest_spans(out_dir: str, count: int = 0) -> list[str]:
+    """Names of the newest `count` spans (0: all), oldest first."""
+    numbers = span_numbers(out_dir)
+    return [f"{SPAN_PREFIX}{n}" for n in (numbers[-count:] if count else numbers)]
+
+
+def resolve_spans(corpus: CorpusSpec) -> list[str]:
+    """The spans a pipeline built now reads from `corpus` ([] unless it is a spans corpus)."""
+    if corpus.kind != SPANS_KIND:
+        return []
+    names = latest_spans(corpus.path, corpus.latest_spans)
+    if not names:
+        raise ValueError(f"no {SPAN_PREFIX}N folders in {corpus.path} (emograph ingest --watch)")
+    return names
+
+
+def load_ledger(out_dir: str) -> Ledger:
+    """The ledger of every complete span under out_dir."""
+    ledger = Ledger()
+    for n in span_numbers(out_dir):
+        span = Path(out_dir) / f"{SPAN_PREFIX}{n}"
+        lines = (span / LEDGER).read_text().splitlines()
+        splits = json.loads((span / "report" / "splits.json").read_text())
+        ledger.add(n, [json.loads(line) for line in lines if line], splits)
+    return ledger
+
+
+def new_files(
+    clips: Sequence[Clip],
+    rejections: Sequence[Rejection],
+    seen: set[str],
+    now: float,
+    settle_seconds: float,
+) -> tuple[list[Clip], list[Rejection]]:
+    """The listed files a new span takes: not in the ledger and not written to for a while.
+
+    A manifest row whose file has not arrived yet ("missing") waits for it instead of being
+    rejected for good; a path that no longer exists (outside_root...) has nothing to wait for.
+    """
+
+    def ready(path: str) -> bool:
+        try:
+            return now - os.stat(path).st_mtime >= settle_seconds
+        except OSError:
+            return True
+
+    fresh_clips = [c for c in clips if c.path not in seen and ready(c.path)]
+    fresh_rejections = [
+        r for r in rejections if r.path not in seen and r.reason != "missing" and ready(r.path)
+    ]
+    return fresh_clips, fresh_rejections
+
+
+def write_span(
+    out_dir: str,
+    span: int,
+    clips: Sequence[Clip],
+    rejections: Sequence[Rejection],
+    ledger: Ledger,
+    corpus: CorpusSpec,
+    audio: AudioConfig,
+    split: SplitConfig,
+    beam_args: Sequence[str] = (),
+) -> dict:
+    """Ingests one span's files as one Beam job, then renames it into place; returns its report.
+
+    The ledger is updated only after the rename, so it never claims a span that does not exist.
+    """
+    final = Path(out_dir) / f"{SPAN_PREFIX}{span}"
+    partial = Path(out_dir) / f".{SPAN_PREFIX}{span}.partial"
+    shutil.rmtree(partial, ignore_errors=True)  # a span a killed watcher left half-written
+    splits = extend_splits(ledger.splits, (c.speaker for c in clips), split)
+    span_splits = {c.speaker: splits[c.speaker] for c in clips}
+    report_uri = str(partial / "report")
+    with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
+        ingest_clips(
+            pipeline,
+            clips,
+            rejections,
+            span_splits,
+            audio,
+            str(partial / "examples"),
+            report_uri,
+            {**asdict(corpus), "span": span},
+            ledger.content,
+        )
+    report = summarise(report_uri)
+    entries = [
+        {"path": r["path"], "outcome": "ingested", "sha1": r["sha1"], "span": span}
+        for r in _read_jsonl(f"{report_uri}/ingested-*.jsonl")
+    ] + [{"path": r["path"], "outcome": r["reason"], "span": span} for r in report["rejections"]]
+    (partial / LEDGER).write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in entries))
+    os.replace(partial, final)
+    ledger.add(span, entries, span_splits)
+    return report
+
+
+def watch(
+    corpus: CorpusSpec,
+    classes: Sequence[str],
+    audio: AudioConfig,
+    split: SplitConfig,
+    out_dir: str,
+    interval: float = 10.0,
+    duration: float = 0.0,
+    max_spans: int = 0,
+    settle_seconds: float = 2.0,
+    beam_args: Sequence[str] = (),
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[dict]:
+    """Polls `corpus` every `interval` seconds and writes each poll's new files as a span.
+
+    Stops after `duration` seconds (with one last poll at the deadline) or `max_spans` new
+    spans, whichever comes first; both 0 watches until interrupted. Returns the new spans'
+    reports (each with its "span" number).
+    """
+    if interval <= 0 or duration < 0 or max_spans < 0 or settle_seconds < 0:
+        raise ValueError("interval must be > 0; duration, max_spans, settle_seconds >= 0")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    ledger = load_ledger(out_dir)
+    deadline = clock() + duration if duration else None
+    written: list[dict] = []
+    while True:
+        polled_at = clock()
+        clips, rejections = new_files(
+            *list_clips(corpus, classes), ledger.paths, time.time(), settle_seconds
+        )
+        if clips or rejections:
+            span = ledger.last_span + 1
+            report = write_span(
+                out_dir, span, clips, rejections, ledger, corpus, audio, split, beam_args
+            )
+            written.append({**report, "span": span})
+            log.info(
+                "span %d: found %d = ingested %d + rejected %d %s",
+                span,
+                report["found"],
+                report["ingested"],
+                report["rejected"],
+                report["rejected_by_reason"],
+            )
+        if max_spans and len(written) >= max_spans:
+            break
+        if deadline is not None and polled_at >= deadline:
+            break
+        sleep(interval if deadline is None else max(0.0, min(interval, deadline - clock())))
+    return written
+
+
+def read_spans(pipeline: beam.Pipeline, out_dir: str, names: Sequence[str], examples_uri: str):
+    """Adds to `pipeline` a copy of the spans' examples into one ExampleGen output, per split."""
+    for name in SPLITS:
+        patterns = [f"{out_dir}/{span}/examples/Split-{name}/*.gz" for span in names]
+        _ = (
+            pipeline
+            | f"Patterns[{name}]" >> beam.Create(patterns)
+            | f"Read[{name}]"
+            >> beam.io.ReadAllFromTFRecord(
+                compression_type=CompressionTypes.GZIP, with_filename=False
+            )
+            | f"Write[{name}]"
+            >> beam.io.Write(GzipTFRecordSink(f"{examples_uri}/Split-{name}/data_tfrecord"))
+        )
+
+
+def merge_span_reports(out_dir: str, names: Sequence[str], report_uri: str) -> dict:
+    """One ingest report (and splits.json) for the spans read; refuses a split with no data.
+
+    Every model step needs train, eval and test examples, so reading too few spans fails here
+    with the spans named rather than later inside Transform or a trainer.
+    """
+    reports = [_read_json(f"{out_dir}/{span}/report/ingest_report.json") for span in names]
+    splits: dict[str, str] = {}
+    for span in names:
+        splits.update(_read_json(f"{out_dir}/{span}/report/splits.json"))
+    merged = merge_reports(reports, splits)
+    empty = [name for name in SPLITS if not merged["windows"][name]]
+    if empty:
+        raise ValueError(
+            f"spans {list(names)} of {out_dir} hold no {empty} examples: read more spans "
+            "(latest_spans=0 reads all) or wait for speakers of those splits"
+        )
+    merged["spans"] = list(names)
+    _write_json(f"{report_uri}/splits.json", dict(sorted(splits.items())))
+    _write_json(f"{report_uri}/ingest_report.json", merged)
+    return merged
+
+
+def merge_reports(reports: Sequence[dict], splits: Mapping[str, str]) -> dict:
+    """The ingest report of several spans together (`summarise`'s format).
+
+    Speaker counts come from `splits` (speaker -> split over all the spans), since one speaker
+    can appear in several spans.
+    """
+    rejections = sorted(
+        (r for report in reports for r in report["rejections"]),
+        key=lambda r: (r["path"], r["reason"]),
+    )
+    labels: dict[str, Counter[str]] = defaultdict(Counter)
+    for report in reports:
+        for name in SPLITS:
+            labels[name].update(report["labels"][name])
+    return {
+        "found": sum(r["found"] for r in reports),
+        "ingested": sum(r["ingested"] for r in reports),
+        "rejected": len(rejections),
+        "rejected_by_reason": dict(sorted(Counter(r["reason"] for r in rejections).items())),
+        "rejections": rejections,
+        "clips": {name: sum(r["clips"][name] for r in reports) for name in SPLITS},
+        "windows": {name: sum(r["windows"][name] for r in reports) for name in SPLITS},
+        "speakers": {name: sum(s == name for s in splits.values()) for name in SPLITS},
+        "labels": {name: dict(sorted(labels[name].items())) for name in SPLITS},
+    }
