@@ -129,9 +129,22 @@ class SplitConfig:
             raise ValueError(f"fold must be in [0, {max(self.folds, 1)}), got {self.fold}")
 
 
+# How log-mel features are normalised per band before every model (components/transform):
+# "global": one mean/std from the train split, baked into the edge model (no state on a device);
+# "speaker": each speaker's own mean/std over their unlabelled audio (the edge model takes the
+# statistics as an input and the predictor accumulates them from its user's audio).
+NORMALISATIONS: tuple[str, ...] = ("global", "speaker")
+
+
 @dataclass(frozen=True)
 class FrontendConfig:
-    """The log-mel frontend (one TF implementation for Transform, trainers and TFLite)."""
+    """The log-mel frontend (one TF implementation for Transform, trainers and TFLite).
+
+    Attributes:
+      normalisation: one of NORMALISATIONS. Per-speaker statistics need only unlabelled audio of
+        the speaker, so Transform analyses every split's audio for them (labels are never read
+        by an analyzer); a device gathers the same statistics online.
+    """
 
     frame_length: int = 400  # 25 ms
     frame_step: int = 160  # 10 ms
@@ -140,6 +153,50 @@ class FrontendConfig:
     fmin: float = 20.0
     fmax: float = 7600.0
     log_offset: float = 1e-6
+    normalisation: str = "speaker"
+
+    def __post_init__(self) -> None:
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(
+                f"normalisation must be one of {NORMALISATIONS}, got {self.normalisation!r}"
+            )
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Training-batch augmentation in the normalised log-mel domain (components/models/augment.py).
+
+    The trainers read Transform's normalised log-mel, not audio, so every perturbation is applied
+    there, per example, to training batches only (never validation or test; for NSL examples to
+    the sample's features only, not to its neighbours'). Widths and magnitudes are maxima: each
+    example draws its own value uniformly in [0, max] (gain and shift in [-max, max]).
+
+    Attributes:
+      enabled: False turns every augmentation off (the training batches pass unchanged).
+      gain_db: level change in dB; +g dB adds g * ln(10) / 10 to the natural-log mel power, which
+        the trainer converts to the normalised scale with Transform's per-band inverse std.
+      max_shift_frames: circular time shift in frames (10 ms each by default); the window's end
+        wraps to its start, so no content is lost and no padding value has to be invented.
+      noise_std: std of Gaussian noise added to the normalised features (their per-band std is
+        1), i.e. noise in the feature domain, not additive noise on the waveform.
+      time_masks, time_mask_frames: SpecAugment time masks: how many, and the widest in frames.
+      freq_masks, freq_mask_bands: SpecAugment frequency masks: how many, and the widest in bands.
+        Masked cells are set to 0, the band's mean in the normalised domain.
+    """
+
+    enabled: bool = True
+    gain_db: float = 6.0
+    max_shift_frames: int = 20
+    noise_std: float = 0.05
+    time_masks: int = 2
+    time_mask_frames: int = 20
+    freq_masks: int = 2
+    freq_mask_bands: int = 5
+
+    def __post_init__(self) -> None:
+        negative = [f.name for f in dataclasses.fields(self) if getattr(self, f.name) < 0]
+        if negative:
+            raise ValueError(f"augmentation settings must not be negative: {negative}")
 
 
 @dataclass(frozen=True)
@@ -148,6 +205,15 @@ class TeacherConfig:
 
     The finetune_* settings are for the classic-transfer baseline (teacher fine-tuned on the
     target train split with a new head).
+
+    Attributes:
+      model_path: a user-supplied teacher instead of training one (empty: train it): a
+        SavedModel directory with an `embed` signature (`logmel` float32 [batch, frames * bands]
+        -> `embedding`), or a Keras model (.keras/.h5 file or SavedModel) taking that input,
+        whose layer named `embedding` (else its output) is the embedding. The source corpus is
+        then not used. Contract and checks: components/teacher/imported.py.
+      augment: training-batch augmentation of the teacher (off by default: the source corpus
+        is the larger one, and a changed teacher invalidates every cached downstream step).
     """
 
     filters: tuple[int, ...] = (32, 64, 128, 128)
@@ -159,6 +225,8 @@ class TeacherConfig:
     finetune_epochs: int = 20
     finetune_learning_rate: float = 5e-4
     seed: int = 0
+    model_path: str = ""
+    augment: AugmentConfig = AugmentConfig(enabled=False)
 
 
 # What the graph's nodes are embedded as: the teacher's `embed` signature on the log-mel, or the
@@ -202,6 +270,10 @@ class GraphConfig:
             )
 
 
+# Where NSL's graph loss is computed on the student: its logits or its penultimate embedding.
+REGULARISED_LAYERS: tuple[str, ...] = ("logits", "embedding")
+
+
 @dataclass(frozen=True)
 class StudentConfig:
     """The small on-device model and its NSL graph regularisation.
@@ -210,7 +282,13 @@ class StudentConfig:
       filters: channels of the depthwise-separable blocks (the size knob).
       graph_multiplier: weight of the graph loss; 0 trains on speech alone (the baseline).
       num_neighbours: neighbours read per example (NSL `max_neighbors`).
-      distance_type: NSL distance between sample and neighbour logits ("l2", "kl_divergence"...).
+      distance_type: NSL distance between sample and neighbour outputs ("l2", "cosine",
+        "kl_divergence", "jensen_shannon_divergence"; the divergences softmax both first).
+      regularised_layer: one of REGULARISED_LAYERS: where the graph loss pulls neighbours
+        together, the logits (NSL's default) or the penultimate embedding (the pooled features
+        before dropout and the classifier, as the paper's code can). The exported model is the
+        same either way (logits -> probabilities).
+      augment: training-batch augmentation (the NSL and the speech-only student alike).
     """
 
     filters: tuple[int, ...] = (24, 32, 48, 64)
@@ -221,7 +299,16 @@ class StudentConfig:
     graph_multiplier: float = 0.3
     num_neighbours: int = 3
     distance_type: str = "l2"
+    regularised_layer: str = "logits"
     seed: int = 0
+    augment: AugmentConfig = AugmentConfig()
+
+    def __post_init__(self) -> None:
+        if self.regularised_layer not in REGULARISED_LAYERS:
+            raise ValueError(
+                f"regularised_layer must be one of {REGULARISED_LAYERS}, "
+                f"got {self.regularised_layer!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -241,6 +328,8 @@ class ExportConfig:
       max_frontend_error: largest |log-mel| difference of the TFLite frontend from the TF one.
       float_layers: layers kept float32 in the int8 model besides the frontend (name parts;
         "stem" is the student's first conv, the layer most sensitive to 8-bit activations).
+      warmup_windows: a speaker-normalised model on a device uses the fallback statistics
+        (pooled over train speakers) until it has heard this many windows of its user.
     """
 
     model_name: str = "emograph-student"
@@ -249,6 +338,7 @@ class ExportConfig:
     min_int8_agreement: float = 0.8
     max_int8_uar_drop: float = 0.02
     max_frontend_error: float = 1e-3
+    warmup_windows: int = 8
 
 
 BEAM_RUNNERS: tuple[str, ...] = ("direct", "direct-multiprocess", "dataflow", "flink", "spark")

@@ -27,7 +27,7 @@ from pipeline.pipeline import VARIANTS, create_experiment_pipeline, experiment_t
 
 log = logging.getLogger(__name__)
 
-SUMMARY_KEYS = ("uar", "wa", "macro_f1", "int8_uar")
+SUMMARY_KEYS = ("uar", "wa", "macro_f1", "int8_uar", "int8_online_uar", "int8_strict_uar")
 
 
 def fold_config(base: RunConfig, out: str, folds: int, fold: int) -> RunConfig:
@@ -36,22 +36,51 @@ def fold_config(base: RunConfig, out: str, folds: int, fold: int) -> RunConfig:
     return base.replace(root=out, name=f"{base.name}-experiment", split=split)
 
 
-def score_model(model_dir: str, test_pattern: str, raw_uri: str, config: RunConfig) -> dict:
-    """Float metrics from the SavedModel; bytes and UAR of the float and int8 TFLite models."""
-    result = evaluate.evaluate(model_dir, test_pattern, config.classes)
-    representative, _ = export.read_windows(
+@dataclasses.dataclass(frozen=True)
+class TestData:
+    """A fold's raw windows and their normalisation statistics, shared by every model scored
+    (all models of a run have the same frontend, so the statistics are the same)."""
+
+    test_pattern: str
+    representative: export.Windows
+    test: export.Windows
+    norm: export.Normalisation
+
+
+def test_data(model_dir: str, test_pattern: str, raw_uri: str, config: RunConfig) -> TestData:
+    representative = export.read_windows(
         f"{raw_uri}/Split-train/*.gz", config.classes, config.export.representative_examples
     )
-    pcm, labels = export.read_windows(f"{raw_uri}/Split-test/*.gz", config.classes)
-    float_model = export.convert(model_dir, "float32", representative)
-    int8_model = export.convert(model_dir, "int8", representative, config.export.float_layers)
-    int8_pred = export.tflite_probabilities(int8_model, pcm).argmax(-1)
-    int8 = evaluate.metrics.summary(labels, int8_pred, config.classes)
+    test = export.read_windows(f"{raw_uri}/Split-test/*.gz", config.classes)
+    norm = export.normalisation_for(model_dir, config.frontend, representative, test)
+    return TestData(test_pattern, representative, test, norm)
+
+
+def score_model(model_dir: str, data: TestData, config: RunConfig) -> dict:
+    """Float metrics from the SavedModel (on Transform's features: adaptive in speaker mode);
+    bytes of the float and int8 TFLite models and int8 UAR in every normalisation mode."""
+    result = evaluate.evaluate(model_dir, data.test_pattern, config.classes)
+    float_model = export.convert(
+        model_dir, "float32", data.representative.pcm, (), data.norm.representative_stats
+    )
+    int8_model = export.convert(
+        model_dir,
+        "int8",
+        data.representative.pcm,
+        config.export.float_layers,
+        data.norm.representative_stats,
+    )
+    scores = export.score_tflite(
+        int8_model, data.test, data.norm, config.classes, config.export.warmup_windows
+    )
+    strict = scores["strict"]["uar"]
     return {
         **result,
         "float_bytes": len(float_model),
         "int8_bytes": len(int8_model),
-        "int8_uar": int8["uar"],
+        "int8_uar": scores[export.primary_mode(data.norm)]["uar"],
+        "int8_online_uar": scores.get("online", scores["strict"])["uar"],
+        "int8_strict_uar": strict,
     }
 
 
@@ -63,19 +92,25 @@ def run_fold(config: RunConfig, seeds: int) -> dict:
     test_pattern = f"{outputs['target_transform']['transformed_examples']}/Split-test/*"
     raw_uri = outputs["target_example_gen"]["examples"]
     graph_stats = json.loads(Path(outputs["GraphBuilder"]["graph"], "stats.json").read_text())
+
+    def model_dir(variant: str, seed: int) -> str:
+        return f"{outputs[experiment_trainer_id(variant, seed)]['model']}/Format-Serving"
+
+    data = test_data(model_dir(VARIANTS[0], 0), test_pattern, raw_uri, config)
     rows = []
     for seed in range(seeds):
         for variant in VARIANTS:
-            model_dir = f"{outputs[experiment_trainer_id(variant, seed)]['model']}/Format-Serving"
-            scores = score_model(model_dir, test_pattern, raw_uri, config)
+            scores = score_model(model_dir(variant, seed), data, config)
             rows.append({"variant": variant, "seed": seed, **scores})
             log.info(
-                "fold %d seed %d %-18s test UAR %.3f (int8 %.3f)",
+                "fold %d seed %d %-18s test UAR %.3f (int8 %.3f, online %.3f, strict %.3f)",
                 config.split.fold,
                 seed,
                 variant,
                 scores["uar"],
                 scores["int8_uar"],
+                scores["int8_online_uar"],
+                scores["int8_strict_uar"],
             )
     return {
         "fold": config.split.fold,
@@ -112,6 +147,18 @@ def aggregate(folds: list[dict], classes: tuple[str, ...]) -> dict:
     }
 
 
+_MODES_NOTE = {
+    "speaker": (
+        "UAR, WA, macro-F1 and int8 UAR normalise each test speaker with the statistics of all "
+        "their unlabelled audio (adaptive); *int8 online* runs each speaker's windows in order "
+        "with running statistics after a warm-up, as the edge predictor does; *int8 strict* "
+        "uses only the fallback statistics pooled over train speakers (nothing learnt from "
+        "the test speaker)."
+    ),
+    "global": "One global normalisation from the train split: every mode is the same (strict).",
+}
+
+
 def _mean_std(stat: dict) -> str:
     return f"{stat['mean']:.3f} ± {stat['std']:.3f}"
 
@@ -125,11 +172,15 @@ def write_report(results: dict, out: Path, classes: tuple[str, ...]) -> None:
         f"{results['folds']} speaker-independent fold(s) x {results['seeds']} seed(s); "
         "test speakers never seen in training or checkpoint choice.",
         "",
-        "| model | UAR | WA | macro-F1 | int8 UAR | float bytes | int8 bytes |",
-        "|---|---|---|---|---|---|---|",
+        f"Normalisation: {results['config']['frontend']['normalisation']}. "
+        + _MODES_NOTE[results["config"]["frontend"]["normalisation"]],
+        "",
+        "| model | UAR | WA | macro-F1 | int8 UAR | int8 online | int8 strict | float bytes "
+        "| int8 bytes |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for variant, e in results["summary"]["variants"].items():
-        cells = " | ".join(_mean_std(e[k]) for k in ("uar", "wa", "macro_f1", "int8_uar"))
+        cells = " | ".join(_mean_std(e[k]) for k in SUMMARY_KEYS)
         lines.append(f"| {variant} | {cells} | {e['float_bytes']:,} | {e['int8_bytes']:,} |")
         png = out / f"confusion_{variant}.png"
         evaluate.plot_confusion(

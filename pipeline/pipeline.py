@@ -54,11 +54,19 @@ def _ingest_and_validate(
         schema=schema,
         preprocessing_fn=PREPROCESSING_FN,
         splits_config=tfx.proto.SplitsConfig(
-            analyze=["train"], transform=["train", "eval", "test"]
+            analyze=_analysis_splits(config), transform=["train", "eval", "test"]
         ),
         custom_config=_model_config(config),
     ).with_id(f"{name}_transform")
     return [example_gen, statistics, validator, transform], (example_gen, transform)
+
+
+def _analysis_splits(config: RunConfig) -> list[str]:
+    """Global statistics come from the train split; per-speaker statistics need every speaker's
+    (unlabelled) audio, as a device has its own user's. No analyzer reads a label."""
+    if config.frontend.normalisation == "speaker":
+        return ["train", "eval", "test"]
+    return ["train"]
 
 
 def _model_config(config: RunConfig, **sections) -> dict:

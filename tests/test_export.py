@@ -17,8 +17,10 @@ from pipeline.config import EMOTIONS, AudioConfig, ExportConfig, FrontendConfig,
 
 SR = 16000
 AUDIO = AudioConfig(window_seconds=0.5)
-FRONT = FrontendConfig(mel_bands=24)
+FRONT = FrontendConfig(mel_bands=24, normalisation="global")
+SPEAKER_FRONT = FrontendConfig(mel_bands=24, normalisation="speaker")
 CLASSES = ("tone", "noise")
+SPEAKERS = 4
 
 
 def _speech_windows(n: int, samples: int, seed: int = 0) -> np.ndarray:
@@ -35,21 +37,37 @@ def _speech_windows(n: int, samples: int, seed: int = 0) -> np.ndarray:
     return windows
 
 
-def _tones_and_noise(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _tones_and_noise(n: int, seed: int) -> export.Windows:
     """Class 0: a tone of random pitch over a faint noise floor (as any recording has; a pure
-    tone's spectral nulls are the frontend's worst case, 7e-4); class 1: white noise."""
+    tone's spectral nulls are the frontend's worst case, 7e-4); class 1: white noise.
+    Speakers take turns and each has its own level, so per-speaker statistics differ."""
     rng = np.random.default_rng(seed)
     t = np.arange(AUDIO.window_samples) / SR
     labels = np.arange(n) % 2
+    speakers = np.array([f"s{(i // 2) % SPEAKERS}" for i in range(n)])
     pcm = np.empty((n, t.size), np.float32)
     for i, label in enumerate(labels):
-        level = rng.uniform(0.02, 0.5)
+        level = rng.uniform(0.5, 1.0) * 0.5 ** int(speakers[i][1:])
         if label == 0:
             tone = np.sin(2 * np.pi * rng.uniform(200, 3000) * t + rng.uniform(0, 6))
             pcm[i] = level * (tone + 0.01 * rng.standard_normal(t.size))
         else:
             pcm[i] = level * rng.uniform(-1, 1, t.size)
-    return pcm, labels
+    return export.Windows(pcm, labels, speakers)
+
+
+def _trained_student(features: np.ndarray, labels: np.ndarray):
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(0)
+    frames, bands = training.input_shape(AUDIO, FRONT)
+    model = networks.build_student(StudentConfig(filters=(8, 16)), frames, bands, len(CLASSES))
+    model.compile(
+        keras.optimizers.Adam(3e-3),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    model.fit({F.LOGMEL: features}, labels, batch_size=16, epochs=15, verbose=0)
+    return model
 
 
 def test_tflite_frontend_matches_tf_on_speech():
@@ -62,27 +80,67 @@ def test_tflite_frontend_matches_tf_on_speech():
 def report(tmp_path_factory) -> dict:
     """export_variants of a tiny DS-CNN trained until confident on tones vs noise."""
     import tensorflow as tf
-    import tf_keras as keras
 
-    keras.utils.set_random_seed(0)
-    train_pcm, train_labels = _tones_and_noise(96, seed=0)
-    test_pcm, test_labels = _tones_and_noise(64, seed=1)
-    logmel = frontend.log_mel(tf.constant(train_pcm), FRONT, SR).numpy()
+    train, test = _tones_and_noise(96, seed=0), _tones_and_noise(64, seed=1)
+    logmel = frontend.log_mel(tf.constant(train.pcm), FRONT, SR).numpy()
     mean, inv_std = logmel.mean(axis=(0, 1)), 1.0 / (logmel.std(axis=(0, 1)) + 1e-6)
-    features = ((logmel - mean) * inv_std).reshape(len(logmel), -1)
-
-    frames, bands = training.input_shape(AUDIO, FRONT)
-    model = networks.build_student(StudentConfig(filters=(8, 16)), frames, bands, len(CLASSES))
-    model.compile(
-        keras.optimizers.Adam(3e-3),
-        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    model.fit({F.LOGMEL: features}, train_labels, batch_size=16, epochs=15, verbose=0)
-
+    model = _trained_student(((logmel - mean) * inv_std).reshape(len(logmel), -1), train.labels)
     saved = str(tmp_path_factory.mktemp("student") / "serving")
-    pcm_fn = training.pcm_signature(model, AUDIO, FRONT, mean, inv_std)
+    pcm_fn = training.pcm_signature(model, AUDIO, FRONT, np.stack([mean, inv_std]))
     training.save(model, saved, {export.PCM_SIGNATURE: pcm_fn})
-    return export.export_variants(saved, train_pcm[:32], test_pcm, test_labels, CLASSES, FRONT, SR)
+    head = export.Windows(train.pcm[:32], train.labels[:32], train.speakers[:32])
+    return export.export_variants(saved, head, test, CLASSES, FRONT, SR)
+
+
+@pytest.fixture(scope="module")
+def speaker_export(tmp_path_factory) -> tuple[dict, object, export.Windows]:
+    """The same student trained on per-speaker z-scored log-mel, exported with adaptation."""
+    import tensorflow as tf
+
+    train, test = _tones_and_noise(96, seed=0), _tones_and_noise(64, seed=1)
+    logmel = frontend.log_mel(tf.constant(train.pcm), FRONT, SR).numpy()
+    features = np.empty_like(logmel)
+    for speaker in np.unique(train.speakers):  # what Transform's per-key analyzer computes
+        mine = train.speakers == speaker
+        frames = logmel[mine].reshape(-1, logmel.shape[-1])
+        features[mine] = (logmel[mine] - frames.mean(0)) / frames.std(0)
+    model = _trained_student(features.reshape(len(logmel), -1), train.labels)
+    saved = str(tmp_path_factory.mktemp("speaker-student") / "serving")
+    pcm_fn = training.pcm_signature(model, AUDIO, SPEAKER_FRONT, None)
+    training.save(model, saved, {export.PCM_SIGNATURE: pcm_fn})
+    report = export.export_variants(saved, train, test, CLASSES, SPEAKER_FRONT, SR, (), 2)
+    return report, model, test
+
+
+def test_speaker_model_matches_training_normalisation(speaker_export, tmp_path):
+    """The SavedModel fed each speaker's statistics gives what the Keras model gives on
+    features normalised the way Transform normalises them for training."""
+    import tensorflow as tf
+
+    report, model, test = speaker_export
+    saved = str(tmp_path / "again")
+    training.save(
+        model,
+        saved,
+        {export.PCM_SIGNATURE: training.pcm_signature(model, AUDIO, SPEAKER_FRONT, None)},
+    )
+    norm = export.normalisation_for(saved, SPEAKER_FRONT, test, test)
+    probs, _ = export.saved_model_outputs(saved, test.pcm, norm.test_stats)
+    logmel = frontend.log_mel(tf.constant(test.pcm), FRONT, SR).numpy()
+    features = (logmel - norm.test_stats[:, :1]) * norm.test_stats[:, 1:]
+    expected = tf.nn.softmax(model({F.LOGMEL: features.reshape(len(logmel), -1)})).numpy()
+    np.testing.assert_allclose(probs, expected, atol=1e-4)
+
+
+def test_speaker_export_scores_every_mode(speaker_export):
+    report, _, _ = speaker_export
+    assert report["normalisation"] == "speaker" and report["primary_mode"] == "adaptive"
+    assert set(report["int8"]["modes"]) == {"adaptive", "online", "strict"}
+    assert report["saved_model"]["uar"] >= 0.95
+    assert report["int8"]["top1_agreement_with_float"] >= 0.95
+    assert report["int8"]["modes"]["online"]["uar"] >= 0.9  # warm-up of 2 windows per speaker
+    fallback = np.asarray(report["adaptation"]["fallback"])
+    assert fallback.shape == (2, SPEAKER_FRONT.mel_bands) and np.all(fallback[1] > 0)
 
 
 def test_trained_student_is_confident(report):
@@ -106,6 +164,7 @@ def test_export_reports_frontend_error_within_limit(report):
 def test_model_card_states_the_parity_figures(report):
     meta = {
         "quantization": "int8",
+        "normalisation": "global",
         "window_samples": AUDIO.window_samples,
         "sample_rate": SR,
         "extra": {"lineage": {"model": "test"}},

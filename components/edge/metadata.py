@@ -21,6 +21,12 @@ metadata.json (format "emograph-edge/1") holds:
     hop_samples     default step between windows of long audio
     classes         output order; labels.txt must list the same
     quantization    "int8" | "float16" | "float32": how the weights are stored
+    normalisation   "global" (statistics inside the model; absent in older pushes) or "speaker":
+                    the model also takes `speaker_stats` [2, bands] and returns
+                    `logmel_moments` [2, bands]; the device accumulates its user's statistics
+                    (components/edge/adaptation.py)
+    adaptation      for "speaker": {"warmup_windows": N, "fallback": [[mean...], [inv_std...]]},
+                    the statistics to use until N windows of the user have been heard
     extra           free-form (metrics, sizes, parity figures, lineage), written by the Pusher
 
 The Pusher writes it with `write_metadata` (which hashes the model, so the two cannot drift) and
@@ -43,6 +49,14 @@ METADATA_FILE = "metadata.json"
 LABELS_FILE = "labels.txt"
 LATEST_FILE = "LATEST"
 QUANTIZATIONS = ("int8", "float16", "float32")
+# The model's I/O: `pcm` -> `probabilities`; a speaker-normalised model also takes
+# `speaker_stats` [2, bands] (per-band mean; inverse std) and returns `logmel_moments` [2, bands]
+# (the window's per-band frame means of log-mel and of its square).
+PCM_INPUT = "pcm"
+STATS_INPUT = "speaker_stats"
+PROBABILITIES = "probabilities"
+MOMENTS_OUTPUT = "logmel_moments"
+NORMALISATIONS = ("global", "speaker")
 
 
 class ModelError(ValueError):
@@ -61,6 +75,8 @@ class ModelMetadata:
     hop_samples: int
     classes: tuple[str, ...]
     quantization: str
+    normalisation: str = "global"
+    adaptation: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -77,6 +93,19 @@ class ModelMetadata:
             raise ModelError(f"classes must be non-empty and distinct, got {list(self.classes)}")
         if not all(c and c.strip() == c and "\n" not in c for c in self.classes):
             raise ModelError(f"class names must be non-empty single-line words: {self.classes}")
+        if self.normalisation not in NORMALISATIONS:
+            raise ModelError(f"normalisation {self.normalisation!r} is not one of {NORMALISATIONS}")
+        if self.normalisation == "speaker":
+            warmup = self.adaptation.get("warmup_windows")
+            fallback = self.adaptation.get("fallback")
+            if not isinstance(warmup, int) or warmup < 1:
+                raise ModelError(f"adaptation.warmup_windows must be >= 1, got {warmup!r}")
+            if (
+                not isinstance(fallback, list)
+                or len(fallback) != 2
+                or len({len(row) for row in fallback}) != 1
+            ):
+                raise ModelError("adaptation.fallback must be two equal rows: [mean, inv_std]")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
@@ -90,7 +119,7 @@ class ModelMetadata:
         if not isinstance(data, dict):
             raise ModelError("not a JSON object")
         names = {f.name for f in dataclasses.fields(cls)}
-        missing = names - {"extra"} - set(data)
+        missing = names - {"normalisation", "adaptation", "extra"} - set(data)
         if missing:
             raise ModelError(f"missing fields {sorted(missing)}")
         if set(data) - names:
@@ -110,6 +139,8 @@ def write_metadata(
     hop_samples: int,
     classes: tuple[str, ...] | list[str],
     quantization: str,
+    normalisation: str = "global",
+    adaptation: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> ModelMetadata:
     """Hashes `model_dir/model.tflite` and writes metadata.json and labels.txt beside it."""
@@ -123,6 +154,8 @@ def write_metadata(
         hop_samples=hop_samples,
         classes=tuple(classes),
         quantization=quantization,
+        normalisation=normalisation,
+        adaptation=dict(adaptation or {}),
         extra=dict(extra or {}),
     )
     (model_dir / METADATA_FILE).write_text(metadata.to_json())

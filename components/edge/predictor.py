@@ -2,6 +2,11 @@
 
 Every check a device cannot afford to get wrong happens once, at load, and refuses with a
 `ModelError`: the model's hash, labels and input/output shapes must match its metadata.json.
+
+A speaker-normalised model (metadata `normalisation: "speaker"`) is run with the statistics of
+its user's audio, accumulated window by window (`SpeakerAdaptation`: a warm-up on the fallback
+statistics, `reset_adaptation()` for a new user); `adapt=False` keeps the fallback for good
+(strict mode: nothing is learnt from the user).
 """
 
 from __future__ import annotations
@@ -16,10 +21,15 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
 from components.edge import audio
+from components.edge.adaptation import SpeakerAdaptation
 from components.edge.metadata import (
     LABELS_FILE,
     LATEST_FILE,
     METADATA_FILE,
+    MOMENTS_OUTPUT,
+    PCM_INPUT,
+    PROBABILITIES,
+    STATS_INPUT,
     ModelError,
     ModelMetadata,
 )
@@ -85,7 +95,7 @@ def _quantization(detail: dict, name: Path, what: str) -> tuple[float, int]:
 class Predictor:
     """Loads and checks a pushed model once; then predicts windows, clips, files and streams."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, adapt: bool = True) -> None:
         metadata_path, model_path = resolve(path)
         try:
             self.metadata = ModelMetadata.from_json(metadata_path.read_text())
@@ -116,8 +126,14 @@ class Predictor:
 
         self._interpreter = Interpreter(model_content=content, num_threads=1)
         self._interpreter.allocate_tensors()
-        self._input = self._interpreter.get_input_details()[0]
-        self._output = self._interpreter.get_output_details()[0]
+        self.adaptation: SpeakerAdaptation | None = None
+        self._adapt = adapt
+        if self.metadata.normalisation == "speaker":
+            self._bind_adaptive(model_path, metadata_path)
+        else:
+            self._runner = None
+            self._input = self._interpreter.get_input_details()[0]
+            self._output = self._interpreter.get_output_details()[0]
         shape = tuple(self._input["shape"])
         if shape != (1, self.window_samples):
             seconds = self.window_samples / self.sample_rate
@@ -138,8 +154,48 @@ class Predictor:
         if np.issubdtype(self._output["dtype"], np.integer):
             self._out_q = _quantization(self._output, model_path, "output")
 
+    def _bind_adaptive(self, model_path: Path, metadata_path: Path) -> None:
+        """Finds the named inputs and outputs of a speaker-normalised model's signature."""
+        signatures = self._interpreter.get_signature_list()
+        expected = ({PCM_INPUT, STATS_INPUT}, {PROBABILITIES, MOMENTS_OUTPUT})
+        if (
+            len(signatures) != 1
+            or (
+                set(next(iter(signatures.values()))["inputs"]),
+                set(next(iter(signatures.values()))["outputs"]),
+            )
+            != expected
+        ):
+            raise ModelError(
+                f"{model_path}: {metadata_path} says normalisation 'speaker', so the model needs "
+                f"one signature with inputs {sorted(expected[0])} and outputs "
+                f"{sorted(expected[1])}; it has {signatures}"
+            )
+        self._runner = self._interpreter.get_signature_runner(next(iter(signatures)))
+        self._input = self._runner.get_input_details()[PCM_INPUT]
+        self._output = self._runner.get_output_details()[PROBABILITIES]
+        adaptation = self.metadata.adaptation
+        self.adaptation = SpeakerAdaptation(
+            np.asarray(adaptation["fallback"], np.float32), adaptation["warmup_windows"]
+        )
+        bands = self._runner.get_input_details()[STATS_INPUT]["shape"]
+        if tuple(bands) != self.adaptation.fallback.shape:
+            raise ModelError(
+                f"{model_path}: takes {STATS_INPUT} {list(bands)} but {metadata_path} has "
+                f"fallback statistics of shape {list(self.adaptation.fallback.shape)}"
+            )
+
+    def reset_adaptation(self) -> None:
+        """A new user: forget the accumulated statistics (no-op for global models)."""
+        if self.adaptation is not None:
+            self.adaptation.reset()
+
     def predict_window(self, pcm: np.ndarray) -> np.ndarray:
-        """Class probabilities of exactly one window of mono PCM in [-1, 1] at the model rate."""
+        """Class probabilities of exactly one window of mono PCM in [-1, 1] at the model rate.
+
+        A speaker-normalised model uses the statistics accumulated so far, then adds this
+        window's (when adapting).
+        """
         pcm = np.asarray(pcm, np.float32).reshape(-1)
         if len(pcm) != self.window_samples:
             raise ValueError(f"a window is {self.window_samples} samples, got {len(pcm)}")
@@ -148,9 +204,16 @@ class Predictor:
             scale, zero_point = self._in_q
             info = np.iinfo(self._input["dtype"])
             x = np.clip(np.round(x / scale) + zero_point, info.min, info.max)
-        self._interpreter.set_tensor(self._input["index"], x.astype(self._input["dtype"]))
-        self._interpreter.invoke()
-        y = self._interpreter.get_tensor(self._output["index"]).reshape(-1)
+        x = x.astype(self._input["dtype"])
+        if self._runner is not None:
+            outputs = self._runner(**{PCM_INPUT: x, STATS_INPUT: self.adaptation.statistics()})
+            if self._adapt:
+                self.adaptation.update(outputs[MOMENTS_OUTPUT])
+            y = outputs[PROBABILITIES].reshape(-1)
+        else:
+            self._interpreter.set_tensor(self._input["index"], x)
+            self._interpreter.invoke()
+            y = self._interpreter.get_tensor(self._output["index"]).reshape(-1)
         if self._out_q:
             scale, zero_point = self._out_q
             return ((y.astype(np.float32) - zero_point) * scale).astype(np.float32)

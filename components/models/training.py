@@ -21,6 +21,7 @@ import tf_keras as keras
 
 from components import features as F
 from components.audio import frontend
+from components.edge import metadata as edge_metadata
 from components.evaluation import metrics
 from components.transform.preprocessing import INV_STD, MEAN
 from pipeline.config import AudioConfig, FrontendConfig
@@ -159,24 +160,60 @@ def examples_signature(model: keras.Model, frames: int, bands: int) -> Callable:
     return serve
 
 
-def pcm_signature(
-    model: keras.Model,
-    audio: AudioConfig,
-    front: FrontendConfig,
-    mean: np.ndarray,
-    inv_std: np.ndarray,
-) -> Callable:
-    """`pcm`: one window of float PCM [1, samples] -> probabilities, frontend inside."""
-    mean_t, inv_std_t = tf.constant(mean, tf.float32), tf.constant(inv_std, tf.float32)
+def baked_statistics(
+    transform_output: str, audio: AudioConfig, front: FrontendConfig
+) -> np.ndarray | None:
+    """[2, bands] (mean; inverse std) to bake into a globally normalised model, else None."""
+    if front.normalisation != "global":
+        return None
+    return np.stack(normalisation_constants(transform_output, audio))
 
-    @tf.function(input_signature=[tf.TensorSpec([1, audio.window_samples], tf.float32, name="pcm")])
-    def serve(pcm):
+
+def pcm_signature(
+    model: keras.Model, audio: AudioConfig, front: FrontendConfig, baked: np.ndarray | None
+) -> Callable:
+    """`pcm`: one window of float PCM [1, samples] -> probabilities, frontend inside.
+
+    Global normalisation bakes `baked` (Transform's constants) in. Speaker normalisation takes
+    the speaker's statistics as a second input, `speaker_stats` [2, bands] (mean; inverse std),
+    and also returns the window's `logmel_moments` [2, bands] (frame means of log-mel and of its
+    square), from which a device accumulates those statistics (components/edge/adaptation.py).
+    """
+    pcm_spec = tf.TensorSpec([1, audio.window_samples], tf.float32, name=edge_metadata.PCM_INPUT)
+
+    def probabilities(normalised: tf.Tensor) -> tf.Tensor:
+        return tf.nn.softmax(model({F.LOGMEL: tf.reshape(normalised, [1, -1])}, training=False))
+
+    if (front.normalisation == "global") != (baked is not None):
+        raise ValueError("a globally normalised model needs its statistics, a speaker one none")
+    if baked is not None:
+        mean_t, inv_std_t = tf.constant(baked[0], tf.float32), tf.constant(baked[1], tf.float32)
+
+        @tf.function(input_signature=[pcm_spec])
+        def serve(pcm):
+            logmel = frontend.log_mel(pcm, front, audio.sample_rate)
+            with tf.name_scope(frontend.FRONTEND_SCOPE):
+                normalised = (logmel - mean_t) * inv_std_t
+            return {edge_metadata.PROBABILITIES: probabilities(normalised)}
+
+        return serve
+
+    stats_spec = tf.TensorSpec([2, front.mel_bands], tf.float32, name=edge_metadata.STATS_INPUT)
+
+    @tf.function(input_signature=[pcm_spec, stats_spec])
+    def serve_adaptive(pcm, speaker_stats):
         logmel = frontend.log_mel(pcm, front, audio.sample_rate)
         with tf.name_scope(frontend.FRONTEND_SCOPE):
-            normalised = tf.reshape((logmel - mean_t) * inv_std_t, [1, -1])
-        return {"probabilities": tf.nn.softmax(model({F.LOGMEL: normalised}, training=False))}
+            moments = tf.stack(
+                [tf.reduce_mean(logmel, axis=-2)[0], tf.reduce_mean(tf.square(logmel), axis=-2)[0]]
+            )
+            normalised = (logmel - speaker_stats[0]) * speaker_stats[1]
+        return {
+            edge_metadata.PROBABILITIES: probabilities(normalised),
+            edge_metadata.MOMENTS_OUTPUT: moments,
+        }
 
-    return serve
+    return serve_adaptive
 
 
 def save(model: keras.Model, serving_dir: str, signatures: dict[str, Callable]) -> None:

@@ -61,19 +61,19 @@ def export_and_push(
 
     `audio` and `front` must be the configuration the model was trained with.
     """
-    representative, _ = export.read_windows(
+    representative = export.read_windows(
         f"{raw_examples_uri}/Split-train/*.gz", classes, cfg.representative_examples
     )
-    test_pcm, test_labels = export.read_windows(f"{raw_examples_uri}/Split-test/*.gz", classes)
+    test = export.read_windows(f"{raw_examples_uri}/Split-test/*.gz", classes)
     report = export.export_variants(
         model_dir,
         representative,
-        test_pcm,
-        test_labels,
+        test,
         classes,
         front,
         audio.sample_rate,
         cfg.float_layers,
+        cfg.warmup_windows,
     )
     models = {q: report[q].pop("model") for q in export.QUANTIZATIONS}
     check_limits(report, cfg)
@@ -88,6 +88,8 @@ def export_and_push(
             hop_samples=audio.hop_samples,
             classes=classes,
             quantization=PUSHED_VARIANT,
+            normalisation=front.normalisation,
+            adaptation=report.get("adaptation"),
             extra=extra,
         )
         card = export.model_card(

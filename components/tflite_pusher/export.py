@@ -17,6 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import tensorflow as tf
 
 from components import features as F
 from components.audio import frontend
+from components.edge import adaptation
 from components.edge import metadata as edge_metadata
 from components.evaluation import metrics
 from pipeline.config import FrontendConfig
@@ -34,11 +36,21 @@ PCM_SIGNATURE = "pcm"
 QUANTIZATIONS = ("float32", "float16", "int8")
 
 
-def read_windows(pattern: str, classes: Sequence[str], limit: int | None = None):
-    """Raw examples -> (float32 PCM [n, samples], label ids [n]) in file order."""
+@dataclass(frozen=True)
+class Windows:
+    """Raw windows of one split, in file order."""
+
+    pcm: np.ndarray  # float32 [n, samples] in [-1, 1]
+    labels: np.ndarray  # int64 [n], index into the run's classes
+    speakers: np.ndarray  # str [n]
+
+
+def read_windows(pattern: str, classes: Sequence[str], limit: int | None = None) -> Windows:
+    """Raw examples -> their PCM, labels and speakers, in file order."""
     spec = {
         F.AUDIO: tf.io.FixedLenFeature([], tf.string),
         F.LABEL: tf.io.FixedLenFeature([], tf.string),
+        F.SPEAKER: tf.io.FixedLenFeature([], tf.string),
     }
     files = sorted(tf.io.gfile.glob(pattern))
     ds = tf.data.TFRecordDataset(files, compression_type="GZIP").map(
@@ -46,11 +58,22 @@ def read_windows(pattern: str, classes: Sequence[str], limit: int | None = None)
     )
     if limit:
         ds = ds.take(limit)
-    pcm, labels = [], []
+    pcm, labels, speakers = [], [], []
     for ex in ds.as_numpy_iterator():
         pcm.append(np.frombuffer(ex[F.AUDIO], "<i2").astype(np.float32) / 32768.0)
         labels.append(list(classes).index(ex[F.LABEL].decode()))
-    return np.stack(pcm), np.asarray(labels, np.int64)
+        speakers.append(ex[F.SPEAKER].decode())
+    return Windows(np.stack(pcm), np.asarray(labels, np.int64), np.asarray(speakers))
+
+
+def per_speaker_statistics(moments: np.ndarray, speakers: np.ndarray) -> np.ndarray:
+    """[n, 2, bands]: every window gets its speaker's statistics over all of their windows,
+    the normalisation Transform applied in training (and a device converges to)."""
+    stats = np.empty(moments.shape, np.float32)
+    for speaker in np.unique(speakers):
+        mine = speakers == speaker
+        stats[mine] = adaptation.statistics_from_moments(moments[mine])
+    return stats
 
 
 def _converter(saved_model_dir: str) -> tf.lite.TFLiteConverter:
@@ -66,13 +89,24 @@ def _float_tensors(float_model: bytes, scopes: Sequence[str]) -> list[str]:
     ]
 
 
+def _model_inputs(pcm: np.ndarray, stats: np.ndarray | None) -> Iterator[dict[str, np.ndarray]]:
+    """One input dict per window, as the `pcm` signature takes it."""
+    for i, window in enumerate(pcm):
+        inputs = {edge_metadata.PCM_INPUT: window[np.newaxis].astype(np.float32)}
+        if stats is not None:
+            inputs[edge_metadata.STATS_INPUT] = stats[i].astype(np.float32)
+        yield inputs
+
+
 def convert(
     saved_model_dir: str,
     quantization: str,
     representative: np.ndarray,
     float_layers: Sequence[str] = (),
+    representative_stats: np.ndarray | None = None,
 ) -> bytes:
-    """TFLite bytes of the `pcm` signature; `representative` windows calibrate int8.
+    """TFLite bytes of the `pcm` signature; `representative` windows calibrate int8
+    (with their speakers' statistics, `representative_stats`, for a speaker-normalised model).
 
     In the int8 variant the frontend and the layers named in `float_layers` stay float32: the
     first conv sees the log-mel directly and is the most sensitive to 8-bit activations (on a
@@ -89,9 +123,8 @@ def convert(
         converter.target_spec.supported_types = [tf.float16]
         return converter.convert()
 
-    def dataset() -> Iterator[list[np.ndarray]]:
-        for window in representative:
-            yield [window[np.newaxis].astype(np.float32)]
+    def dataset() -> Iterator[dict[str, np.ndarray]]:
+        return _model_inputs(representative, representative_stats)
 
     keep_float = _float_tensors(
         _converter(saved_model_dir).convert(), (frontend.FRONTEND_SCOPE, *float_layers)
@@ -110,19 +143,56 @@ def convert(
     return debugger.get_nondebug_quantized_model()
 
 
-def tflite_probabilities(model: bytes, pcm: np.ndarray) -> np.ndarray:
-    """Runs a converted model window by window with LiteRT (what devices run), any output."""
+def tflite_outputs(
+    model: bytes, pcm: np.ndarray, stats: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Runs a converted model window by window with LiteRT (what devices run).
+
+    Returns (first output [n, ...], `logmel_moments` [n, 2, bands] or None): a model without
+    `speaker_stats` input has one output; one with it is run through its signature by name.
+    """
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_content=model, num_threads=1)
     interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    probs = []
-    for window in pcm:
-        interpreter.set_tensor(inp["index"], window[np.newaxis].astype(np.float32))
-        interpreter.invoke()
-        probs.append(interpreter.get_tensor(out["index"])[0].copy())
-    return np.stack(probs)
+    if stats is None:
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        outputs = []
+        for window in pcm:
+            interpreter.set_tensor(inp["index"], window[np.newaxis].astype(np.float32))
+            interpreter.invoke()
+            outputs.append(interpreter.get_tensor(out["index"])[0].copy())
+        return np.stack(outputs), None
+    runner = interpreter.get_signature_runner(PCM_SIGNATURE)
+    probs, moments = [], []
+    for inputs in _model_inputs(pcm, stats):
+        result = runner(**inputs)
+        probs.append(result[edge_metadata.PROBABILITIES][0].copy())
+        moments.append(result[edge_metadata.MOMENTS_OUTPUT].copy())
+    return np.stack(probs), np.stack(moments)
+
+
+def online_probabilities(
+    model: bytes, test: Windows, fallback: np.ndarray, warmup_windows: int
+) -> np.ndarray:
+    """What a device gets: each speaker's windows in order, normalised with the statistics of
+    the windows heard before (the fallback during the warm-up), as `Predictor` does."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_content=model, num_threads=1).get_signature_runner(PCM_SIGNATURE)
+    states: dict[str, adaptation.SpeakerAdaptation] = {}
+    rows = []
+    for window, speaker in zip(test.pcm, test.speakers, strict=True):
+        state = states.setdefault(speaker, adaptation.SpeakerAdaptation(fallback, warmup_windows))
+        result = runner(
+            **{
+                edge_metadata.PCM_INPUT: window[np.newaxis].astype(np.float32),
+                edge_metadata.STATS_INPUT: state.statistics(),
+            }
+        )
+        state.update(result[edge_metadata.MOMENTS_OUTPUT])
+        rows.append(result[edge_metadata.PROBABILITIES][0].copy())
+    return np.stack(rows)
 
 
 def frontend_max_abs_error(pcm: np.ndarray, front: FrontendConfig, sample_rate: int) -> float:
@@ -139,57 +209,155 @@ def frontend_max_abs_error(pcm: np.ndarray, front: FrontendConfig, sample_rate: 
     concrete = log_mel.get_concrete_function()
     model = tf.lite.TFLiteConverter.from_concrete_functions([concrete], log_mel).convert()
     reference = np.stack([concrete(tf.constant(w[np.newaxis]))[0].numpy() for w in pcm])
-    return float(np.max(np.abs(tflite_probabilities(model, pcm) - reference)))
+    return float(np.max(np.abs(tflite_outputs(model, pcm)[0] - reference)))
 
 
-def saved_model_probabilities(saved_model_dir: str, pcm: np.ndarray) -> np.ndarray:
-    """The same windows through the SavedModel's `pcm` signature (the float reference)."""
+def saved_model_outputs(
+    saved_model_dir: str, pcm: np.ndarray, stats: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The same windows through the SavedModel's `pcm` signature (the float reference):
+    (probabilities [n, classes], `logmel_moments` [n, 2, bands] or None)."""
     serve = tf.saved_model.load(saved_model_dir).signatures[PCM_SIGNATURE]
-    return np.stack(
-        [serve(pcm=tf.constant(w[np.newaxis]))["probabilities"].numpy()[0] for w in pcm]
+    probs, moments = [], []
+    for inputs in _model_inputs(pcm, stats):
+        result = serve(**{k: tf.constant(v) for k, v in inputs.items()})
+        probs.append(result[edge_metadata.PROBABILITIES].numpy()[0])
+        if stats is not None:
+            moments.append(result[edge_metadata.MOMENTS_OUTPUT].numpy())
+    return np.stack(probs), (np.stack(moments) if stats is not None else None)
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """How a model's inputs are normalised when it is scored and deployed.
+
+    For a speaker-normalised model: `fallback` [2, bands] pooled over the representative (train)
+    windows, and each split's per-window statistics of its own speaker.
+    """
+
+    mode: str
+    fallback: np.ndarray | None = None
+    representative_stats: np.ndarray | None = None
+    test_stats: np.ndarray | None = None
+
+
+def normalisation_for(
+    saved_model_dir: str, front: FrontendConfig, representative: Windows, test: Windows
+) -> Normalisation:
+    """Statistics a speaker-normalised model needs, from its own frontend (`logmel_moments`
+    do not depend on the statistics fed, so any will do to read them)."""
+    if front.normalisation == "global":
+        return Normalisation(front.normalisation)
+    unit = np.stack([np.zeros(front.mel_bands), np.ones(front.mel_bands)]).astype(np.float32)
+
+    def moments(windows: Windows) -> np.ndarray:
+        stats = np.broadcast_to(unit, (len(windows.pcm), *unit.shape))
+        return saved_model_outputs(saved_model_dir, windows.pcm, stats)[1]
+
+    representative_moments = moments(representative)
+    return Normalisation(
+        front.normalisation,
+        adaptation.statistics_from_moments(representative_moments),
+        per_speaker_statistics(representative_moments, representative.speakers),
+        per_speaker_statistics(moments(test), test.speakers),
     )
+
+
+def score_tflite(
+    model: bytes,
+    test: Windows,
+    norm: Normalisation,
+    classes: tuple[str, ...],
+    warmup_windows: int,
+) -> dict[str, dict]:
+    """Metrics of a converted model per normalisation mode.
+
+    "adaptive": each test speaker's statistics over all their windows (as in training and the
+    Evaluator); "online": a device's running statistics with warm-up; "strict": the fallback
+    statistics only, nothing learnt from the speaker. A global model has only "strict".
+    Each entry also keeps its `probabilities`.
+    """
+    if norm.mode == "global":
+        probs = {"strict": tflite_outputs(model, test.pcm)[0]}
+    else:
+        fallback = np.broadcast_to(norm.fallback, norm.test_stats.shape)
+        probs = {
+            "adaptive": tflite_outputs(model, test.pcm, norm.test_stats)[0],
+            "online": online_probabilities(model, test, norm.fallback, warmup_windows),
+            "strict": tflite_outputs(model, test.pcm, fallback)[0],
+        }
+    return {
+        mode: {**metrics.summary(test.labels, p.argmax(-1), classes), "probabilities": p}
+        for mode, p in probs.items()
+    }
+
+
+def primary_mode(norm: Normalisation) -> str:
+    """The mode a model is judged in: the one it was trained for."""
+    return "strict" if norm.mode == "global" else "adaptive"
 
 
 def export_variants(
     saved_model_dir: str,
-    representative: np.ndarray,
-    test_pcm: np.ndarray,
-    test_labels: np.ndarray,
+    representative: Windows,
+    test: Windows,
     classes: tuple[str, ...],
     front: FrontendConfig,
     sample_rate: int,
     float_layers: Sequence[str] = (),
+    warmup_windows: int = 8,
 ) -> dict:
     """Converts every variant and scores each on the test windows against the SavedModel.
 
-    `front` and `sample_rate` must be the model's: they rebuild its frontend for the parity check.
+    `front` and `sample_rate` must be the model's: they rebuild its frontend for the parity
+    check and say how it normalises.
     """
-    reference = saved_model_probabilities(saved_model_dir, test_pcm)
+    norm = normalisation_for(saved_model_dir, front, representative, test)
+    primary = primary_mode(norm)
+    reference = saved_model_outputs(saved_model_dir, test.pcm, norm.test_stats)[0]
     reference_top1 = reference.argmax(-1)
     report: dict = {
-        "saved_model": metrics.summary(test_labels, reference_top1, classes),
-        "frontend_max_abs_error": frontend_max_abs_error(test_pcm, front, sample_rate),
+        "normalisation": front.normalisation,
+        "primary_mode": primary,
+        "saved_model": metrics.summary(test.labels, reference_top1, classes),
+        "frontend_max_abs_error": frontend_max_abs_error(test.pcm, front, sample_rate),
     }
+    if norm.fallback is not None:
+        report["adaptation"] = {
+            "warmup_windows": warmup_windows,
+            "fallback": norm.fallback.tolist(),
+        }
     log.info("TFLite frontend: max |log-mel error| %.2e", report["frontend_max_abs_error"])
     for quantization in QUANTIZATIONS:
         start = time.time()
-        model = convert(saved_model_dir, quantization, representative, float_layers)
-        probs = tflite_probabilities(model, test_pcm)
-        summary = metrics.summary(test_labels, probs.argmax(-1), classes)
+        model = convert(
+            saved_model_dir,
+            quantization,
+            representative.pcm,
+            float_layers,
+            norm.representative_stats,
+        )
+        scores = score_tflite(model, test, norm, classes, warmup_windows)
+        probs = scores[primary].pop("probabilities")
         report[quantization] = {
-            **summary,
+            **scores[primary],
+            "modes": {
+                mode: {k: v for k, v in s.items() if k != "probabilities"}
+                for mode, s in scores.items()
+            },
             "bytes": len(model),
-            "uar_drop_from_float": report["saved_model"]["uar"] - summary["uar"],
+            "uar_drop_from_float": report["saved_model"]["uar"] - scores[primary]["uar"],
             "top1_agreement_with_float": float(np.mean(probs.argmax(-1) == reference_top1)),
             "max_abs_prob_error": float(np.max(np.abs(probs - reference))),
             "convert_seconds": round(time.time() - start, 1),
             "model": model,
         }
         log.info(
-            "%s: %d bytes, UAR %.3f, agreement %.3f",
+            "%s: %d bytes, UAR %.3f (%s), agreement %.3f",
             quantization,
             len(model),
             report[quantization]["uar"],
+            primary,
             report[quantization]["top1_agreement_with_float"],
         )
     return report
@@ -239,6 +407,17 @@ def model_card(name: str, version: str, meta: dict, report: dict, classes: Seque
         for q in QUANTIZATIONS
     )
     recalls = ", ".join(f"{c} {r:.2f}" for c, r in report[meta["quantization"]]["recall"].items())
+    pushed = report[meta["quantization"]]
+    modes = ", ".join(f"{mode} {s['uar']:.3f}" for mode, s in pushed["modes"].items())
+    if meta["normalisation"] == "speaker":
+        normalisation = (
+            "- Normalisation: per speaker. The model also takes `speaker_stats` [2, bands] "
+            "(per-band log-mel mean; inverse std of its user) and returns `logmel_moments`; "
+            "the predictor accumulates them, using `adaptation.fallback` for the first "
+            f"{meta['adaptation']['warmup_windows']} windows (see metadata.json)."
+        )
+    else:
+        normalisation = "- Normalisation: global statistics of the train split, inside the model."
     return f"""# {name} {version}
 
 Speech emotion recognition for edge devices, trained by emograph (teacher similarity graph +
@@ -247,6 +426,7 @@ NSL graph-regularised student). Pushed variant: **{meta["quantization"]}**.
 - Input: float32 [1, {meta["window_samples"]}] mono PCM in [-1, 1] at {meta["sample_rate"]} Hz
   ({meta["window_samples"] / meta["sample_rate"]:.2f} s); the log-mel frontend is inside.
 - Output: probabilities over {len(classes)} classes: {", ".join(classes)}.
+{normalisation}
 - Run it: `emograph predict <this directory> audio.wav` (LiteRT, no TensorFlow needed).
 
 ## Test split (speakers never seen in training or model selection)
@@ -256,6 +436,9 @@ NSL graph-regularised student). Pushed variant: **{meta["quantization"]}**.
 {rows}
 
 Per-class recall ({meta["quantization"]}): {recalls}.
+Test UAR of the pushed variant by normalisation mode (adaptive: each speaker's statistics over
+all their audio; online: a device's running statistics with warm-up; strict: fallback only):
+{modes}.
 
 TFLite frontend vs the training frontend: max |error| {report["frontend_max_abs_error"]:.1e}
 (natural-log mel power).

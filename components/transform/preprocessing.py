@@ -1,8 +1,14 @@
 """TF Transform preprocessing: raw PCM windows -> normalised log-mel features.
 
-Normalisation statistics (per mel band mean and inverse std over every frame of the train split)
-are computed by TFT analyzers and also emitted as features (`logmel_mean`, `logmel_inv_std`, 2 x 40
-floats per example) so the trainers can put the exact same normalisation inside the edge model.
+Two normalisations (FrontendConfig.normalisation), both per mel band over every frame:
+- "global": mean and inverse std of the analysis set (the train split), also emitted as features
+  (`logmel_mean`, `logmel_inv_std`, 2 x 40 floats per example) so the trainers can put the exact
+  same normalisation inside the edge model;
+- "speaker": each speaker's own mean and std (a per-key TFT analyzer keyed by speaker), the
+  ~10-UAR-point lever of speaker-independent SER. It needs the unlabelled audio of every speaker,
+  so the pipeline analyses all splits in this mode; the edge model then takes the statistics as
+  an input and the device accumulates them from its user's audio (components/edge/adaptation.py
+  computes the same mean and variance online).
 """
 
 from __future__ import annotations
@@ -39,12 +45,18 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor], custom_config: dict[str, Any]
     batch = tf.shape(logmel)[0]
     frames_per_window = frontend.num_frames(audio.window_samples, front)
     label = tf.reshape(inputs[F.LABEL], [-1])
+    speaker = tf.reshape(inputs[F.SPEAKER], [-1])
+    if front.normalisation == "speaker":
+        frame_speakers = tf.repeat(speaker, frames_per_window)  # frames are window-major
+        normalised = tft.scale_to_z_score_per_key(frames, frame_speakers, elementwise=True)
+    else:
+        normalised = (frames - mean) * inv_std
     return {
-        F.LOGMEL: tf.reshape((logmel - mean) * inv_std, [-1, frames_per_window * front.mel_bands]),
+        F.LOGMEL: tf.reshape(normalised, [-1, frames_per_window * front.mel_bands]),
         F.LABEL_ID: label_ids(label, classes),
         F.LABEL: label,
         F.ID: tf.reshape(inputs[F.ID], [-1]),
-        F.SPEAKER: tf.reshape(inputs[F.SPEAKER], [-1]),
+        F.SPEAKER: speaker,
         F.CORPUS: tf.reshape(inputs[F.CORPUS], [-1]),
         MEAN: tf.broadcast_to(mean, [batch, front.mel_bands]),
         INV_STD: tf.broadcast_to(inv_std, [batch, front.mel_bands]),
