@@ -58,7 +58,9 @@ def build_student(cfg: StudentConfig, frames: int, bands: int, num_classes: int)
         x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"ds{i}_dw_bn")(x)
         x = keras.layers.ReLU(name=f"ds{i}_dw_relu")(x)
         x = _conv_bn_relu(x, filters, kernel=1, name=f"ds{i}_pw")
-    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
-    x = keras.layers.Dropout(cfg.dropout, name="dropout")(x)
+    # The penultimate embedding (before dropout, so a sample and its neighbours are compared
+    # without independent dropout noise) is what `regularised_layer="embedding"` regularises.
+    x = keras.layers.GlobalAveragePooling2D(name=EMBEDDING_LAYER)(x)
+    x = keras.layers.Dropout(cfg.dropout, name=DROPOUT_LAYER)(x)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
     return keras.Model({F.LOGMEL: inputs}, logits, name="student")

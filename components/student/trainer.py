@@ -1,8 +1,8 @@
 """Trainer module of the student: a tiny DS-CNN, graph-regularised with NSL.
 
 The same `train_student` with `graph_multiplier == 0` is the speech-only baseline: same model,
-data, schedule and checkpoint rule, with no graph term (the NSL wrapper is then left out, since
-with a zero multiplier it would only add neighbour forward passes).
+data, augmentation, schedule and checkpoint rule, with no graph term (the NSL wrapper is then
+left out, since with a zero multiplier it would only add neighbour forward passes).
 """
 
 from __future__ import annotations
@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 
 import neural_structured_learning as nsl
+import tensorflow as tf
 import tf_keras as keras
 
-from components.models import networks, training
+from components.models import augment, networks, training
 from pipeline.config import AudioConfig, FrontendConfig, StudentConfig, section_from_json
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,38 @@ log = logging.getLogger(__name__)
 DIVERGENCES = ("kl_divergence", "jensen_shannon_divergence")
 
 
+class EmbeddingGraphRegularization(nsl.keras.GraphRegularization):
+    """GraphRegularization with the neighbour loss on a hidden layer instead of the logits.
+
+    NSL 1.4 regularises the base model's output only; the paper's code patched NSL to compare
+    an intermediate layer instead. This does the same as a subclass: a two-output view of the
+    base model (shared layers, no new weights) gives logits for the supervised loss and the
+    `layer` activations of the sample and its neighbours for NSL's own distance and weights.
+    Only `base_model` is saved, so the exported model is the plain student.
+    """
+
+    def __init__(self, base_model: keras.Model, graph_reg_config, layer: str):
+        super().__init__(base_model, graph_reg_config)
+        hidden = base_model.get_layer(layer).output
+        self.with_hidden = keras.Model(base_model.input, [base_model.output, hidden])
+
+    def call(self, inputs, training=False, **kwargs):
+        sample, neighbours, weights = self.nbr_features_layer.call(inputs)
+        logits, hidden = self.with_hidden(sample, training=training, **kwargs)
+        if weights is not None and neighbours and self.graph_reg_config.multiplier > 0:
+            _, neighbour_hidden = self.with_hidden(neighbours, training=training, **kwargs)
+            graph_loss = self.regularizer(sources=hidden, targets=neighbour_hidden, weights=weights)
+        else:
+            graph_loss = tf.constant(0, dtype=tf.float32)
+        scaled = self.graph_reg_config.multiplier * graph_loss
+        self.add_metric(scaled, name="scaled_graph_loss", aggregation="mean")
+        self.add_loss(scaled)
+        return logits
+
+
 def graph_regularised(base: keras.Model, cfg: StudentConfig) -> keras.Model:
-    """Wraps `base` in NSL's GraphRegularization (neighbours read from NL_nbr_* features)."""
+    """Wraps `base` in NSL graph regularisation (neighbours read from NL_nbr_* features), on
+    the logits (NSL's GraphRegularization) or on the penultimate embedding."""
     config = nsl.configs.make_graph_reg_config(
         max_neighbors=cfg.num_neighbours,
         multiplier=cfg.graph_multiplier,
@@ -30,6 +61,8 @@ def graph_regularised(base: keras.Model, cfg: StudentConfig) -> keras.Model:
         sum_over_axis=-1,
         transform_fn="softmax" if cfg.distance_type in DIVERGENCES else "none",
     )
+    if cfg.regularised_layer == "embedding":
+        return EmbeddingGraphRegularization(base, config, networks.EMBEDDING_LAYER)
     return nsl.keras.GraphRegularization(base, config)
 
 
@@ -56,17 +89,21 @@ def train_student(
     )
     spec = training.feature_spec(frames, bands, cfg.num_neighbours if use_graph else 0)
     train = training.make_dataset(train_files, spec, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    if cfg.augment.enabled:  # dB -> normalised units needs Transform's per-band inverse std
+        _, inv_std = training.normalisation_constants(transform_output, audio)
+        db_scale = augment.db_to_normalised(inv_std)
+        train = augment.augment_dataset(train, frames, bands, cfg.augment, cfg.seed, db_scale)
     val_x, val_y = training.load_arrays(eval_files, frames, bands)
     best = training.BestValidationUAR(base, val_x, val_y, classes, patience=8, min_epochs=10)
     weights = training.class_weights(train_files, len(classes))
     model.fit(train, epochs=cfg.epochs, callbacks=[best], class_weight=weights, verbose=2)
-    mean, inv_std = training.normalisation_constants(transform_output, audio)
+    baked = training.baked_statistics(transform_output, audio, front)
     training.save(
         base,
         serving_dir,
         {
             "serving_default": training.examples_signature(base, frames, bands),
-            "pcm": training.pcm_signature(base, audio, front, mean, inv_std),
+            "pcm": training.pcm_signature(base, audio, front, baked),
         },
     )
     return {
@@ -75,6 +112,8 @@ def train_student(
         "history": best.history,
         "params": base.count_params(),
         "graph_multiplier": cfg.graph_multiplier,
+        "regularised_layer": cfg.regularised_layer,
+        "augment": cfg.augment.enabled,
     }
 
 

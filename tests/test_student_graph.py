@@ -1,0 +1,76 @@
+"""The student's graph regularisation on the logits or on the penultimate embedding."""
+
+import components  # noqa: F401  (first: sets up TF_USE_LEGACY_KERAS and the NSL stub)
+
+# isort: split
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from components import features as F
+from components.models import networks
+from components.student.trainer import graph_regularised
+from pipeline.config import AugmentConfig, StudentConfig
+
+FRAMES, BANDS, CLASSES, BATCH = 16, 8, 3, 6
+NBR = f"{F.NBR_PREFIX}0_{F.LOGMEL}"
+WEIGHT = f"{F.NBR_PREFIX}0{F.NBR_WEIGHT_SUFFIX}"
+
+
+def _student(layer: str):
+    cfg = StudentConfig(
+        filters=(4, 8),
+        num_neighbours=1,
+        graph_multiplier=0.5,
+        regularised_layer=layer,
+        augment=AugmentConfig(enabled=False),
+    )
+    keras.utils.set_random_seed(0)
+    base = networks.build_student(cfg, FRAMES, BANDS, CLASSES)
+    return base, graph_regularised(base, cfg)
+
+
+def _packed_batch():
+    rng = np.random.default_rng(0)
+    return {
+        F.LOGMEL: tf.constant(rng.standard_normal((BATCH, FRAMES * BANDS)), tf.float32),
+        NBR: tf.constant(rng.standard_normal((BATCH, FRAMES * BANDS)), tf.float32),
+        WEIGHT: tf.ones([BATCH, 1]),
+    }
+
+
+@pytest.mark.parametrize("layer", ["logits", "embedding"])
+def test_graph_loss_is_the_l2_distance_of_the_chosen_layer(layer):
+    base, model = _student(layer)
+    inputs = _packed_batch()
+    logits = model(inputs, training=False)
+    np.testing.assert_allclose(logits, base({F.LOGMEL: inputs[F.LOGMEL]}), atol=1e-6)
+    output = base.output if layer == "logits" else base.get_layer(networks.EMBEDDING_LAYER).output
+    view = keras.Model(base.input, output)
+    sample, neighbour = view({F.LOGMEL: inputs[F.LOGMEL]}), view({F.LOGMEL: inputs[NBR]})
+    expected = 0.5 * np.mean(np.sum(np.square(sample - neighbour), axis=-1))
+    assert float(tf.add_n(model.losses)) == pytest.approx(expected, rel=1e-4)
+    assert expected > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer", ["logits", "embedding"])
+def test_both_layers_train_with_a_graph_loss(layer):
+    base, model = _student(layer)
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    before = [w.copy() for w in base.get_weights()]
+    labels = tf.constant(np.arange(BATCH) % CLASSES)
+    ds = tf.data.Dataset.from_tensors((_packed_batch(), labels)).repeat(3)
+    history = model.fit(ds, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0])
+    assert history["scaled_graph_loss"][0] > 0
+    assert any(not np.allclose(a, b) for a, b in zip(before, base.get_weights(), strict=True))
+
+
+def test_unknown_regularised_layer_is_refused():
+    with pytest.raises(ValueError, match="regularised_layer must be one of"):
+        StudentConfig(regularised_layer="conv")
