@@ -15,6 +15,7 @@ import pytest
 import soundfile as sf
 
 from components.edge import ModelError, ModelMetadata, Predictor, cli, write_latest, write_metadata
+from components.edge.adaptation import SpeakerAdaptation, statistics_from_moments
 from components.edge.testing import CLASSES, VARIANTS, build_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -201,3 +202,101 @@ def test_edge_imports_without_tensorflow():
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)
+
+
+@pytest.fixture(scope="session")
+def adaptive_model(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("edge-adaptive")
+    build_tiny_model(root / "adaptive", "adaptive", RATE, WINDOW, HOP)
+    return root / "adaptive"
+
+
+def test_adaptation_warm_up_and_reset():
+    fallback = np.stack([np.zeros(3), np.ones(3)])
+    state = SpeakerAdaptation(fallback, warmup_windows=2)
+    state.update(np.array([[1.0, 2.0, 3.0], [2.0, 5.0, 10.0]]))
+    np.testing.assert_array_equal(state.statistics(), fallback)  # still warming up
+    state.update(np.array([[3.0, 2.0, 3.0], [10.0, 5.0, 10.0]]))
+    stats = state.statistics()
+    np.testing.assert_allclose(stats[0], [2.0, 2.0, 3.0])
+    # variance = E[x^2] - mean^2 = (6 - 4, 5 - 4, 10 - 9); a zero variance divides by 1
+    np.testing.assert_allclose(stats[1], [1 / np.sqrt(2), 1.0, 1.0])
+    state.reset()
+    assert state.windows == 0 and not state.warmed_up
+    np.testing.assert_array_equal(state.statistics(), fallback)
+
+
+def test_running_statistics_equal_offline_normalisation():
+    """Windows' moments accumulated online give the mean and std over all their frames."""
+    frames = np.random.default_rng(0).normal(3, 2, (7, 50, 5))  # windows, frames, bands
+    moments = np.stack([frames.mean(1), (frames**2).mean(1)], axis=1)
+    state = SpeakerAdaptation(np.stack([np.zeros(5), np.ones(5)]), warmup_windows=1)
+    for m in moments:
+        state.update(m)
+    offline = frames.reshape(-1, 5)
+    np.testing.assert_allclose(state.statistics()[0], offline.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(state.statistics()[1], 1 / offline.std(0), rtol=1e-4)
+    np.testing.assert_allclose(statistics_from_moments(moments), state.statistics(), rtol=1e-6)
+
+
+def test_adaptive_predictor_matches_offline_normalisation(adaptive_model):
+    from components.edge.testing import tiny_adaptive_function, tiny_features
+
+    audio = np.stack(windows(5))
+    predictor = Predictor(adaptive_model)
+    assert predictor.metadata.normalisation == "speaker"
+    fn = tiny_adaptive_function(WINDOW)
+    features = tiny_features(audio, WINDOW)
+    for i, window in enumerate(audio):
+        got = predictor.predict_window(window)
+        if i < predictor.adaptation.warmup_windows:
+            stats = predictor.adaptation.fallback
+        else:  # the statistics of every window heard before this one
+            heard = features[:i].reshape(-1, features.shape[-1])
+            stats = np.stack([heard.mean(0), 1 / heard.std(0)]).astype(np.float32)
+        expected = fn(window[None].astype(np.float32), stats)["probabilities"].numpy()[0]
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+    assert predictor.adaptation.windows == len(audio)
+    predictor.reset_adaptation()
+    assert predictor.adaptation.windows == 0
+
+
+def test_strict_predictor_never_adapts(adaptive_model):
+    predictor = Predictor(adaptive_model, adapt=False)
+    first = predictor.predict_window(windows(1)[0])
+    for window in windows(4):
+        predictor.predict_window(window)
+    assert predictor.adaptation.windows == 0
+    np.testing.assert_allclose(predictor.predict_window(windows(1)[0]), first)
+
+
+def test_speaker_metadata_without_adaptation_refused(adaptive_model, tmp_path):
+    model = Path(shutil.copytree(adaptive_model, tmp_path / "model"))
+    meta = json.loads((model / "metadata.json").read_text())
+    meta["adaptation"] = {}
+    (model / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="warmup_windows"):
+        Predictor(model)
+
+
+def test_global_metadata_on_adaptive_model_refused(adaptive_model, tmp_path):
+    model = Path(shutil.copytree(adaptive_model, tmp_path / "model"))
+    meta = json.loads((model / "metadata.json").read_text())
+    meta["normalisation"], meta["adaptation"] = "global", {}
+    (model / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="several inputs"):
+        Predictor(model)
+
+
+def test_cli_resets_per_file(adaptive_model, tmp_path, capsys):
+    paths = []
+    for i in range(2):
+        path = tmp_path / f"user{i}.wav"
+        sf.write(path, speech_like(4.0, seed=i), RATE)
+        paths.append(str(path))
+    assert cli.main([str(adaptive_model), *paths, "--json"]) == 0
+    carried = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert cli.main([str(adaptive_model), *paths, "--json", "--new-speaker-per-file"]) == 0
+    reset = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert carried[0] == reset[0]  # the first file starts fresh either way
+    assert carried[1]["probabilities"] != reset[1]["probabilities"]

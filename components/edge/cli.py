@@ -3,6 +3,10 @@
 AUDIO is any file soundfile reads, or `-` for raw s16le mono PCM at the model's rate on stdin.
 Default output is one line per file; --json gives one JSON object per file; --stream gives one
 JSON line per sliding window, printed as soon as the window is complete (live stdin works).
+
+A speaker-normalised model adapts to the voice it hears: statistics accumulate over all the
+audio of one invocation (one user), unless --new-speaker-per-file resets them for every file or
+--no-adapt keeps the model's fallback statistics (strict mode).
 """
 
 from __future__ import annotations
@@ -31,11 +35,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--hop", type=float, metavar="SECONDS", help="step between windows (default: the model's)"
     )
+    parser.add_argument(
+        "--no-adapt", action="store_true", help="speaker models: never adapt (strict mode)"
+    )
+    parser.add_argument(
+        "--new-speaker-per-file",
+        action="store_true",
+        help="speaker models: reset the accumulated statistics before each file",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        predictor = Predictor(args.model)
+        predictor = Predictor(args.model, adapt=not args.no_adapt)
     except (ModelError, OSError) as e:
         print(f"emograph predict: {e}", file=sys.stderr)
         return 2
@@ -45,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     status = 0
     for name in args.audio:
+        if args.new_speaker_per_file:
+            predictor.reset_adaptation()
         try:
             samples = _audio(predictor, name, hop)
             if args.stream:

@@ -132,6 +132,11 @@ class Predictor:
             self._bind_adaptive(model_path, metadata_path)
         else:
             self._runner = None
+            if len(self._interpreter.get_input_details()) != 1:
+                raise ModelError(
+                    f"{model_path}: has several inputs (a speaker-normalised model?) but "
+                    f"{metadata_path} says normalisation 'global', which takes PCM only"
+                )
             self._input = self._interpreter.get_input_details()[0]
             self._output = self._interpreter.get_output_details()[0]
         shape = tuple(self._input["shape"])

@@ -13,7 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from components.edge.metadata import MODEL_FILE, ModelMetadata, write_metadata
+from components.edge.metadata import (
+    MODEL_FILE,
+    MOMENTS_OUTPUT,
+    PCM_INPUT,
+    PROBABILITIES,
+    STATS_INPUT,
+    ModelMetadata,
+    write_metadata,
+)
 
 CLASSES = ("neutral", "happy", "sad", "angry", "fearful", "disgust")
 FRAME = 800
@@ -45,10 +53,53 @@ def tiny_function(window_samples: int, num_classes: int = len(CLASSES), seed: in
     return model
 
 
+BANDS = 4  # the adaptive tiny model's "log-mel": log energy of 4 sub-blocks of each frame
+
+
+def tiny_features(pcm: np.ndarray, window_samples: int) -> np.ndarray:
+    """[windows, frames, BANDS] features of the adaptive tiny model, in numpy (the reference)."""
+    blocks = np.asarray(pcm, np.float64).reshape(len(pcm), window_samples // FRAME, BANDS, -1)
+    return np.log(np.mean(blocks**2, axis=-1) + 1e-4)
+
+
+def tiny_adaptive_function(window_samples: int, num_classes: int = len(CLASSES), seed: int = 0):
+    """A speaker-normalised model: (pcm, speaker_stats) -> probabilities, logmel_moments."""
+    import tensorflow as tf
+
+    frames = window_samples // FRAME
+    rng = np.random.default_rng(seed)
+    weights = tf.constant(rng.normal(0, 0.5, (frames * BANDS, num_classes)), tf.float32)
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([1, window_samples], tf.float32, name=PCM_INPUT),
+            tf.TensorSpec([2, BANDS], tf.float32, name=STATS_INPUT),
+        ]
+    )
+    def model(pcm, speaker_stats):
+        blocks = tf.reshape(pcm, [1, frames, BANDS, FRAME // BANDS])
+        features = tf.math.log(tf.reduce_mean(tf.square(blocks), axis=-1) + 1e-4)
+        moments = tf.stack(
+            [tf.reduce_mean(features, axis=1)[0], tf.reduce_mean(tf.square(features), axis=1)[0]]
+        )
+        normalised = tf.reshape((features - speaker_stats[0]) * speaker_stats[1], [1, -1])
+        return {PROBABILITIES: tf.nn.softmax(normalised @ weights), MOMENTS_OUTPUT: moments}
+
+    return model
+
+
 def convert(window_samples: int, variant: str = "float32", seed: int = 0) -> bytes:
     """The .tflite bytes of `tiny_function` in one of `VARIANTS`."""
     import tensorflow as tf
 
+    if variant == "adaptive":  # through a SavedModel, so the TFLite keeps its named signature
+        import tempfile
+
+        module = tf.Module()
+        module.pcm = tiny_adaptive_function(window_samples, seed=seed)
+        with tempfile.TemporaryDirectory() as saved:
+            tf.saved_model.save(module, saved, signatures={"pcm": module.pcm})
+            return tf.lite.TFLiteConverter.from_saved_model(saved, ["pcm"]).convert()
     weights, input_type, output_type = VARIANTS[variant]
     model = tiny_function(window_samples, seed=seed)
     if input_type == "int16":
@@ -82,16 +133,21 @@ def build_tiny_model(
     window_samples: int = 24000,
     hop_samples: int = 16000,
 ) -> ModelMetadata:
-    """Writes a complete model dir (model.tflite, metadata.json, labels.txt) for `variant`."""
+    """Writes a complete model dir (model.tflite, metadata.json, labels.txt) for `variant`
+    (one of `VARIANTS`, or "adaptive": the speaker-normalised float model, warm-up 2 windows)."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     (model_dir / MODEL_FILE).write_bytes(convert(window_samples, variant))
+    adaptive = variant == "adaptive"
+    fallback = [[0.0] * BANDS, [1.0] * BANDS]
     return write_metadata(
         model_dir,
         sample_rate=sample_rate,
         window_samples=window_samples,
         hop_samples=hop_samples,
         classes=CLASSES,
-        quantization=VARIANTS[variant][0],
+        quantization="float32" if adaptive else VARIANTS[variant][0],
+        normalisation="speaker" if adaptive else "global",
+        adaptation={"warmup_windows": 2, "fallback": fallback} if adaptive else None,
         extra={"tiny_test_model": variant},
     )
