@@ -4,6 +4,7 @@ runs on a device with only numpy, soundfile, scipy and ai-edge-litert installed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -23,6 +24,9 @@ def _load_config(args: argparse.Namespace) -> RunConfig:
         config = config.replace(source=CorpusSpec.parse(args.source))
     if getattr(args, "target", None):
         config = config.replace(target=CorpusSpec.parse(args.target))
+    if getattr(args, "teacher", None):
+        teacher = dataclasses.replace(config.teacher, model_path=args.teacher)
+        config = config.replace(teacher=teacher)
     return config
 
 
@@ -140,6 +144,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return edge_cli.run(args)
 
 
+def add_teacher_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--teacher",
+        metavar="PATH",
+        help="use this teacher instead of training one on the source corpus: a SavedModel with "
+        "an `embed` signature (logmel [batch, frames*bands] -> embedding) or a Keras model "
+        "(README: Students, baselines and experiments)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emograph", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -156,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--source", help="source corpus KIND:PATH (teacher data)")
     run.add_argument("--target", help="target corpus KIND:PATH (student data)")
+    add_teacher_argument(run)
     run.set_defaults(func=cmd_run)
 
     rep = with_config(sub.add_parser("report", help="summarise a finished run"))
@@ -202,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exp.add_argument("--source", help="source corpus KIND:PATH (teacher data)")
     exp.add_argument("--target", help="target corpus KIND:PATH (folds are over its speakers)")
+    add_teacher_argument(exp)
     exp.add_argument(
         "--folds",
         type=int,

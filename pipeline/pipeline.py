@@ -1,6 +1,7 @@
 """create_pipeline(config): the emograph TFX pipeline, in order, with nothing global.
 
 source corpus -> ingest -> validate -> Transform -> teacher Trainer
+   (or, with teacher.model_path: the user's teacher, checked, staged and Importer-ed)
 target corpus -> ingest -> validate -> Transform -> Embedder(teacher) -> GraphBuilder
               -> NeighbourPacker -> student Trainer (NSL) + speech-only Trainer (multiplier 0)
               -> Evaluator (NSL student vs speech-only, UAR) -> TFLitePusher (int8)
@@ -13,13 +14,17 @@ import json
 from pathlib import Path
 
 from tfx import v1 as tfx
+from tfx.types.artifact_utils import ARTIFACT_TFX_VERSION_CUSTOM_PROPERTY_KEY
+from tfx.version import __version__ as TFX_VERSION
 
 from components.embedder.component import Embedder
 from components.evaluation.config import eval_config
 from components.example_gen.component import AudioExampleGen
 from components.example_gen.watch import resolve_spans
 from components.graph.component import GraphBuilder
+from components.models.training import input_shape
 from components.neighbours.component import NeighbourPacker
+from components.teacher.imported import stage_teacher
 from components.tflite_pusher.component import TFLitePusher
 from pipeline.config import RunConfig, SplitConfig, section_to_json
 
@@ -103,12 +108,30 @@ class _Shared:
     components: list
     target_gen: object
     target_transform: object
-    teacher: object
+    teacher_model: object  # the teacher's Model channel (trained or imported)
     packer: object
 
 
-def _shared_steps(config: RunConfig) -> _Shared:
-    schema = tfx.components.ImportSchemaGen(schema_file=str(SCHEMA_FILE))
+def _teacher(config: RunConfig, schema) -> tuple[list, object]:
+    """The teacher's steps and its Model channel: the source corpus's ingest, Transform and the
+    teacher Trainer; or, with `teacher.model_path`, one Importer of the user's teacher, which is
+    checked and staged as a Model payload here, so a wrong model fails before any step runs."""
+    if config.teacher.model_path:
+        frames, bands = input_shape(config.audio, config.frontend)
+        staged = stage_teacher(
+            _absolute(config.teacher.model_path),
+            _absolute(f"{config.root.rstrip('/')}/imported_teacher"),
+            frames,
+            bands,
+        )
+        importer = tfx.dsl.Importer(
+            source_uri=staged,
+            artifact_type=tfx.types.standard_artifacts.Model,
+            # Without a version TFX takes an artifact for a pre-0.29 one and looks for its
+            # SavedModel in serving_model_dir/ rather than Format-Serving/.
+            custom_properties={ARTIFACT_TFX_VERSION_CUSTOM_PROPERTY_KEY: TFX_VERSION},
+        ).with_id("teacher_importer")
+        return [importer], importer.outputs["result"]
     # Split policies (fixed lists, folds) address the target's speakers; the source (teacher
     # data) always takes the seeded fractional split, so folds share one teacher.
     source_split = SplitConfig(
@@ -117,10 +140,7 @@ def _shared_steps(config: RunConfig) -> _Shared:
         seed=config.split.seed,
     )
     source_steps, (_, source_transform) = _ingest_and_validate(
-        "source", config, config.source, source_split, schema.outputs["schema"]
-    )
-    target_steps, (target_gen, target_transform) = _ingest_and_validate(
-        "target", config, config.target, config.split, schema.outputs["schema"]
+        "source", config, config.source, source_split, schema
     )
     teacher = _trainer(
         "teacher_trainer",
@@ -129,9 +149,18 @@ def _shared_steps(config: RunConfig) -> _Shared:
         source_transform,
         _model_config(config, teacher=config.teacher),
     )
+    return [*source_steps, teacher], teacher.outputs["model"]
+
+
+def _shared_steps(config: RunConfig) -> _Shared:
+    schema = tfx.components.ImportSchemaGen(schema_file=str(SCHEMA_FILE))
+    teacher_steps, teacher_model = _teacher(config, schema.outputs["schema"])
+    target_steps, (target_gen, target_transform) = _ingest_and_validate(
+        "target", config, config.target, config.split, schema.outputs["schema"]
+    )
     embedder = Embedder(
         examples=target_transform.outputs["transformed_examples"],
-        model=teacher.outputs["model"],
+        model=teacher_model,
         raw_examples=target_gen.outputs["examples"],
         source=config.graph.embedding_source,
         sample_rate=config.audio.sample_rate,
@@ -145,10 +174,10 @@ def _shared_steps(config: RunConfig) -> _Shared:
         max_neighbours=config.student.num_neighbours,
     )
     return _Shared(
-        [schema, *source_steps, *target_steps, teacher, embedder, graph, packer],
+        [schema, *teacher_steps, *target_steps, embedder, graph, packer],
         target_gen,
         target_transform,
-        teacher,
+        teacher_model,
         packer,
     )
 
@@ -183,7 +212,7 @@ def _variant_trainer(variant: str, name: str, config: RunConfig, shared: _Shared
             transformed,
             shared.target_transform,
             _model_config(config, teacher=teacher),
-            base_model=shared.teacher.outputs["model"],
+            base_model=shared.teacher_model,
         )
     raise ValueError(f"unknown variant {variant!r}; one of {VARIANTS}")
 

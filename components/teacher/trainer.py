@@ -1,39 +1,33 @@
 """Trainer module of the teacher: a larger CNN fitted on the source corpus.
 
-TFX calls `run_fn`; everything it does is in components.models (shared with the student).
+TFX calls `run_fn`; everything it does is in components.models (shared with the student). The
+same trainer fine-tunes a teacher on the target (the classic-transfer baseline), the trained one
+or a user-supplied one (components/teacher/imported.py).
 """
 
 from __future__ import annotations
 
 import logging
 
-import tensorflow as tf
 import tf_keras as keras
 
-from components import features as F
-from components.models import networks, training
+from components.models import augment, networks, training
+from components.teacher import imported
 from pipeline.config import AudioConfig, FrontendConfig, TeacherConfig, section_from_json
 
 log = logging.getLogger(__name__)
 
 
-def embed_signature(model: keras.Model, frames: int, bands: int):
-    """`embed`: normalised log-mel [B, frames * bands] -> `embedding` [B, dim]."""
-    embedder = keras.Model(model.inputs, model.get_layer(networks.EMBEDDING_LAYER).output)
-
-    @tf.function(input_signature=[tf.TensorSpec([None, frames * bands], tf.float32, name=F.LOGMEL)])
-    def embed(logmel):
-        return {F.EMBEDDING: embedder({F.LOGMEL: logmel}, training=False)}
-
-    return embed
-
-
-def load_for_finetuning(model_dir: str, num_classes: int) -> keras.Model:
-    """A trained teacher with a fresh classification head (classic transfer learning)."""
-    trained = keras.models.load_model(model_dir, compile=False)
-    features = trained.get_layer(networks.DROPOUT_LAYER).output
+def load_for_finetuning(
+    model_dir: str, num_classes: int, frames: int, bands: int, dropout: float
+) -> keras.Model:
+    """A teacher with a fresh classification head (classic transfer learning); a new dropout
+    layer when the teacher's own is not there to keep."""
+    inputs, features, has_dropout = imported.finetuning_base(model_dir, frames, bands)
+    if not has_dropout:
+        features = keras.layers.Dropout(dropout, name=networks.DROPOUT_LAYER)(features)
     logits = keras.layers.Dense(num_classes, name="target_logits")(features)
-    return keras.Model(trained.inputs, logits, name="finetuned_teacher")
+    return keras.Model(inputs, logits, name="finetuned_teacher")
 
 
 def train_teacher(
@@ -52,7 +46,7 @@ def train_teacher(
     keras.utils.set_random_seed(cfg.seed)
     frames, bands = training.input_shape(audio, front)
     if init_from:
-        model = load_for_finetuning(init_from, len(classes))
+        model = load_for_finetuning(init_from, len(classes), frames, bands, cfg.dropout)
         learning_rate, epochs = cfg.finetune_learning_rate, cfg.finetune_epochs
     else:
         model = networks.build_teacher(cfg, frames, bands, len(classes))
@@ -69,18 +63,22 @@ def train_teacher(
         shuffle=True,
         seed=cfg.seed,
     )
+    if cfg.augment.enabled:  # dB -> normalised units needs Transform's per-band inverse std
+        _, inv_std = training.normalisation_constants(transform_output, audio)
+        db_scale = augment.db_to_normalised(inv_std)
+        train = augment.augment_dataset(train, frames, bands, cfg.augment, cfg.seed, db_scale)
     val_x, val_y = training.load_arrays(eval_files, frames, bands)
     best = training.BestValidationUAR(model, val_x, val_y, classes, patience=5, min_epochs=5)
     weights = training.class_weights(train_files, len(classes))
     model.fit(train, epochs=epochs, callbacks=[best], class_weight=weights, verbose=2)
-    mean, inv_std = training.normalisation_constants(transform_output, audio)
+    baked = training.baked_statistics(transform_output, audio, front)
     training.save(
         model,
         serving_dir,
         {
             "serving_default": training.examples_signature(model, frames, bands),
-            "embed": embed_signature(model, frames, bands),
-            "pcm": training.pcm_signature(model, audio, front, mean, inv_std),
+            "embed": imported.embed_signature(model, frames, bands),
+            "pcm": training.pcm_signature(model, audio, front, baked),
         },
     )
     return {
