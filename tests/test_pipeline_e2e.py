@@ -96,6 +96,8 @@ def test_packed_examples_carry_neighbours(finished_run):
 def test_pushed_int8_model_runs_in_litert_above_chance(finished_run):
     from ai_edge_litert.interpreter import Interpreter
 
+    from components.edge import Predictor
+
     summary = report.summary(finished_run)
     pushed = Path(summary["pushed"]["directory"])
     assert {p.name for p in pushed.iterdir()} >= {
@@ -105,11 +107,18 @@ def test_pushed_int8_model_runs_in_litert_above_chance(finished_run):
         "MODEL_CARD.md",
     }
     interpreter = Interpreter(model_path=str(pushed / "model.tflite"))
-    interpreter.allocate_tensors()
-    (inp,) = interpreter.get_input_details()
-    assert inp["dtype"] == np.float32
-    assert list(inp["shape"]) == [1, finished_run.audio.window_samples]
+    (signature,) = interpreter.get_signature_list().values()
+    assert set(signature["inputs"]) == {"pcm", "speaker_stats"}  # the default: per speaker
+    inputs = interpreter.get_signature_runner().get_input_details()
+    assert inputs["pcm"]["dtype"] == np.float32
+    assert list(inputs["pcm"]["shape"]) == [1, finished_run.audio.window_samples]
+    assert list(inputs["speaker_stats"]["shape"]) == [2, finished_run.frontend.mel_bands]
     assert any(t["dtype"] == np.int8 for t in interpreter.get_tensor_details())
+    predictor = Predictor(pushed)  # checks the metadata's adaptation against the model
+    pcm = np.random.default_rng(0).uniform(-0.1, 0.1, finished_run.audio.window_samples)
+    for _ in range(predictor.adaptation.warmup_windows + 1):
+        predictor.predict_window(pcm)
+    assert predictor.adaptation.warmed_up
     chance = 1 / len(finished_run.classes)
     assert summary["pushed"]["int8_uar"] > chance
     assert summary["nsl_student"]["uar"] > chance
