@@ -147,7 +147,7 @@ def test_watcher_ingests_files_dropped_while_it_runs_exactly_once(tmp_path):
     start = time.monotonic()
     feeder.start()
     spans = watch(
-        spec, EMOTIONS, AUDIO, SplitConfig(), str(out), interval=1.0, duration=9.0,
+        spec, EMOTIONS, AUDIO, SplitConfig(), str(out), interval=1.0, duration=10.0,
         settle_seconds=0.5,
     )  # fmt: skip
     feeder.join()
