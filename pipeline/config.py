@@ -174,7 +174,9 @@ class AugmentConfig:
     Attributes:
       enabled: False turns every augmentation off (the training batches pass unchanged).
       gain_db: level change in dB; +g dB adds g * ln(10) / 10 to the natural-log mel power, which
-        the trainer converts to the normalised scale with Transform's per-band inverse std.
+        the trainer converts to the normalised scale with Transform's per-band inverse std (the
+        train split's global one; under speaker normalisation an approximation, a speaker's own
+        std being usually smaller).
       max_shift_frames: circular time shift in frames (10 ms each by default); the window's end
         wraps to its start, so no content is lost and no padding value has to be invented.
       noise_std: std of Gaussian noise added to the normalised features (their per-band std is

@@ -14,8 +14,6 @@ import json
 from pathlib import Path
 
 from tfx import v1 as tfx
-from tfx.types.artifact_utils import ARTIFACT_TFX_VERSION_CUSTOM_PROPERTY_KEY
-from tfx.version import __version__ as TFX_VERSION
 
 from components.embedder.component import Embedder
 from components.evaluation.config import eval_config
@@ -125,11 +123,7 @@ def _teacher(config: RunConfig, schema) -> tuple[list, object]:
             bands,
         )
         importer = tfx.dsl.Importer(
-            source_uri=staged,
-            artifact_type=tfx.types.standard_artifacts.Model,
-            # Without a version TFX takes an artifact for a pre-0.29 one and looks for its
-            # SavedModel in serving_model_dir/ rather than Format-Serving/.
-            custom_properties={ARTIFACT_TFX_VERSION_CUSTOM_PROPERTY_KEY: TFX_VERSION},
+            source_uri=staged, artifact_type=tfx.types.standard_artifacts.Model
         ).with_id("teacher_importer")
         return [importer], importer.outputs["result"]
     # Split policies (fixed lists, folds) address the target's speakers; the source (teacher
