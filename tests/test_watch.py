@@ -70,6 +70,13 @@ def test_extend_splits_pins_known_speakers_and_fills_every_split():
         extend_splits({}, ["a"], SplitConfig(folds=3))
 
 
+def test_watch_refuses_folds_before_waiting_for_files(tmp_path):
+    spec = CorpusSpec("ravdess", str(tmp_path))
+    with pytest.raises(ValueError, match="folds"):
+        watch(spec, EMOTIONS, AUDIO, SplitConfig(folds=3), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
 def test_new_files_skips_the_ledger_unsettled_files_and_missing_manifest_rows(tmp_path):
     old, fresh, seen = (put(tmp_path, n, "x") for n in ("old.wav", "fresh.wav", "seen.wav"))
     os.utime(old, (time.time() - 60, time.time() - 60))
@@ -197,3 +204,58 @@ def test_watcher_ingests_files_dropped_while_it_runs_exactly_once(tmp_path):
         assert len(got) == merged["windows"][name] > 0
     with pytest.raises(ValueError, match="hold no"):
         merge_span_reports(str(out), [f"span-{last}"], str(tmp_path / "one_span_report"))
+
+
+@pytest.mark.e2e
+def test_a_scheduled_run_ingests_a_new_span_and_reuses_the_cached_examples(tmp_path):
+    """ExampleGen of a spans corpus in TFX: a rerun without a new span is a cache hit, a rerun
+    after one ingests again (the span names are its cache key) and records the newest span."""
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+    from tfx import v1 as tfx
+
+    from pipeline.config import RunConfig
+    from pipeline.pipeline import SCHEMA_FILE, _ingest_and_validate, _pipeline
+
+    corpus, out = tmp_path / "incoming", str(tmp_path / "spans")
+    for actor in range(1, 5):
+        for statement in (1, 2):
+            put(corpus, ravdess_name(actor, statement=statement), noise(10 * actor + statement))
+    spec = CorpusSpec("ravdess", str(corpus))
+    config = RunConfig(
+        name="spans-schedule", root=str(tmp_path / "run"), target=CorpusSpec("spans", out)
+    ).replace(audio=AUDIO)
+
+    def scheduled_run() -> None:
+        schema = tfx.components.ImportSchemaGen(schema_file=str(SCHEMA_FILE))
+        target = (config.target, config.split, schema.outputs["schema"])
+        steps, _ = _ingest_and_validate("target", config, *target)
+        metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
+            config.metadata_path
+        )
+        tfx.orchestration.LocalDagRunner().run(_pipeline(config, [schema, steps[0]], metadata))
+
+    watch(spec, EMOTIONS, AUDIO, SplitConfig(), out, settle_seconds=0.0, max_spans=1)
+    scheduled_run()
+    scheduled_run()
+    put(corpus, ravdess_name(5), noise(50))
+    watch(spec, EMOTIONS, AUDIO, SplitConfig(), out, settle_seconds=0.0, max_spans=1)
+    scheduled_run()
+
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = config.metadata_path
+    store = metadata_store.MetadataStore(connection)
+    (node,) = [c for c in store.get_contexts_by_type("node") if c.name.endswith("example_gen")]
+    states = [e.last_known_state for e in store.get_executions_by_context(node.id)]
+    State = metadata_store_pb2.Execution.State
+    assert states == [State.COMPLETE, State.CACHED, State.COMPLETE]
+    examples = sorted(store.get_artifacts_by_type("Examples"), key=lambda a: a.id)
+    assert [a.properties["span"].int_value for a in examples] == [1, 2]
+    newest = json.loads(
+        (
+            Path(store.get_artifacts_by_type("emograph.IngestReport")[-1].uri)
+            / "ingest_report.json"
+        ).read_text()
+    )
+    assert newest["spans"] == ["span-1", "span-2"] and newest["found"] == 9
+    assert sum(len(read_windows(f"{examples[-1].uri}/Split-{n}/*.gz")) for n in SPLITS) == 18

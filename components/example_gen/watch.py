@@ -198,6 +198,7 @@ def watch(
     """
     if interval <= 0 or duration < 0 or max_spans < 0 or settle_seconds < 0:
         raise ValueError("interval must be > 0; duration, max_spans, settle_seconds >= 0")
+    extend_splits({}, [], split)  # refuses a split policy it cannot grow, before waiting
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     ledger = load_ledger(out_dir)
     deadline = clock() + duration if duration else None
@@ -229,7 +230,9 @@ def watch(
     return written
 
 
-def read_spans(pipeline: beam.Pipeline, out_dir: str, names: Sequence[str], examples_uri: str):
+def read_spans(
+    pipeline: beam.Pipeline, out_dir: str, names: Sequence[str], examples_uri: str
+) -> None:
     """Adds to `pipeline` a copy of the spans' examples into one ExampleGen output, per split."""
     for name in SPLITS:
         patterns = [f"{out_dir}/{span}/examples/Split-{name}/*.gz" for span in names]
