@@ -13,8 +13,10 @@ START = "start_seconds"  # float: where the window starts in the clip
 LOGMEL = "logmel"  # float[frames * mel_bands], normalised log-mel, row-major (frame, band)
 LABEL_ID = "label_id"  # int64: index of LABEL in the run's class list
 
-# Embeddings written by the Embedder.
+# Embeddings: the teacher's `embed` signature returns EMBEDDING; the Embedder writes one feature
+# per candidate embedding, EMBEDDING_PREFIX + name (components/embedder/embed.py).
 EMBEDDING = "embedding"  # float[dim]
+EMBEDDING_PREFIX = "embedding_"
 
 # NSL's packed-neighbour format (nsl.configs.DEFAULT_NEIGHBOR_FEATURE_PREFIX etc.).
 NBR_PREFIX = "NL_nbr_"

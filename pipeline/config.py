@@ -231,9 +231,29 @@ class TeacherConfig:
     augment: AugmentConfig = AugmentConfig(enabled=False)
 
 
-# What the graph's nodes are embedded as: the teacher's `embed` signature on the log-mel, or the
-# utterance statistics (prosody) of the raw audio (components/embedder/statistics.py).
-EMBEDDING_SOURCES: tuple[str, ...] = ("teacher", "statistics")
+# What the graph's nodes are embedded as (components/embedder/embed.py): "teacher" (the teacher's
+# `embed` output; "teacher_<output>" for its other outputs), "logmel" (statistics of the
+# normalised log-mel), "statistics" (prosody of the raw audio); or a weighted combination
+# "statistics+teacher:0.5". "auto" lets the GraphBuilder choose among GraphConfig.candidates.
+AUTO = "auto"
+
+
+def parse_source(spec: str) -> tuple[tuple[str, float], ...]:
+    """ "statistics+teacher:0.5" -> (("statistics", 1.0), ("teacher", 0.5)); weights > 0."""
+    parts = []
+    for term in spec.split("+"):
+        name, _, weight = term.strip().partition(":")
+        try:
+            value = float(weight) if weight else 1.0
+        except ValueError:
+            value = float("nan")
+        if not name or not value > 0:
+            raise ValueError(f"embedding source {spec!r}: each term is NAME or NAME:WEIGHT > 0")
+        parts.append((name, value))
+    names = [name for name, _ in parts]
+    if len(set(names)) != len(names):
+        raise ValueError(f"embedding source {spec!r} names a source twice")
+    return tuple(parts)
 
 
 @dataclass(frozen=True)
@@ -241,21 +261,47 @@ class GraphConfig:
     """The similarity graph over embeddings of the target train split.
 
     Attributes:
-      embedding_source: one of EMBEDDING_SOURCES.
+      embedding_source: a source spec (see `parse_source`; each term's vectors are per-speaker
+        centred or whitened, L2-normalised and scaled by its weight, so the cosine of the
+        concatenation is the weight^2-weighted mean of the terms' cosines), or "auto".
+      candidates, candidate_thresholds, candidate_neighbours: with "auto", every combination is
+        built as an exact graph over the validation speakers' examples and the one with the
+        best score (components/graph/selection.py) sets the source, threshold and top-k of the
+        train graph. Labels of validation speakers only; test speakers never take part.
+      speaker_penalty: score = share of nodes with neighbours x (label homophily - chance -
+        speaker_penalty x excess speaker homophily over its chance).
+      selection_max_nodes: at most this many (seeded sample) validation nodes in the selection.
       speaker_centre: subtract each speaker's mean embedding before the cosine, so edges join
         clips that differ from their own speaker's average in the same way (same emotion)
         rather than clips of similar voices.
+      speaker_whiten: also divide by each speaker's per-dimension std.
+      same_speaker_weight: multiplies the weight of edges joining two clips of one speaker
+        among each node's 3k nearest, before its top-k is kept; 0 forbids them.
       similarity_threshold: keep edges whose cosine similarity is at least this.
       max_neighbours: per-node top-k after thresholding (0 keeps all).
       lsh_splits: random hyperplanes per LSH round (0 = exact pairwise search).
       lsh_rounds: independent LSH rounds (more rounds, higher recall).
       max_bucket_size: buckets larger than this are compared in chunks of this many rows.
       centre: subtract the mean embedding before the cosine (removes a shared offset).
-      seed: makes LSH hyperplanes reproducible.
+      seed: makes LSH hyperplanes and the selection's sample reproducible.
     """
 
-    embedding_source: str = "statistics"
+    embedding_source: str = AUTO
+    candidates: tuple[str, ...] = (
+        "statistics",
+        "logmel",
+        "teacher",
+        "statistics+logmel",
+        "statistics+teacher",
+        "statistics+logmel+teacher",
+    )
+    candidate_thresholds: tuple[float, ...] = (0.0, 0.3, 0.5)
+    candidate_neighbours: tuple[int, ...] = (3, 5, 10)
+    speaker_penalty: float = 1.0
+    selection_max_nodes: int = 3000
     speaker_centre: bool = True
+    speaker_whiten: bool = False
+    same_speaker_weight: float = 1.0
     similarity_threshold: float = 0.6
     max_neighbours: int = 5
     lsh_splits: int = 0
@@ -265,11 +311,28 @@ class GraphConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.embedding_source not in EMBEDDING_SOURCES:
+        specs = self.candidates if self.embedding_source == AUTO else (self.embedding_source,)
+        if not specs:
+            raise ValueError("embedding_source 'auto' needs at least one candidate")
+        for spec in specs:
+            parse_source(spec)
+        if self.embedding_source == AUTO and not (
+            self.candidate_thresholds and self.candidate_neighbours
+        ):
+            raise ValueError("embedding_source 'auto' needs candidate thresholds and neighbours")
+        if not 0.0 <= self.same_speaker_weight <= 1.0:
             raise ValueError(
-                f"embedding_source must be one of {EMBEDDING_SOURCES}, "
-                f"got {self.embedding_source!r}"
+                f"same_speaker_weight must be in [0, 1], got {self.same_speaker_weight}"
             )
+
+    def chosen(self, source: str, threshold: float, neighbours: int) -> GraphConfig:
+        """This config with the selection's choice in place of "auto"."""
+        return dataclasses.replace(
+            self,
+            embedding_source=source,
+            similarity_threshold=threshold,
+            max_neighbours=neighbours,
+        )
 
 
 # Where NSL's graph loss is computed on the student: its logits or its penultimate embedding.
@@ -291,6 +354,10 @@ class StudentConfig:
         before dropout and the classifier, as the paper's code can). The exported model is the
         same either way (logits -> probabilities).
       augment: training-batch augmentation (the NSL and the speech-only student alike).
+      distillation_weight, distillation_temperature: the experiment's distilled student (a
+        speech-only student taught by the same seed's fine-tuned teacher) minimises
+        (1 - weight) x cross-entropy with the labels + weight x T^2 x KL(teacher || student),
+        both softmaxes at temperature T (Hinton et al., 2015).
     """
 
     filters: tuple[int, ...] = (24, 32, 48, 64)
@@ -304,12 +371,19 @@ class StudentConfig:
     regularised_layer: str = "logits"
     seed: int = 0
     augment: AugmentConfig = AugmentConfig()
+    distillation_weight: float = 0.5
+    distillation_temperature: float = 2.0
 
     def __post_init__(self) -> None:
         if self.regularised_layer not in REGULARISED_LAYERS:
             raise ValueError(
                 f"regularised_layer must be one of {REGULARISED_LAYERS}, "
                 f"got {self.regularised_layer!r}"
+            )
+        if not 0.0 <= self.distillation_weight <= 1.0 or self.distillation_temperature <= 0:
+            raise ValueError(
+                "distillation_weight must be in [0, 1] and distillation_temperature > 0, got "
+                f"{self.distillation_weight} and {self.distillation_temperature}"
             )
 
 

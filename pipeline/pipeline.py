@@ -5,6 +5,7 @@ source corpus -> ingest -> validate -> Transform -> teacher Trainer
 target corpus -> ingest -> validate -> Transform -> Embedder(teacher) -> GraphBuilder
               -> NeighbourPacker -> student Trainer (NSL) + speech-only Trainer (multiplier 0)
               -> Evaluator (NSL student vs speech-only, UAR) -> TFLitePusher (int8)
+experiments add, per seed: fine-tuned teacher -> distilled student
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ TEACHER_RUN_FN = "components.teacher.trainer.run_fn"
 STUDENT_RUN_FN = "components.student.trainer.run_fn"
 
 NSL_STUDENT, SPEECH_ONLY, FINETUNED_TEACHER = "nsl_student", "speech_only", "finetuned_teacher"
-VARIANTS = (NSL_STUDENT, SPEECH_ONLY, FINETUNED_TEACHER)
+DISTILLED_STUDENT = "distilled_student"
+# In dependency order: the distilled student learns from the same seed's fine-tuned teacher.
+VARIANTS = (NSL_STUDENT, SPEECH_ONLY, FINETUNED_TEACHER, DISTILLED_STUDENT)
 
 
 def _ingest_and_validate(
@@ -156,7 +159,7 @@ def _shared_steps(config: RunConfig) -> _Shared:
         examples=target_transform.outputs["transformed_examples"],
         model=teacher_model,
         raw_examples=target_gen.outputs["examples"],
-        source=config.graph.embedding_source,
+        mel_bands=config.frontend.mel_bands,
         sample_rate=config.audio.sample_rate,
     )
     graph = GraphBuilder(
@@ -176,9 +179,14 @@ def _shared_steps(config: RunConfig) -> _Shared:
     )
 
 
-def _variant_trainer(variant: str, name: str, config: RunConfig, shared: _Shared, seed: int):
+def _variant_trainer(
+    variant: str, name: str, config: RunConfig, shared: _Shared, seed: int, distil_from=None
+):
     """One model of a comparison: the NSL student, the speech-only student (same trainer,
-    multiplier 0) or the fine-tuned teacher (classic transfer)."""
+    multiplier 0), the fine-tuned teacher (classic transfer) or the distilled student (the
+    speech-only student also fitted to the probabilities of `distil_from`, a teacher Model
+    channel; the target-adapted, fine-tuned teacher, as the source teacher may have no head for
+    the target's classes)."""
     transformed = shared.target_transform.outputs["transformed_examples"]
     if variant == NSL_STUDENT:
         student = dataclasses.replace(config.student, seed=seed)
@@ -208,6 +216,18 @@ def _variant_trainer(variant: str, name: str, config: RunConfig, shared: _Shared
             _model_config(config, teacher=teacher),
             base_model=shared.teacher_model,
         )
+    if variant == DISTILLED_STUDENT:
+        if distil_from is None:
+            raise ValueError(f"{DISTILLED_STUDENT} needs a teacher to distil from")
+        student = dataclasses.replace(config.student, seed=seed, graph_multiplier=0.0)
+        return _trainer(
+            name,
+            STUDENT_RUN_FN,
+            transformed,
+            shared.target_transform,
+            _model_config(config, student=student),
+            base_model=distil_from,
+        )
     raise ValueError(f"unknown variant {variant!r}; one of {VARIANTS}")
 
 
@@ -232,11 +252,20 @@ def create_experiment_pipeline(
     """The shared steps plus every variant x seed trainer (no Evaluator/Pusher): one fold of
     `emograph experiment`. Teacher, embeddings and graph are computed once and reused."""
     shared = _shared_steps(config)
-    trainers = [
-        _variant_trainer(variant, experiment_trainer_id(variant, seed), config, shared, seed)
-        for seed in range(seeds)
-        for variant in VARIANTS
-    ]
+    trainers = []
+    for seed in range(seeds):
+        by_variant: dict = {}
+        for variant in VARIANTS:
+            teacher = by_variant.get(FINETUNED_TEACHER)
+            by_variant[variant] = _variant_trainer(
+                variant,
+                experiment_trainer_id(variant, seed),
+                config,
+                shared,
+                seed,
+                distil_from=teacher.outputs["model"] if teacher else None,
+            )
+        trainers += by_variant.values()
     return _pipeline(config, [*shared.components, *trainers], metadata_connection_config)
 
 

@@ -1,8 +1,8 @@
-"""Embedder: an embedding of every target example (a Beam job), split by split.
+"""Embedder: every candidate embedding of every target example (a Beam job), split by split.
 
-The embedding is the teacher's (`source="teacher"`, from the transformed examples) or the
-utterance statistics of the raw audio (`source="statistics"`, from `raw_examples`); which one
-makes the better graph is `GraphConfig.embedding_source`.
+Reads the transformed examples (teacher and log-mel candidates) and the raw ones (utterance
+statistics) of the same windows and joins them by id; the GraphBuilder chooses which candidate,
+or which weighted combination, the graph is built from.
 """
 
 import apache_beam as beam
@@ -19,44 +19,41 @@ from tfx.utils import path_utils
 
 from components.artifacts import Embeddings
 from components.embedder.embed import EmbedExamples
-from components.embedder.statistics import StatisticsExamples
-from pipeline.config import EMBEDDING_SOURCES
 
 GZIP = beam.io.filesystem.CompressionTypes.GZIP
-SOURCE_PROPERTY = "embedding_source"  # read back by the GraphBuilder to check its config
 
 
 @component(use_beam=True)
 def Embedder(  # noqa: N802
     examples: InputArtifact[Examples],
     model: InputArtifact[Model],
+    raw_examples: InputArtifact[Examples],
     embeddings: OutputArtifact[Embeddings],
-    raw_examples: InputArtifact[Examples] = None,
-    source: Parameter[str] = "teacher",
+    mel_bands: Parameter[int] = 40,
     sample_rate: Parameter[int] = 16000,
     beam_pipeline: BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
-    """Transformed (or raw) examples -> Split-<name>/embeddings-*.gz (id, embedding, label)."""
-    if source not in EMBEDDING_SOURCES:
-        raise ValueError(f"source must be one of {EMBEDDING_SOURCES}, got {source!r}")
-    if source == "statistics" and raw_examples is None:
-        raise ValueError("source='statistics' needs raw_examples (the ExampleGen output)")
-    read_from = raw_examples if source == "statistics" else examples
+    """(Transformed, raw) examples -> Split-<name>/embeddings-*.gz (id, embedding_*, label)."""
     model_dir = path_utils.serving_model_path(model.uri)
-    splits = artifact_utils.decode_split_names(read_from.split_names)
+    splits = artifact_utils.decode_split_names(examples.split_names)
     with beam_pipeline as pipeline:
         for split in splits:
-            records = pipeline | f"Read[{split}]" >> beam.io.ReadFromTFRecord(
-                artifact_utils.get_split_uri([read_from], split) + "/*", compression_type=GZIP
+            transformed, raw = (
+                pipeline
+                | f"Read{kind}[{split}]"
+                >> beam.io.ReadFromTFRecord(
+                    artifact_utils.get_split_uri([artifact], split) + "/*", compression_type=GZIP
+                )
+                for kind, artifact in (("Transformed", examples), ("Raw", raw_examples))
             )
-            if source == "statistics":
-                embedded = records | f"Embed[{split}]" >> StatisticsExamples(sample_rate)
-            else:
-                embedded = records | f"Embed[{split}]" >> EmbedExamples(model_dir)
-            _ = embedded | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                f"{embeddings.uri}/Split-{split}/embeddings",
-                file_name_suffix=".gz",
-                compression_type=GZIP,
+            _ = (
+                (transformed, raw)
+                | f"Embed[{split}]" >> EmbedExamples(model_dir, mel_bands, sample_rate)
+                | f"Write[{split}]"
+                >> beam.io.WriteToTFRecord(
+                    f"{embeddings.uri}/Split-{split}/embeddings",
+                    file_name_suffix=".gz",
+                    compression_type=GZIP,
+                )
             )
-    embeddings.set_string_custom_property("split_names", read_from.split_names)
-    embeddings.set_string_custom_property(SOURCE_PROPERTY, source)
+    embeddings.set_string_custom_property("split_names", examples.split_names)

@@ -16,7 +16,6 @@ import tensorflow as tf
 
 from components import features as F
 from components.audio.synthetic import utterance_features
-from components.embedder.embed import CARRIED, embedding_example
 
 STATISTICS_DIM = 10
 
@@ -33,25 +32,13 @@ def utterance_statistics(pcm16: bytes, sample_rate: int) -> np.ndarray:
     return utterance_features(speech, sample_rate).astype(np.float32)
 
 
-class _StatisticsOf(beam.DoFn):
-    """A serialized raw audio example -> a serialized embedding example (statistics inside)."""
+class StatisticsOf(beam.DoFn):
+    """A serialized raw audio example -> (id, {"statistics": its utterance statistics})."""
 
     def __init__(self, sample_rate: int):
         self._sample_rate = sample_rate
 
-    def process(self, serialized: bytes) -> Iterator[bytes]:
+    def process(self, serialized: bytes) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
         feats = tf.train.Example.FromString(serialized).features.feature
         vector = utterance_statistics(feats[F.AUDIO].bytes_list.value[0], self._sample_rate)
-        carried = {k: feats[k].bytes_list.value[0] for k in CARRIED if k != F.ID and k in feats}
-        yield embedding_example(feats[F.ID].bytes_list.value[0], vector, carried)
-
-
-class StatisticsExamples(beam.PTransform):
-    """PCollection[serialized raw audio tf.Example] -> PCollection[serialized embedding]."""
-
-    def __init__(self, sample_rate: int):
-        super().__init__()
-        self._sample_rate = sample_rate
-
-    def expand(self, examples):
-        return examples | "Statistics" >> beam.ParDo(_StatisticsOf(self._sample_rate))
+        yield feats[F.ID].bytes_list.value[0].decode(), {"statistics": vector}

@@ -85,26 +85,6 @@ class BuildSimilarityGraph(beam.PTransform):
         )
 
 
-class CentrePerSpeaker(beam.PTransform):
-    """(id, embedding, speaker) -> (id, embedding minus its speaker's mean embedding).
-
-    What stays is how a clip differs from its own speaker's average, so the cosine compares
-    deviations (emotion) rather than voices. Only speakers of the graph's split are involved.
-    """
-
-    def expand(self, rows: beam.PCollection) -> beam.PCollection:
-        means = (
-            rows
-            | "BySpeaker" >> beam.Map(lambda r: (r[2], (np.asarray(r[1], np.float64), 1)))
-            | "SpeakerSums" >> beam.CombinePerKey(_add_sums)
-            | "SpeakerMeans" >> beam.MapTuple(lambda spk, sc: (spk, sc[0] / sc[1]))
-        )
-        return rows | "Centre" >> beam.Map(
-            lambda r, m: (r[0], (np.asarray(r[1], np.float64) - m[r[2]]).astype(np.float32)),
-            beam.pvalue.AsDict(means),
-        )
-
-
 def write_tsv(edges: beam.PCollection, path_prefix: str, num_shards: int = 0) -> beam.PCollection:
     """Writes edges as nsl.tools does ("%s\\t%s\\t%f"); `num_shards=1` writes one `{prefix}.tsv`.
 
