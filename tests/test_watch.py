@@ -77,6 +77,29 @@ def test_watch_refuses_folds_before_waiting_for_files(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_spans_corpus_settings_are_checked():
+    assert CorpusSpec.parse("spans:runs/spans") == CorpusSpec("spans", "runs/spans", 0)
+    with pytest.raises(ValueError, match=">= 0"):
+        CorpusSpec("spans", "x", latest_spans=-1)
+    with pytest.raises(ValueError, match="kind 'spans' only"):
+        CorpusSpec("ravdess", "x", latest_spans=2)
+    with pytest.raises(ValueError, match="no span-N folders"):
+        resolve_spans(CorpusSpec("spans", "/nonexistent"))
+    assert resolve_spans(CorpusSpec("ravdess", "/nonexistent")) == []
+
+
+def test_the_watch_command_writes_a_span(tmp_path, capsys):
+    from pipeline import cli
+
+    corpus, out = tmp_path / "incoming", tmp_path / "spans"
+    put(corpus, ravdess_name(1), noise(1))
+    put(corpus, ravdess_name(2), b"")
+    argv = ["ingest", "--watch", "--corpus", f"ravdess:{corpus}", "--out", str(out)]
+    assert cli.main([*argv, "--interval", "0.2", "--settle", "0", "--max-spans", "1"]) == 0
+    assert "span-1: found 2 = ingested 1 + rejected 1 {'empty': 1}" in capsys.readouterr().out
+    assert latest_spans(str(out)) == ["span-1"]
+
+
 def test_new_files_skips_the_ledger_unsettled_files_and_missing_manifest_rows(tmp_path):
     old, fresh, seen = (put(tmp_path, n, "x") for n in ("old.wav", "fresh.wav", "seen.wav"))
     os.utime(old, (time.time() - 60, time.time() - 60))
