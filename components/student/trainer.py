@@ -2,7 +2,9 @@
 
 The same `train_student` with `graph_multiplier == 0` is the speech-only baseline: same model,
 data, augmentation, schedule and checkpoint rule, with no graph term (the NSL wrapper is then
-left out, since with a zero multiplier it would only add neighbour forward passes).
+left out, since with a zero multiplier it would only add neighbour forward passes). Given a
+teacher (TFX's `base_model`), it is the distilled student: speech only, plus the teacher's
+softened probabilities as a second target.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import neural_structured_learning as nsl
 import tensorflow as tf
 import tf_keras as keras
 
+from components import features as F
 from components.models import augment, networks, training
+from components.teacher.trainer import LOGITS_SIGNATURE
 from pipeline.config import AudioConfig, FrontendConfig, StudentConfig, section_from_json
 
 log = logging.getLogger(__name__)
@@ -66,6 +70,59 @@ def graph_regularised(base: keras.Model, cfg: StudentConfig) -> keras.Model:
     return nsl.keras.GraphRegularization(base, config)
 
 
+TEACHER_PROBABILITIES = "teacher_probabilities"  # a distilled student's second target
+
+
+class Distiller(keras.Model):
+    """Fits `student` to (1 - weight) x the compiled loss on the labels + weight x T^2 x
+    KL(teacher || student) at temperature T; the batches carry the teacher's probabilities
+    (already softened by T) as TEACHER_PROBABILITIES. Only `student` is exported."""
+
+    def __init__(self, student: keras.Model, weight: float, temperature: float):
+        super().__init__(name="distiller")
+        self.student, self.weight, self.temperature = student, weight, temperature
+        self.distillation_loss = keras.metrics.Mean(name="distillation_loss")
+
+    def call(self, inputs, training=False):
+        return self.student({F.LOGMEL: inputs[F.LOGMEL]}, training=training)
+
+    def soft_loss(self, teacher: tf.Tensor, logits: tf.Tensor, sample_weight=None) -> tf.Tensor:
+        """T^2 x KL(teacher || softmax(logits / T)), averaged over the batch (class-weighted)."""
+        log_student = tf.nn.log_softmax(logits / self.temperature)
+        kl = tf.reduce_sum(tf.math.xlogy(teacher, teacher) - teacher * log_student, axis=-1)
+        if sample_weight is not None:
+            kl = kl * tf.reshape(tf.cast(sample_weight, kl.dtype), [-1])
+        return self.temperature**2 * tf.reduce_mean(kl)
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        with tf.GradientTape() as tape:
+            logits = self(x, training=True)
+            hard = self.compiled_loss(y, logits, sample_weight, regularization_losses=self.losses)
+            soft = self.soft_loss(x[TEACHER_PROBABILITIES], logits, sample_weight)
+            loss = (1.0 - self.weight) * hard + self.weight * soft
+        self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
+        self.compiled_metrics.update_state(y, logits, sample_weight)
+        self.distillation_loss.update_state(soft)
+        return {m.name: m.result() for m in self.metrics}
+
+
+def with_teacher_probabilities(
+    ds: tf.data.Dataset, teacher_dir: str, temperature: float
+) -> tf.data.Dataset:
+    """Adds the teacher's softmax(logits / T) of each batch's (clean) log-mel to its features."""
+    teacher = tf.saved_model.load(teacher_dir)
+    if LOGITS_SIGNATURE not in teacher.signatures:
+        raise ValueError(f"teacher {teacher_dir} has no {LOGITS_SIGNATURE!r} signature to distil")
+
+    def add(features, label):
+        logits = teacher.signatures[LOGITS_SIGNATURE](**{F.LOGMEL: features[F.LOGMEL]})
+        probabilities = tf.nn.softmax(logits[LOGITS_SIGNATURE] / temperature)
+        return {**features, TEACHER_PROBABILITIES: probabilities}, label
+
+    return ds.map(add)
+
+
 def train_student(
     train_files,
     eval_files,
@@ -75,13 +132,20 @@ def train_student(
     audio: AudioConfig,
     front: FrontendConfig,
     classes: tuple[str, ...],
+    teacher_dir: str | None = None,
 ) -> dict:
-    """Fits the student (NSL when the multiplier is positive), exports the base model."""
+    """Fits the student (NSL when the multiplier is positive, distilled from the teacher at
+    `teacher_dir` when one is given), exports the base model."""
     keras.utils.set_random_seed(cfg.seed)
     frames, bands = training.input_shape(audio, front)
     base = networks.build_student(cfg, frames, bands, len(classes))
     use_graph = cfg.graph_multiplier > 0
-    model = graph_regularised(base, cfg) if use_graph else base
+    if use_graph and teacher_dir:
+        raise ValueError("a distilled student is trained without the graph (multiplier 0)")
+    if teacher_dir:
+        model = Distiller(base, cfg.distillation_weight, cfg.distillation_temperature)
+    else:
+        model = graph_regularised(base, cfg) if use_graph else base
     model.compile(
         optimizer=keras.optimizers.Adam(cfg.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -89,6 +153,8 @@ def train_student(
     )
     spec = training.feature_spec(frames, bands, cfg.num_neighbours if use_graph else 0)
     train = training.make_dataset(train_files, spec, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    if teacher_dir:
+        train = with_teacher_probabilities(train, teacher_dir, cfg.distillation_temperature)
     if cfg.augment.enabled:  # dB -> normalised units needs Transform's per-band inverse std
         _, inv_std = training.normalisation_constants(transform_output, audio)
         db_scale = augment.db_to_normalised(inv_std)
@@ -114,6 +180,7 @@ def train_student(
         "graph_multiplier": cfg.graph_multiplier,
         "regularised_layer": cfg.regularised_layer,
         "augment": cfg.augment.enabled,
+        "distilled_from": teacher_dir,
     }
 
 
@@ -129,5 +196,6 @@ def run_fn(fn_args) -> None:
         section_from_json(AudioConfig, conf["audio"]),
         section_from_json(FrontendConfig, conf["frontend"]),
         tuple(conf["classes"]),
+        teacher_dir=fn_args.base_model,
     )
     training.write_summary(fn_args.model_run_dir, summary)

@@ -9,13 +9,27 @@ from __future__ import annotations
 
 import logging
 
+import tensorflow as tf
 import tf_keras as keras
 
+from components import features as F
 from components.models import augment, networks, training
 from components.teacher import imported
 from pipeline.config import AudioConfig, FrontendConfig, TeacherConfig, section_from_json
 
 log = logging.getLogger(__name__)
+
+LOGITS_SIGNATURE = "logits"  # what a distilled student reads from a (fine-tuned) teacher
+
+
+def logits_signature(model: keras.Model, frames: int, bands: int):
+    """`logits`: normalised log-mel [B, frames * bands] -> `logits` [B, classes]."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, frames * bands], tf.float32, name=F.LOGMEL)])
+    def logits(logmel):
+        return {LOGITS_SIGNATURE: model(logmel, training=False)}
+
+    return logits
 
 
 def load_for_finetuning(
@@ -42,7 +56,7 @@ def train_teacher(
     init_from: str | None = None,
 ) -> dict:
     """Fits the teacher (or fine-tunes the one at `init_from`), keeps the epoch with the best
-    validation UAR, exports it with `serving_default`, `embed` and `pcm` signatures."""
+    validation UAR, exports it with `serving_default`, `embed`, `logits` and `pcm` signatures."""
     keras.utils.set_random_seed(cfg.seed)
     frames, bands = training.input_shape(audio, front)
     if init_from:
@@ -78,6 +92,7 @@ def train_teacher(
         {
             "serving_default": training.examples_signature(model, frames, bands),
             "embed": imported.embed_signature(model, frames, bands),
+            LOGITS_SIGNATURE: logits_signature(model, frames, bands),
             "pcm": training.pcm_signature(model, audio, front, baked),
         },
     )
