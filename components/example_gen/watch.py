@@ -26,7 +26,7 @@ import re
 import shutil
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -187,8 +187,6 @@ def watch(
     max_spans: int = 0,
     settle_seconds: float = 2.0,
     beam_args: Sequence[str] = (),
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> list[dict]:
     """Polls `corpus` every `interval` seconds and writes each poll's new files as a span.
 
@@ -201,10 +199,10 @@ def watch(
     extend_splits({}, [], split)  # refuses a split policy it cannot grow, before waiting
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     ledger = load_ledger(out_dir)
-    deadline = clock() + duration if duration else None
+    deadline = time.monotonic() + duration if duration else None
     written: list[dict] = []
     while True:
-        polled_at = clock()
+        polled_at = time.monotonic()
         clips, rejections = new_files(
             *list_clips(corpus, classes), ledger.paths, time.time(), settle_seconds
         )
@@ -226,7 +224,8 @@ def watch(
             break
         if deadline is not None and polled_at >= deadline:
             break
-        sleep(interval if deadline is None else max(0.0, min(interval, deadline - clock())))
+        left = interval if deadline is None else deadline - time.monotonic()
+        time.sleep(max(0.0, min(interval, left)))
     return written
 
 
