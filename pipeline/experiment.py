@@ -215,9 +215,46 @@ def write_report(results: dict, out: Path, classes: tuple[str, ...]) -> None:
             f"{g['label_chance']:.3f} | {g['speaker_homophily']:.3f} | "
             f"{g['speaker_chance']:.3f} |"
         )
+    lines += _selection_tables(results["folds_detail"])
     lines += ["", "## Confusion matrices", ""]
     lines += [f"![{v}](confusion_{v}.png)" for v in results["summary"]["variants"]]
     (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def _selection_tables(folds: list[dict]) -> list[str]:
+    """Per fold: each candidate embedding's best setting on the validation speakers (and the
+    same graph's homophily on the train sample), and which one the graph was built from."""
+    lines = []
+    for f in folds:
+        selection = f["graph"].get("selection")
+        if not selection:
+            continue
+        chosen = selection["chosen"]
+        lines += [
+            "",
+            f"### Fold {f['fold']}: graph candidates (best setting of each, validation speakers)",
+            "",
+            f"Chosen: `{chosen['source']}`, threshold {chosen['threshold']}, top-"
+            f"{chosen['neighbours']}.",
+            "",
+            "| source | threshold | top-k | label homophily | speaker homophily | coverage | "
+            "score | train label homophily | train speaker homophily |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in selection["best_per_source"]:
+            v, t = row["validation"], row.get("train", {})
+            lines.append(
+                f"| {row['source']} | {row['threshold']} | {row['neighbours']} | "
+                f"{_num(v['label_homophily'])} (chance {_num(v['label_chance'])}) | "
+                f"{_num(v['speaker_homophily'])} (chance {_num(v['speaker_chance'])}) | "
+                f"{v['coverage']:.2f} | {v['score']:.3f} | {_num(t.get('label_homophily'))} | "
+                f"{_num(t.get('speaker_homophily'))} |"
+            )
+    return lines
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def run_experiment(base: RunConfig, folds: int, seeds: int, out: str) -> dict:

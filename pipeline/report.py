@@ -55,6 +55,12 @@ def summary(config: RunConfig) -> dict:
         stats = json.loads((Path(graph) / "stats.json").read_text())
         out["graph"] = {k: v for k, v in stats.items() if not isinstance(v, (dict, list))}
         out["graph"]["stats_png"] = str(Path(graph) / "stats.png")
+        cfg = stats["config"]
+        out["graph"]["built_from"] = (
+            f"{cfg['embedding_source']} (threshold {cfg['similarity_threshold']}, "
+            f"top-{cfg['max_neighbours']}"
+            + (", chosen on validation speakers)" if "selection" in stats else ")")
+        )
     model_root = Path(config.push_root) / config.export.model_name
     latest = model_root / edge_metadata.LATEST_FILE
     if latest.exists():
@@ -67,6 +73,7 @@ def summary(config: RunConfig) -> dict:
             "int8_uar": test["int8"]["uar"],
             "float_uar": test["float32"]["uar"],
             "int8_agreement": test["int8"]["top1_agreement_with_float"],
+            "int8_modes": {m: v["uar"] for m, v in test["int8"].get("modes", {}).items()},
         }
     return out
 
@@ -98,6 +105,9 @@ def format_summary(s: dict) -> str:
             f"{'':>20}  {p['bytes'] / 1024:.1f} KiB int8, test UAR {p['int8_uar']:.3f} "
             f"(float {p['float_uar']:.3f}, top-1 agreement {p['int8_agreement']:.1%})"
         )
+        if len(p["int8_modes"]) > 1:
+            modes = ", ".join(f"{m} {u:.3f}" for m, u in p["int8_modes"].items())
+            lines.append(f"{'':>20}  int8 test UAR by normalisation mode: {modes}")
     else:
         lines.append(f"{'pushed model':>20}: none (not blessed, or the run did not finish)")
     return "\n".join(lines)
