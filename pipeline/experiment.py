@@ -112,9 +112,12 @@ def run_fold(config: RunConfig, seeds: int) -> dict:
                 scores["int8_online_uar"],
                 scores["int8_strict_uar"],
             )
+    teacher_run = outputs.get("teacher_trainer", {}).get("model_run")  # absent if imported
+    teacher = json.loads(Path(teacher_run, "training.json").read_text()) if teacher_run else {}
     return {
         "fold": config.split.fold,
         "graph": graph_stats,
+        "teacher_validation_homophily": teacher.get("validation_homophily"),
         "rows": rows,
         "test_speakers": sorted({s for r in rows for s in r["uar_by_speaker"]}),
     }
@@ -236,6 +239,16 @@ def _selection_tables(folds: list[dict]) -> list[str]:
             "",
             f"Chosen: `{chosen['source']}`, threshold {chosen['threshold']}, top-"
             f"{chosen['neighbours']}.",
+        ]
+        own = f.get("teacher_validation_homophily")
+        if own:
+            lines.append(
+                f"The teacher's embedding on its own (source) validation speakers, 5-NN: label "
+                f"homophily {_num(own['label_homophily'])} (chance {_num(own['label_chance'])}), "
+                f"speaker homophily {_num(own['speaker_homophily'])} "
+                f"(chance {_num(own['speaker_chance'])}); on the target, row `teacher` below."
+            )
+        lines += [
             "",
             "| source | threshold | top-k | label homophily | speaker homophily | coverage | "
             "score | train label homophily | train speaker homophily |",

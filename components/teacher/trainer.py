@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import logging
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 from components import features as F
+from components.graph import selection
 from components.models import augment, networks, training
 from components.teacher import imported
-from pipeline.config import AudioConfig, FrontendConfig, TeacherConfig, section_from_json
+from pipeline.config import (
+    AudioConfig,
+    FrontendConfig,
+    GraphConfig,
+    TeacherConfig,
+    section_from_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +50,28 @@ def load_for_finetuning(
         features = keras.layers.Dropout(dropout, name=networks.DROPOUT_LAYER)(features)
     logits = keras.layers.Dense(num_classes, name="target_logits")(features)
     return keras.Model(inputs, logits, name="finetuned_teacher")
+
+
+def embedding_homophily(model: keras.Model, files, frames: int, bands: int) -> dict:
+    """How well the teacher's own embedding joins same-emotion clips of held-out speakers: the
+    exact 5-NN graph of its per-speaker-centred `embedding` over `files` (components/graph/
+    selection.py). On the source's validation speakers this is the teacher's home ground; the
+    GraphBuilder's selection reports the same figures on the target."""
+    spec = {
+        F.LOGMEL: tf.io.FixedLenFeature([frames * bands], tf.float32),
+        F.LABEL_ID: tf.io.FixedLenFeature([], tf.int64),
+        F.SPEAKER: tf.io.FixedLenFeature([], tf.string),
+    }
+    embed = imported.embedding_model(model)
+    vectors, labels, speakers = [], [], []
+    for features, label in training.make_dataset(files, spec, 256, shuffle=False):
+        vectors.append(embed(features[F.LOGMEL], training=False).numpy())
+        labels.append(label.numpy())
+        speakers.append(features[F.SPEAKER].numpy().astype(str))
+    labels, speakers = np.concatenate(labels), np.concatenate(speakers)
+    ids = [str(i) for i in range(len(labels))]
+    nodes = selection.Nodes(ids, {"teacher": np.concatenate(vectors)}, labels, speakers)
+    return selection.measure(nodes, "teacher", 0.0, 5, GraphConfig(embedding_source="teacher"))
 
 
 def train_teacher(
@@ -102,6 +132,7 @@ def train_teacher(
         "history": best.history,
         "params": model.count_params(),
         "finetuned_from": init_from,
+        "validation_homophily": embedding_homophily(model, eval_files, frames, bands),
     }
 
 
