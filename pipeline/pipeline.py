@@ -197,7 +197,9 @@ def _variant_trainer(
             shared.target_transform,
             _model_config(config, student=student),
         )
-    if variant == SPEECH_ONLY:
+    if variant in (SPEECH_ONLY, DISTILLED_STUDENT):  # the distilled one also reads a teacher
+        if variant == DISTILLED_STUDENT and distil_from is None:
+            raise ValueError(f"{DISTILLED_STUDENT} needs a teacher to distil from")
         student = dataclasses.replace(config.student, seed=seed, graph_multiplier=0.0)
         return _trainer(
             name,
@@ -205,6 +207,7 @@ def _variant_trainer(
             transformed,
             shared.target_transform,
             _model_config(config, student=student),
+            base_model=distil_from if variant == DISTILLED_STUDENT else None,
         )
     if variant == FINETUNED_TEACHER:
         teacher = dataclasses.replace(config.teacher, seed=seed)
@@ -216,8 +219,8 @@ def _variant_trainer(
             _model_config(config, teacher=teacher),
             base_model=shared.teacher_model,
         )
-    if variant == DISTILLED_STUDENT:
-        if distil_from is None:
+    if variant in (SPEECH_ONLY, DISTILLED_STUDENT):  # the distilled one also reads a teacher
+        if variant == DISTILLED_STUDENT and distil_from is None:
             raise ValueError(f"{DISTILLED_STUDENT} needs a teacher to distil from")
         student = dataclasses.replace(config.student, seed=seed, graph_multiplier=0.0)
         return _trainer(
@@ -226,7 +229,7 @@ def _variant_trainer(
             transformed,
             shared.target_transform,
             _model_config(config, student=student),
-            base_model=distil_from,
+            base_model=distil_from if variant == DISTILLED_STUDENT else None,
         )
     raise ValueError(f"unknown variant {variant!r}; one of {VARIANTS}")
 
