@@ -8,6 +8,11 @@ normalised log-mel runs in int8. Input and output stay float32 PCM / probabiliti
 Parity is measured twice: the float TFLite frontend against the TF one it was converted from
 (`frontend_max_abs_error`, log-mel units), and every variant against the SavedModel (top-1
 agreement, UAR), so a device runs what was evaluated.
+
+A speaker-normalised model is fed each window's speaker statistics (`Normalisation`): for
+calibration the representative windows' own speakers', for scoring the test speakers' (the
+"adaptive" mode the model is judged in), besides the "online" (a device's running statistics)
+and "strict" (fallback only) modes.
 """
 
 from __future__ import annotations
