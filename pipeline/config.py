@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -54,6 +56,21 @@ class CorpusSpec:
         if not sep or not kind or not path:
             raise ValueError(f"corpus must be given as KIND:PATH, got {text!r}")
         return cls(kind=kind.lower(), path=path)
+
+
+def check_corpora(corpora: Sequence[CorpusSpec]) -> None:
+    """Refuses corpora that cannot be ingested together in one ExampleGen.
+
+    Speakers ("ravdess/Actor_01") and clip ids are qualified by the corpus kind, so two corpora
+    of one kind could merge different people into one speaker: one corpus per kind. A spans
+    corpus was decoded and split when its spans were written, so it cannot join others.
+    """
+    kinds = [c.kind for c in corpora]
+    twice = sorted({k for k in kinds if kinds.count(k) > 1})
+    if twice:
+        raise ValueError(f"one corpus per kind can be ingested together, got several {twice}")
+    if len(corpora) > 1 and SPANS_KIND in kinds:
+        raise ValueError(f"a {SPANS_KIND!r} corpus is already ingested: it cannot join others")
 
 
 @dataclass(frozen=True)
@@ -530,11 +547,21 @@ class BeamConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything one pipeline run needs."""
+    """Everything one pipeline run needs.
+
+    Attributes:
+      source: the teacher's corpus (not used with `teacher.model_path`).
+      extra_sources: more corpora the teacher trains on, beside `source`: all of them are
+        ingested by one ExampleGen (one dedupe, so audio found in two corpora is ingested once;
+        one seeded split over the union of their speakers). One corpus per kind, no spans
+        (`check_corpora`); a synthetic one is generated like a synthetic `source`.
+      target: the student's corpus (the split policies of `split` address its speakers).
+    """
 
     name: str = "emograph"
     root: str = "runs/demo"
     source: CorpusSpec = CorpusSpec("synthetic", "runs/demo/data/source")
+    extra_sources: tuple[CorpusSpec, ...] = ()
     target: CorpusSpec = CorpusSpec("synthetic", "runs/demo/data/target")
     classes: tuple[str, ...] = EMOTIONS
     synth: SynthConfig = SynthConfig()
@@ -547,6 +574,9 @@ class RunConfig:
     evaluation: EvaluationConfig = EvaluationConfig()
     export: ExportConfig = ExportConfig()
     beam: BeamConfig = BeamConfig()
+
+    def __post_init__(self) -> None:
+        check_corpora((self.source, *self.extra_sources))
 
     @property
     def pipeline_root(self) -> str:
@@ -617,17 +647,20 @@ def section_from_json(cls: type[T], text: str) -> T:
 
 def from_dict(cls: type[T], data: dict[str, Any]) -> T:
     """Builds a (nested) config dataclass from plain data, rejecting unknown keys."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = set(data) - set(fields)
+    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - fields
     if unknown:
         raise ValueError(f"unknown {cls.__name__} settings: {sorted(unknown)}")
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        default = getattr(cls, name, None)
-        if dataclasses.is_dataclass(default):
-            kwargs[name] = from_dict(type(default), value)
-        elif isinstance(value, list):
-            kwargs[name] = tuple(value)
-        else:
-            kwargs[name] = value
-    return cls(**kwargs)
+    hints = typing.get_type_hints(cls)
+    return cls(**{name: _from_plain(hints[name], value) for name, value in data.items()})
+
+
+def _from_plain(hint: Any, value: Any) -> Any:
+    """JSON data as the field's declared type: dicts become dataclasses, lists tuples (of
+    dataclasses too, e.g. `tuple[CorpusSpec, ...]`), following the type hints."""
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return from_dict(hint, value)
+    if isinstance(value, list):
+        items = typing.get_args(hint) if typing.get_origin(hint) is tuple else ()
+        return tuple(_from_plain(items[0] if items else Any, item) for item in value)
+    return value

@@ -40,3 +40,24 @@ def test_corpus_spec_parse():
 
 def test_window_samples():
     assert AudioConfig(window_seconds=1.5).window_samples == 24000
+
+
+def test_extra_sources_round_trip_as_corpus_specs():
+    config = RunConfig.tiny("/tmp/x").replace(
+        extra_sources=(CorpusSpec("ravdess", "/data/r"), CorpusSpec("crema-d", "/data/c"))
+    )
+    loaded = RunConfig.from_json(config.to_json())
+    assert loaded == config
+    assert all(isinstance(spec, CorpusSpec) for spec in loaded.extra_sources)
+
+
+@pytest.mark.parametrize(
+    "extra, error",
+    [
+        ((CorpusSpec("synthetic", "/elsewhere"),), "one corpus per kind"),
+        ((CorpusSpec("spans", "/watched"),), "already ingested"),
+    ],
+)
+def test_sources_that_cannot_be_ingested_together_are_refused(extra, error):
+    with pytest.raises(ValueError, match=error):
+        RunConfig.tiny("/tmp/x").replace(extra_sources=extra)
