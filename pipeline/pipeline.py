@@ -25,7 +25,7 @@ from components.models.training import input_shape
 from components.neighbours.component import NeighbourPacker
 from components.teacher.imported import stage_teacher
 from components.tflite_pusher.component import TFLitePusher
-from pipeline.config import RunConfig, SplitConfig, section_to_json
+from pipeline.config import CorpusSpec, RunConfig, SplitConfig, section_to_json
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "raw_audio" / "schema.pbtxt"
 PREPROCESSING_FN = "components.transform.preprocessing.preprocessing_fn"
@@ -39,15 +39,24 @@ VARIANTS = (NSL_STUDENT, SPEECH_ONLY, FINETUNED_TEACHER, DISTILLED_STUDENT)
 
 
 def _ingest_and_validate(
-    name: str, config: RunConfig, corpus, split, schema
+    name: str,
+    config: RunConfig,
+    corpus: CorpusSpec,
+    split: SplitConfig,
+    schema,
+    extra_corpora: tuple[CorpusSpec, ...] = (),
 ) -> tuple[list, object]:
-    """AudioExampleGen + statistics + validation + Transform of one corpus."""
+    """AudioExampleGen + statistics + validation + Transform of one corpus (and `extra_corpora`,
+    ingested with it as one dataset). Without extras the parameter is left out, so the cache
+    key of a one-corpus ingest is what it was before extra corpora existed."""
+    extra = {"extra_corpora": _specs_json(extra_corpora)} if extra_corpora else {}
     example_gen = AudioExampleGen(
         corpus=section_to_json(corpus),
         classes=json.dumps(list(config.classes)),
         audio=section_to_json(config.audio),
         split=section_to_json(split),
         spans=json.dumps(resolve_spans(corpus)),
+        **extra,
     ).with_id(f"{name}_example_gen")
     statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"]).with_id(
         f"{name}_statistics_gen"
@@ -65,6 +74,10 @@ def _ingest_and_validate(
         custom_config=_model_config(config),
     ).with_id(f"{name}_transform")
     return [example_gen, statistics, validator, transform], (example_gen, transform)
+
+
+def _specs_json(specs: tuple[CorpusSpec, ...]) -> str:
+    return json.dumps([dataclasses.asdict(spec) for spec in specs], sort_keys=True)
 
 
 def _analysis_splits(config: RunConfig) -> list[str]:
@@ -114,9 +127,10 @@ class _Shared:
 
 
 def _teacher(config: RunConfig, schema) -> tuple[list, object]:
-    """The teacher's steps and its Model channel: the source corpus's ingest, Transform and the
-    teacher Trainer; or, with `teacher.model_path`, one Importer of the user's teacher, which is
-    checked and staged as a Model payload here, so a wrong model fails before any step runs."""
+    """The teacher's steps and its Model channel: the ingest of the source corpus (with the
+    extra sources), its Transform and the teacher Trainer; or, with `teacher.model_path`, one
+    Importer of the user's teacher, which is checked and staged as a Model payload here, so a
+    wrong model fails before any step runs."""
     if config.teacher.model_path:
         frames, bands = input_shape(config.audio, config.frontend)
         staged = stage_teacher(
@@ -137,7 +151,7 @@ def _teacher(config: RunConfig, schema) -> tuple[list, object]:
         seed=config.split.seed,
     )
     source_steps, (_, source_transform) = _ingest_and_validate(
-        "source", config, config.source, source_split, schema
+        "source", config, config.source, source_split, schema, config.extra_sources
     )
     teacher = _trainer(
         "teacher_trainer",

@@ -97,11 +97,15 @@ class Clip:
 
 @dataclass(frozen=True)
 class Rejection:
-    """One file left out, with a machine-readable reason and a human-readable detail."""
+    """One file left out, with a machine-readable reason and a human-readable detail.
+
+    `corpus` (the kind, as on `Clip`) attributes it when several corpora are ingested together.
+    """
 
     path: str
     reason: str
     detail: str = ""
+    corpus: str = ""
 
 
 class _Reject(Exception):
@@ -155,7 +159,7 @@ class _Listing:
         )
 
     def reject(self, path: Path | str, reason: str, detail: str = "") -> None:
-        self.rejections.append(Rejection(str(path), reason, detail))
+        self.rejections.append(Rejection(str(path), reason, detail, self.corpus))
 
 
 def _list_manifest(

@@ -16,7 +16,15 @@ from tfx.types.standard_artifacts import Examples
 from components.artifacts import IngestReport
 from components.example_gen.ingest import SPLITS, ingest, summarise
 from components.example_gen.watch import SPAN_PREFIX, merge_span_reports, read_spans
-from pipeline.config import SPANS_KIND, AudioConfig, CorpusSpec, SplitConfig, section_from_json
+from pipeline.config import (
+    SPANS_KIND,
+    AudioConfig,
+    CorpusSpec,
+    SplitConfig,
+    check_corpora,
+    from_dict,
+    section_from_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +38,7 @@ def AudioExampleGen(  # noqa: N802 (TFX components are named like classes)
     audio: Parameter[str],
     split: Parameter[str],
     spans: Parameter[str] = "[]",
+    extra_corpora: Parameter[str] = "[]",
     beam_pipeline: BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Audio files -> one tf.Example per window, split by speaker; a report of every file.
@@ -39,8 +48,11 @@ def AudioExampleGen(  # noqa: N802 (TFX components are named like classes)
     A spans corpus (`emograph ingest --watch` output) is copied, not decoded again: `spans` names
     the span folders resolved when the pipeline was built, so a new span is a new cache key, and
     the artifact's `span` is the newest one read, as TFX's own ExampleGen records it.
+    `extra_corpora` (a JSON list of CorpusSpecs) are ingested in the same job as `corpus`.
     """
     spec = section_from_json(CorpusSpec, corpus)
+    extras = [from_dict(CorpusSpec, data) for data in json.loads(extra_corpora)]
+    check_corpora([spec, *extras])
     span_names = json.loads(spans)
     if spec.kind == SPANS_KIND:  # the merged report first: it refuses spans lacking a split
         summary = merge_span_reports(spec.path, span_names, report.uri)
@@ -57,6 +69,7 @@ def AudioExampleGen(  # noqa: N802 (TFX components are named like classes)
                 section_from_json(SplitConfig, split),
                 examples.uri,
                 report.uri,
+                extras,
             )
     if spec.kind != SPANS_KIND:
         summary = summarise(report.uri)
@@ -69,3 +82,12 @@ def AudioExampleGen(  # noqa: N802 (TFX components are named like classes)
         summary["rejected_by_reason"],
         summary["windows"],
     )
+    for name, part in summary.get("by_corpus", {}).items():
+        log.info(
+            "ingest %s: found %d = ingested %d + rejected %d %s",
+            name,
+            part["found"],
+            part["ingested"],
+            part["rejected"],
+            part["rejected_by_reason"],
+        )

@@ -30,7 +30,7 @@ from components.audio.corpora import Clip, Rejection, list_clips
 from components.audio.decode import AudioError, load_audio
 from components.audio.splits import assign_speakers
 from components.audio.windows import to_pcm16_bytes, window_clip
-from pipeline.config import AudioConfig, CorpusSpec, SplitConfig
+from pipeline.config import AudioConfig, CorpusSpec, SplitConfig, check_corpora
 
 SPLITS = ("train", "eval", "test")
 REJECTED = "rejected"
@@ -48,16 +48,26 @@ def ingest(
     split: SplitConfig,
     examples_uri: str,
     report_uri: str,
+    extra_corpora: Sequence[CorpusSpec] = (),
 ) -> None:
-    """Adds the ingest job of a whole corpus to `pipeline` (the caller runs it).
+    """Adds the ingest job of a whole corpus, or of several together, to `pipeline`.
 
-    Lists the corpus, splits its speakers and hands both to `ingest_clips`.
+    Each corpus is listed by its own adapter; the speakers of all of them are split as one set
+    and every clip goes through one `ingest_clips`, so audio found in two corpora is a duplicate
+    as within one. The caller runs the pipeline.
     """
-    clips, listing_rejections = list_clips(corpus, classes)
-    if not clips:
-        raise ValueError(
-            f"no usable clips in {corpus.kind}:{corpus.path} for classes {list(classes)}"
-        )
+    corpora = (corpus, *extra_corpora)
+    check_corpora(corpora)
+    clips: list[Clip] = []
+    listing_rejections: list[Rejection] = []
+    for spec in corpora:
+        listed, rejected = list_clips(spec, classes)
+        if not listed:
+            raise ValueError(
+                f"no usable clips in {spec.kind}:{spec.path} for classes {list(classes)}"
+            )
+        clips += listed
+        listing_rejections += rejected
     splits = assign_speakers((clip.speaker for clip in clips), split)
     ingest_clips(
         pipeline,
@@ -67,7 +77,10 @@ def ingest(
         audio,
         examples_uri,
         report_uri,
-        dataclasses.asdict(corpus),
+        {
+            **dataclasses.asdict(corpus),
+            "extra_corpora": [dataclasses.asdict(spec) for spec in extra_corpora],
+        },
     )
 
 
@@ -86,19 +99,23 @@ def ingest_clips(
 
     The one decode/dedupe/write path of both the batch ingest and the watcher's spans. Writes
     examples_uri/Split-<split>/data_tfrecord-*.gz (TFX's ExampleGen layout) and, under
-    report_uri, splits.json and listing.json (`listing` plus "found") now, rejections-*.jsonl
-    and ingested-*.jsonl when the pipeline runs (`summarise` merges them). `splits` maps every
-    clip's speaker to its split. `known_content` (sha1 of decoded PCM -> path) holds audio
-    ingested earlier: a clip with the same audio is rejected as a duplicate. Refuses to write
-    over an earlier ingest's files.
+    report_uri, splits.json and listing.json (`listing` plus "found" and "found_by_corpus") now,
+    rejections-*.jsonl and ingested-*.jsonl when the pipeline runs (`summarise` merges them).
+    `splits` maps every clip's speaker to its split. `known_content` (sha1 of decoded PCM ->
+    path) holds audio ingested earlier: a clip with the same audio is rejected as a duplicate.
+    Refuses to write over an earlier ingest's files.
     """
     leftovers = FileSystems.match([f"{examples_uri}/Split-*/*", f"{report_uri}/*"])
     if any(result.metadata_list for result in leftovers):
         raise ValueError(f"{examples_uri} or {report_uri} already holds ingest output")
     splits = dict(splits)
     found = len(clips) + len(listing_rejections)
+    by_corpus = Counter(c.corpus for c in clips) + Counter(r.corpus for r in listing_rejections)
     _write_json(f"{report_uri}/splits.json", dict(sorted(splits.items())))
-    _write_json(f"{report_uri}/listing.json", {**listing, "found": found})
+    _write_json(
+        f"{report_uri}/listing.json",
+        {**listing, "found": found, "found_by_corpus": dict(sorted(by_corpus.items()))},
+    )
 
     decoded = (
         pipeline
@@ -157,9 +174,9 @@ class DecodeClip(beam.DoFn):
             samples = load_audio(clip.path, self._audio.sample_rate)
             windows = window_clip(samples, self._audio, clip.path)
         except AudioError as e:
-            rejection = Rejection(clip.path, e.reason, e.detail)
+            rejection = Rejection(clip.path, e.reason, e.detail, clip.corpus)
         except Exception as e:  # a file that breaks a decoder must not break the job
-            rejection = Rejection(clip.path, "error", f"{type(e).__name__}: {e}")
+            rejection = Rejection(clip.path, "error", f"{type(e).__name__}: {e}", clip.corpus)
         else:
             self._clips.inc()
             self._windows.inc(len(windows))
@@ -175,22 +192,23 @@ def _first_by_path(item: tuple[str, Iterable[Windows]], known: dict[str, str]) -
     """Identical audio under several names: the first path wins, the others are duplicates.
 
     Audio already in `known` (ingested by an earlier span) has no winner: every copy is a
-    duplicate. Kept clips travel with their digest, which the ingested records carry.
+    duplicate. Kept clips travel with their digest, which the ingested records carry. The
+    corpus breaks a tie (one file listed by two corpora), so the winner does not depend on order.
     """
     digest, copies = item
-    copies = sorted(copies, key=lambda copy: copy[0].path)
+    copies = sorted(copies, key=lambda copy: (copy[0].path, copy[0].corpus))
     if digest in known:
         for clip, _ in copies:
-            yield TaggedOutput(
-                REJECTED, Rejection(clip.path, "duplicate", f"same audio as {known[digest]}")
-            )
+            yield TaggedOutput(REJECTED, _duplicate(clip, known[digest]))
         return
     first, *others = copies
     yield digest, first
     for clip, _ in others:
-        yield TaggedOutput(
-            REJECTED, Rejection(clip.path, "duplicate", f"same audio as {first[0].path}")
-        )
+        yield TaggedOutput(REJECTED, _duplicate(clip, first[0].path))
+
+
+def _duplicate(clip: Clip, original: str) -> Rejection:
+    return Rejection(clip.path, "duplicate", f"same audio as {original}", clip.corpus)
 
 
 def _to_examples(item: tuple[str, Windows], splits: dict[str, str]) -> Iterator[tuple[str, bytes]]:
@@ -275,9 +293,11 @@ def _ingested_record(item: tuple[str, Windows], splits: dict[str, str]) -> str:
 def summarise(report_uri: str) -> dict:
     """Merges the report shards into report_uri/ingest_report.json and returns it.
 
-    Raises AssertionError unless every file found was either ingested or rejected, exactly once.
+    Raises AssertionError unless every file found was either ingested or rejected, exactly once,
+    overall and within each corpus ("by_corpus": the same accounting per corpus kind).
     """
-    found = _read_json(f"{report_uri}/listing.json")["found"]
+    listing = _read_json(f"{report_uri}/listing.json")
+    found = listing["found"]
     ingested = _read_jsonl(f"{report_uri}/ingested-*.jsonl")
     rejections = sorted(
         _read_jsonl(f"{report_uri}/rejections-*.jsonl"), key=lambda r: (r["path"], r["reason"])
@@ -306,9 +326,34 @@ def summarise(report_uri: str) -> dict:
         "windows": {name: windows[name] for name in SPLITS},
         "speakers": {name: len(speakers[name]) for name in SPLITS},
         "labels": {name: dict(sorted(labels[name].items())) for name in SPLITS},
+        "by_corpus": _by_corpus(listing["found_by_corpus"], ingested, rejections),
     }
     _write_json(f"{report_uri}/ingest_report.json", report)
     return report
+
+
+def _by_corpus(found: Mapping[str, int], ingested: list[dict], rejections: list[dict]) -> dict:
+    """Per corpus: found = ingested + rejected (else AssertionError), reasons, windows, speakers.
+
+    With several source corpora, this shows what each one brought to the teacher's data.
+    """
+    breakdown = {}
+    for corpus, count in sorted(found.items()):
+        kept = [r for r in ingested if r["corpus"] == corpus]
+        rejected = [r for r in rejections if r["corpus"] == corpus]
+        if count != len(kept) + len(rejected):
+            raise AssertionError(
+                f"{corpus}: found {count} files but ingested {len(kept)} + rejected {len(rejected)}"
+            )
+        breakdown[corpus] = {
+            "found": count,
+            "ingested": len(kept),
+            "rejected": len(rejected),
+            "rejected_by_reason": dict(sorted(Counter(r["reason"] for r in rejected).items())),
+            "windows": {n: sum(r["windows"] for r in kept if r["split"] == n) for n in SPLITS},
+            "speakers": {n: len({r["speaker"] for r in kept if r["split"] == n}) for n in SPLITS},
+        }
+    return breakdown
 
 
 def run_ingest(
