@@ -1,6 +1,7 @@
 """The ingest Beam job on DirectRunner: every file ingested or rejected once, TFX-layout output."""
 
 import json
+import shutil
 from pathlib import Path
 
 import apache_beam as beam
@@ -10,8 +11,10 @@ import soundfile as sf
 import tensorflow as tf
 
 from components import features
+from components.audio.splits import assign_speakers
+from components.audio.synthetic import write_corpus
 from components.example_gen.ingest import SPLITS, ingest, run_ingest, summarise
-from pipeline.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig
+from pipeline.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig, SynthConfig
 
 AUDIO = AudioConfig(window_seconds=1.0, hop_seconds=0.5, min_seconds=0.5, max_windows_per_clip=2)
 
@@ -160,3 +163,77 @@ def test_run_ingest_on_a_named_corpus(tmp_path):
     assert report["speakers"] == {"train": 1, "eval": 1, "test": 1}
     assert sum(report["windows"].values()) == 12
     assert len(read_examples(f"{tmp_path}/out/examples/Split-train/data_tfrecord-*.gz")) > 0
+
+
+def test_two_corpora_are_ingested_as_one_dataset(tmp_path):
+    """A synthetic and a RAVDESS-named corpus in one job: one split over the union of their
+    speakers, one dedupe (a RAVDESS file holding a synthetic clip's audio is a duplicate), and
+    found = ingested + rejected within each corpus."""
+    classes = ("happy", "sad")
+    manifest = write_corpus("source", tmp_path / "synth", SynthConfig(3, 1), classes)
+    synth_clip = sorted((tmp_path / "synth" / "wav").rglob("*.wav"))[0]
+    ravdess = tmp_path / "ravdess"
+    for actor in ("01", "02"):
+        (ravdess / f"Actor_{actor}").mkdir(parents=True)
+        for emotion in ("03", "04", "02"):  # happy, sad, calm (not in the classes)
+            name = f"Actor_{actor}/03-01-{emotion}-01-01-01-{actor}.wav"
+            sf.write(ravdess / name, noise(int(actor + emotion)), 16000)
+    copy = ravdess / "Actor_02" / "03-01-03-02-01-01-02.wav"
+    shutil.copy(synth_clip, copy)  # same audio as a synthetic clip, in the other corpus
+    examples_uri, report_uri = str(tmp_path / "examples"), str(tmp_path / "report")
+    with beam.Pipeline() as pipeline:
+        ingest(
+            pipeline,
+            CorpusSpec("synthetic", str(manifest.parent)),
+            classes,
+            AUDIO,
+            SplitConfig(seed=1),
+            examples_uri,
+            report_uri,
+            [CorpusSpec("ravdess", str(ravdess))],
+        )
+    report = summarise(report_uri)
+
+    splits = json.loads((tmp_path / "report" / "splits.json").read_text())
+    assert sorted(splits) == [
+        "ravdess/Actor_01",
+        "ravdess/Actor_02",
+        "synthetic/src_spk00",
+        "synthetic/src_spk01",
+        "synthetic/src_spk02",
+    ]
+    assert splits == assign_speakers(splits, SplitConfig(seed=1))  # one split of the union
+    assert set(splits.values()) == set(SPLITS)
+    (duplicate,) = [r for r in report["rejections"] if r["reason"] == "duplicate"]
+    assert {duplicate["path"], duplicate["detail"].removeprefix("same audio as ")} == {
+        str(copy),
+        str(synth_clip),
+    }
+    assert report["found"] == 6 + 7 == report["ingested"] + report["rejected"]
+    by_corpus = report["by_corpus"]
+    assert {name: part["found"] for name, part in by_corpus.items()} == {
+        "ravdess": 7,
+        "synthetic": 6,
+    }
+    loser = duplicate["corpus"]
+    assert by_corpus["ravdess"]["rejected_by_reason"] == {
+        "unknown_label": 2,
+        **({"duplicate": 1} if loser == "ravdess" else {}),
+    }
+    assert by_corpus["synthetic"]["rejected_by_reason"] == (
+        {"duplicate": 1} if loser == "synthetic" else {}
+    )
+    for part in by_corpus.values():
+        assert part["found"] == part["ingested"] + part["rejected"]
+    listing = json.loads((tmp_path / "report" / "listing.json").read_text())
+    assert listing["found_by_corpus"] == {"ravdess": 7, "synthetic": 6}
+    assert listing["extra_corpora"] == [
+        {"kind": "ravdess", "path": str(ravdess), "latest_spans": 0}
+    ]
+
+    corpora = set()
+    for name in SPLITS:
+        for example in read_examples(f"{examples_uri}/Split-{name}/data_tfrecord-*.gz"):
+            assert splits[example[features.SPEAKER].decode()] == name
+            corpora.add(example[features.CORPUS])
+    assert corpora == {b"synthetic", b"ravdess"}
