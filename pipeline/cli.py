@@ -20,8 +20,9 @@ def _load_config(args: argparse.Namespace) -> RunConfig:
         config = RunConfig.demo(args.root or "runs/demo")
     if args.root and args.config:
         config = config.replace(root=args.root)
-    if getattr(args, "source", None):
-        config = config.replace(source=CorpusSpec.parse(args.source))
+    if getattr(args, "source", None):  # repeated: the first is `source`, the others extra
+        source, *extra = (CorpusSpec.parse(text) for text in args.source)
+        config = config.replace(source=source, extra_sources=tuple(extra))
     if getattr(args, "target", None):
         config = config.replace(target=CorpusSpec.parse(args.target))
     if getattr(args, "teacher", None):
@@ -154,6 +155,17 @@ def add_teacher_argument(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_source_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--source",
+        action="append",
+        metavar="KIND:PATH",
+        help="source corpus (teacher data); repeat it to train the teacher on several corpora: "
+        "the first is `source`, the others `extra_sources` (one corpus per kind); given, they "
+        "replace both of the config file's",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="emograph", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -168,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--demo", action="store_true", help="the synthetic source and target corpora (the default)"
     )
-    run.add_argument("--source", help="source corpus KIND:PATH (teacher data)")
+    add_source_argument(run)
     run.add_argument("--target", help="target corpus KIND:PATH (student data)")
     add_teacher_argument(run)
     run.set_defaults(func=cmd_run)
@@ -215,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     exp = with_config(
         sub.add_parser("experiment", help="cross-validate the NSL student against baselines")
     )
-    exp.add_argument("--source", help="source corpus KIND:PATH (teacher data)")
+    add_source_argument(exp)
     exp.add_argument("--target", help="target corpus KIND:PATH (folds are over its speakers)")
     add_teacher_argument(exp)
     exp.add_argument(

@@ -16,8 +16,13 @@ log = logging.getLogger(__name__)
 
 
 def prepare_synthetic(config: RunConfig) -> None:
-    """Generates the synthetic corpora the config points at (idempotent: skipped if present)."""
-    for domain, corpus in (("source", config.source), ("target", config.target)):
+    """Generates the synthetic corpora the config points at (idempotent: skipped if present).
+
+    A synthetic extra source is source-domain data like a synthetic `source` (config allows one
+    synthetic corpus among the sources).
+    """
+    sources = [("source", corpus) for corpus in (config.source, *config.extra_sources)]
+    for domain, corpus in (*sources, ("target", config.target)):
         if corpus.kind == "synthetic":
             synth = config.synth if domain == "target" else _source_synth(config)
             write_corpus(domain, corpus.path, synth, config.classes, config.audio.sample_rate)
