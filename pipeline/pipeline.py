@@ -233,18 +233,6 @@ def _variant_trainer(
             _model_config(config, teacher=teacher),
             base_model=shared.teacher_model,
         )
-    if variant in (SPEECH_ONLY, DISTILLED_STUDENT):  # the distilled one also reads a teacher
-        if variant == DISTILLED_STUDENT and distil_from is None:
-            raise ValueError(f"{DISTILLED_STUDENT} needs a teacher to distil from")
-        student = dataclasses.replace(config.student, seed=seed, graph_multiplier=0.0)
-        return _trainer(
-            name,
-            STUDENT_RUN_FN,
-            transformed,
-            shared.target_transform,
-            _model_config(config, student=student),
-            base_model=distil_from if variant == DISTILLED_STUDENT else None,
-        )
     raise ValueError(f"unknown variant {variant!r}; one of {VARIANTS}")
 
 
