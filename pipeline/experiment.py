@@ -287,7 +287,7 @@ def run_experiment(base: RunConfig, folds: int, seeds: int, out: str) -> dict:
             elapsed / (fold + 1) * (folds - fold - 1),
         )
     results = {
-        "source": f"{base.source.kind}:{base.source.path}",
+        "source": " + ".join(f"{c.kind}:{c.path}" for c in (base.source, *base.extra_sources)),
         "target": f"{base.target.kind}:{base.target.path}",
         "folds": folds,
         "seeds": seeds,
