@@ -143,6 +143,15 @@ def test_speaker_export_scores_every_mode(speaker_export):
     assert fallback.shape == (2, SPEAKER_FRONT.mel_bands) and np.all(fallback[1] > 0)
 
 
+def test_int8_model_returns_float_moments(speaker_export):
+    """A device sums the moments into variances: they must not be 8-bit."""
+    report, _, test = speaker_export
+    stats = np.broadcast_to(np.asarray(report["adaptation"]["fallback"], np.float32), (8, 2, 24))
+    _, int8 = export.tflite_outputs(report["int8"]["model"], test.pcm[:8], stats)
+    _, float32 = export.tflite_outputs(report["float32"]["model"], test.pcm[:8], stats)
+    np.testing.assert_allclose(int8, float32, atol=1e-4)
+
+
 def test_trained_student_is_confident(report):
     assert report["saved_model"]["uar"] >= 0.95
 

@@ -86,11 +86,16 @@ def _converter(saved_model_dir: str) -> tf.lite.TFLiteConverter:
 
 
 def _float_tensors(float_model: bytes, scopes: Sequence[str]) -> list[str]:
+    """Tensors to keep float32: those named under `scopes`, and the `logmel_moments` output,
+    which a device sums into variances (E[x^2] - E[x]^2 of log-mel ~ -10: 8-bit moments would
+    cancel to noise), whatever name the converter gave its last op."""
     interpreter = tf.lite.Interpreter(model_content=float_model)
+    outputs = interpreter.get_signature_runner(PCM_SIGNATURE).get_output_details()
+    moments = outputs.get(edge_metadata.MOMENTS_OUTPUT, {}).get("name")
     return [
         t["name"]
         for t in interpreter.get_tensor_details()
-        if any(scope in t["name"] for scope in scopes)
+        if any(scope in t["name"] for scope in scopes) or t["name"] == moments
     ]
 
 
