@@ -250,6 +250,10 @@ def _selection_tables(folds: list[dict]) -> list[str]:
             )
         lines += [
             "",
+            "This fold's test speakers (mean over seeds): " + _fold_scores(f["rows"]) + ".",
+        ]
+        lines += [
+            "",
             "| source | threshold | top-k | label homophily | speaker homophily | coverage | "
             "score | train label homophily | train speaker homophily |",
             "|---|---|---|---|---|---|---|---|---|",
@@ -264,6 +268,19 @@ def _selection_tables(folds: list[dict]) -> list[str]:
                 f"{_num(t.get('speaker_homophily'))} |"
             )
     return lines
+
+
+def _fold_scores(rows: list[dict]) -> str:
+    """Each variant's UAR on one fold: adaptive (float), int8 online and int8 strict."""
+    parts = []
+    for variant in VARIANTS:
+        mine = [r for r in rows if r["variant"] == variant]
+        if mine:
+            uar, online, strict = (
+                np.mean([r[k] for r in mine]) for k in ("uar", "int8_online_uar", "int8_strict_uar")
+            )
+            parts.append(f"{variant} {uar:.3f} (int8 online {online:.3f}, strict {strict:.3f})")
+    return "; ".join(parts)
 
 
 def _num(value: float | None) -> str:
