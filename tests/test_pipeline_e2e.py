@@ -74,10 +74,15 @@ def test_graph_edges_reference_real_train_ids(finished_run):
         e.features.feature[F.ID].bytes_list.value[0].decode()
         for e in _records(f"{transformed}/Split-train/*.gz")
     }
+    stats = json.loads((graph_dir / "stats.json").read_text())
+    built = stats["config"]  # "auto": the threshold and source chosen on validation speakers
+    assert finished_run.graph.embedding_source == "auto"
+    assert built["embedding_source"] == stats["selection"]["chosen"]["source"]
+    assert built["similarity_threshold"] in finished_run.graph.candidate_thresholds
     for source, target, weight in edges:
         assert source in train_ids and target in train_ids and source != target
-        assert finished_run.graph.similarity_threshold <= float(weight) <= 1.0 + 1e-6
-    stats = json.loads((graph_dir / "stats.json").read_text())
+        # weights are written with 6 decimals, so allow their rounding
+        assert built["similarity_threshold"] - 1e-6 <= float(weight) <= 1.0 + 1e-6
     assert stats["nodes"] == len(train_ids)
 
 
