@@ -301,6 +301,11 @@ class GraphConfig:
       max_bucket_size: buckets larger than this are compared in chunks of this many rows.
       centre: subtract the mean embedding before the cosine (removes a shared offset).
       seed: makes LSH hyperplanes and the selection's sample reproducible.
+      incremental: extend the previous run's graph (components/graph/incremental.py) when its
+        settings and its nodes' prepared vectors still hold: only the neighbours of new, changed
+        and affected nodes are computed. Needs `centre` off (the mean moves with every node).
+        Off by default: the previous graph becomes a GraphBuilder input, so every run is a new
+        GraphBuilder execution and a run without new data is no longer a cache hit downstream.
     """
 
     embedding_source: str = AUTO
@@ -326,6 +331,7 @@ class GraphConfig:
     max_bucket_size: int = 4096
     centre: bool = True
     seed: int = 0
+    incremental: bool = False
 
     def __post_init__(self) -> None:
         specs = self.candidates if self.embedding_source == AUTO else (self.embedding_source,)

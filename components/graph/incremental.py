@@ -6,20 +6,105 @@ plus its edges to new nodes. Only new-new and new-old cosines are computed: O(ne
 instead of O(all^2). The result equals a full exact rebuild on the union (same threshold, top-k,
 tie rule) when the rows are normalised the same way; `centre` and speaker centring depend on
 the whole node set, so the caller keeps the existing graph's means (a full rebuild recentres).
+
+Between runs (`plan`): an old node is reusable only if its prepared unit vector is unchanged.
+A node that disappeared or whose vector changed (e.g. its speaker's centring statistics moved)
+is *gone*; a changed one comes back as a new node. An old node whose top-k held a gone node has
+lost a neighbour whose replacement the old graph never kept, so its list is recomputed too
+(it is re-added with its unchanged vector). Every other old node's list is the top-k over its
+kept old edges plus its edges to the re-added and new nodes: the same as a full rebuild. One
+level suffices: a re-added node keeps its vector, so edges to it are recomputed unchanged.
+With LSH the old lists are LSH lists and all new pairs are exact, so every node's candidates
+are a superset of an LSH rebuild's: its i-th neighbour is at least as heavy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
 
+from components import features as F
+from components.embedder.embed import embedding_example, parse_embedding
 from components.graph import similarity
 from components.graph.beam_graph import Block, _to_block, _TopNeighbours
+from components.graph.prepare import PrepareEmbeddings
 from pipeline.config import GraphConfig
 
 Edge = similarity.Edge
+
+# Settings that shape the graph once the source, threshold and top-k are chosen; a previous
+# graph built with others is rebuilt. (Selection settings only matter through the choice.)
+COMPARED = (
+    "embedding_source",
+    "similarity_threshold",
+    "max_neighbours",
+    "speaker_centre",
+    "speaker_whiten",
+    "same_speaker_weight",
+    "centre",
+    "lsh_splits",
+    "lsh_rounds",
+    "seed",
+)
+# Largest |difference| per component of a unit vector still counted unchanged: re-embedding
+# the same audio in other batches, or summing a speaker's moments in another order, moves
+# float32 values by ~1e-7; a real change (new teacher, new clip of the speaker) by far more.
+TOLERANCE = 1e-6
+NEW, REMOVED, CHANGED, UNCHANGED = "new", "removed", "changed", "unchanged"
+UNIT = "unit"  # the node table's vector: the prepared, L2-normalised row the graph compared
+
+
+def incompatibility(cfg: GraphConfig, previous: Mapping | None) -> str | None:
+    """Why the previous graph (its stats.json) cannot be extended under `cfg`; None if it can,
+    node by node (`plan` then checks each node's vector)."""
+    if previous is None:
+        return "no previous graph"
+    if cfg.centre:
+        return "centre is on: the mean embedding moves with every node, so every cosine does"
+    if "nodes" not in previous.get("build", {}):
+        return "the previous graph has no node table (built with incremental off)"
+    old = previous.get("config", {})
+    changed = [
+        f"{f} {old.get(f)!r} -> {getattr(cfg, f)!r}"
+        for f in COMPARED
+        if old.get(f) != getattr(cfg, f)
+    ]
+    return f"graph settings changed: {', '.join(changed)}" if changed else None
+
+
+def node_status(previous: np.ndarray | None, current: np.ndarray | None) -> str:
+    """One id's fate between the previous graph's node table and this run's."""
+    if previous is None:
+        return NEW
+    if current is None:
+        return REMOVED
+    same = previous.shape == current.shape and np.abs(previous - current).max() <= TOLERANCE
+    return UNCHANGED if same else CHANGED
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which old nodes keep their edges among themselves; every other node is (re-)added."""
+
+    keep: frozenset[str]
+    counts: dict[str, int]  # status -> nodes, plus "refreshed": unchanged, list recomputed
+
+
+def plan(statuses: Mapping[str, str], old_edges: Iterable[Edge], k: int) -> Plan:
+    """From each id's status and the previous graph's edges (the lists merged on), the nodes
+    whose lists are reused. With k = 0 lists are complete, so losing a neighbour loses nothing
+    else."""
+    gone = {i for i, s in statuses.items() if s in (REMOVED, CHANGED)}
+    unchanged = {i for i, s in statuses.items() if s == UNCHANGED}
+    refreshed = {s for s, t, _ in old_edges if t in gone and s in unchanged} if k else set()
+    counts = {s: 0 for s in (NEW, REMOVED, CHANGED, UNCHANGED)}
+    for s in statuses.values():
+        counts[s] += 1
+    counts["refreshed"] = len(refreshed)
+    return Plan(frozenset(unchanged - refreshed), counts)
 
 
 def added_edges(
@@ -109,3 +194,45 @@ def _new_edges(new: Block | None, other: Block | None, cfg: GraphConfig) -> list
     return similarity.block_similarities(
         new[0], new[1], other[0], other[1], cfg.similarity_threshold, cfg.max_neighbours
     )
+
+
+class UnitRows(beam.PTransform):
+    """(id, {source: vector}, speaker) -> (id, unit row): what the graph compares
+    (PrepareEmbeddings, then L2 normalisation; no global centring, see `incompatibility`)."""
+
+    def __init__(self, cfg: GraphConfig):
+        super().__init__()
+        self._cfg = cfg
+
+    def expand(self, rows):
+        cfg = self._cfg
+        return (
+            rows
+            | "Prepare"
+            >> PrepareEmbeddings(cfg.embedding_source, cfg.speaker_centre, cfg.speaker_whiten)
+            | "Unit" >> beam.MapTuple(lambda i, row: (i, similarity.normalise(row[None])[0]))
+        )
+
+
+def node_example(node: tuple[str, np.ndarray]) -> bytes:
+    """One row of the node table, kept in the graph artifact for the next run."""
+    return embedding_example(node[0].encode(), {UNIT: node[1]}, {})
+
+
+def parse_node(serialized: bytes) -> tuple[str, np.ndarray]:
+    record = parse_embedding(serialized)
+    return record[F.ID], record["vectors"][UNIT]
+
+
+class NodeStatuses(beam.PTransform):
+    """{"previous": (id, unit row), "current": (id, unit row)} -> (id, status) for every id."""
+
+    def expand(self, tables):
+        return tables | "JoinNodes" >> beam.CoGroupByKey() | "Status" >> beam.MapTuple(_status)
+
+
+def _status(node_id: str, joined: dict[str, Iterable[np.ndarray]]) -> tuple[str, str]:
+    previous, current = list(joined["previous"]), list(joined["current"])
+    if len(previous) > 1 or len(current) > 1:
+        raise ValueError(f"node {node_id!r} occurs twice in a node table")
+    return node_id, node_status(*(rows[0] if rows else None for rows in (previous, current)))
