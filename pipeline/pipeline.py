@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tfx import v1 as tfx
 
+from components.artifacts import SimilarityGraph
 from components.embedder.component import Embedder
 from components.evaluation.config import eval_config
 from components.example_gen.component import AudioExampleGen
@@ -176,21 +177,38 @@ def _shared_steps(config: RunConfig) -> _Shared:
         mel_bands=config.frontend.mel_bands,
         sample_rate=config.audio.sample_rate,
     )
-    graph = GraphBuilder(
-        embeddings=embedder.outputs["embeddings"], config=section_to_json(config.graph)
-    )
+    graph_steps = graph_builder(config, embedder.outputs["embeddings"])
+    graph = graph_steps[-1]
     packer = NeighbourPacker(
         examples=target_transform.outputs["transformed_examples"],
         graph=graph.outputs["graph"],
         max_neighbours=config.student.num_neighbours,
     )
     return _Shared(
-        [schema, *teacher_steps, *target_steps, embedder, graph, packer],
+        [schema, *teacher_steps, *target_steps, embedder, *graph_steps, packer],
         target_gen,
         target_transform,
         teacher_model,
         packer,
     )
+
+
+def graph_builder(config: RunConfig, embeddings) -> list:
+    """The GraphBuilder, after (with `graph.incremental`) a resolver of this pipeline's latest
+    graph: its input `previous`, empty on a first run. A channel of the type alone, not of the
+    GraphBuilder's output, or the graph would be its own upstream."""
+    if not config.graph.incremental:
+        return [GraphBuilder(embeddings=embeddings, config=section_to_json(config.graph))]
+    resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+        previous=tfx.dsl.Channel(type=SimilarityGraph),
+    ).with_id("previous_graph_resolver")
+    graph = GraphBuilder(
+        embeddings=embeddings,
+        config=section_to_json(config.graph),
+        previous=resolver.outputs["previous"],
+    )
+    return [resolver, graph]
 
 
 def _variant_trainer(

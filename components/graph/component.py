@@ -2,6 +2,9 @@
 
 With `embedding_source="auto"` it first chooses the source, threshold and top-k on the
 validation speakers (components/graph/selection.py), then builds the train graph with them.
+With `incremental` it also keeps a node table (each node's prepared unit vector) and, given the
+previous run's graph, extends that graph when `incremental.incompatibility` and `plan` allow,
+else rebuilds it; stats.json "build" says which and why.
 """
 
 import dataclasses
@@ -22,7 +25,7 @@ from tfx.dsl.component.experimental.decorators import component
 from components import features as F
 from components.artifacts import Embeddings, SimilarityGraph
 from components.embedder.embed import parse_embedding
-from components.graph import selection
+from components.graph import incremental, selection
 from components.graph.beam_graph import BuildSimilarityGraph, write_tsv
 from components.graph.prepare import OVERFETCH, PrepareEmbeddings, ReweightSameSpeakerEdges
 from components.graph.similarity import read_tsv
@@ -34,6 +37,11 @@ log = logging.getLogger(__name__)
 GRAPH_SPLIT = "train"  # labels of train speakers only; eval/test never shape the graph
 SELECTION_SPLIT = "eval"  # validation speakers choose the graph (issue 8), as they choose epochs
 GRAPH_PREFIX = "graph"
+# With same-speaker reweighting, the cosine lists before it (top OVERFETCH x k), which the next
+# incremental run merges on: the reweighted graph alone does not hold them.
+CANDIDATES_PREFIX = "candidates"
+NODES = "nodes/nodes"  # the node table: each node's prepared unit vector (incremental runs)
+STATUS = "node_status"  # each id's status against the previous graph's node table
 GZIP = beam.io.filesystem.CompressionTypes.GZIP
 
 
@@ -76,43 +84,149 @@ def choose(cfg: GraphConfig, embeddings_uri: str, train_nodes: int) -> tuple[Gra
     return cfg.chosen(chosen["source"], chosen["threshold"], chosen["neighbours"]), result
 
 
+def merged_on(cfg: GraphConfig) -> str:
+    """The edge files an incremental run extends: the lists before any reweighting."""
+    return GRAPH_PREFIX if cfg.same_speaker_weight == 1 else CANDIDATES_PREFIX
+
+
+def read_edges(uri: str, prefix: str) -> list:
+    return [e for path in tf.io.gfile.glob(f"{uri}/{prefix}*.tsv") for e in read_tsv(path)]
+
+
+def _previous_stats(previous) -> dict | None:
+    path = f"{previous.uri}/stats.json" if previous is not None else None
+    if path is None or not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def _read_statuses(uri: str) -> dict[str, str]:
+    statuses = {}
+    for path in tf.io.gfile.glob(f"{uri}/{STATUS}*.tsv"):
+        with tf.io.gfile.GFile(path) as f:
+            statuses.update(line.rstrip("\n").split("\t") for line in f if line.strip())
+    return statuses
+
+
+def _parse_edge(line: str) -> incremental.Edge:
+    source, target, weight = line.split("\t")
+    return source, target, float(weight)
+
+
+@beam.ptransform_fn
+def _WriteTsv(edges, prefix: str):  # noqa: N802 (a labelled write_tsv, usable twice in one job)
+    return write_tsv(edges, prefix)
+
+
+def _read_rows(pipeline, pattern: str):
+    return (
+        pipeline
+        | "Read" >> beam.io.ReadFromTFRecord(pattern, compression_type=GZIP)
+        | "Parse" >> beam.Map(_row)
+    )
+
+
+def write_node_table(
+    pipeline, cfg: GraphConfig, pattern: str, uri: str, previous_uri: str | None
+) -> None:
+    """Writes this run's node table and, with a previous one to compare, each id's status."""
+    units = _read_rows(pipeline, pattern) | "Units" >> incremental.UnitRows(cfg)
+    _ = (
+        units
+        | "NodeExamples" >> beam.Map(incremental.node_example)
+        | "WriteNodes"
+        >> beam.io.WriteToTFRecord(f"{uri}/{NODES}", file_name_suffix=".gz", compression_type=GZIP)
+    )
+    if previous_uri is None:
+        return
+    previous = (
+        pipeline
+        | "ReadPrevious"
+        >> beam.io.ReadFromTFRecord(f"{previous_uri}/{NODES}*.gz", compression_type=GZIP)
+        | "ParsePrevious" >> beam.Map(incremental.parse_node)
+    )
+    _ = (
+        {"previous": previous, "current": units}
+        | "Statuses" >> incremental.NodeStatuses()
+        | "FormatStatus" >> beam.MapTuple(lambda i, status: f"{i}\t{status}")
+        | "WriteStatus" >> beam.io.WriteToText(f"{uri}/{STATUS}", file_name_suffix=".tsv")
+    )
+
+
 @component(use_beam=True)
 def GraphBuilder(  # noqa: N802
     embeddings: InputArtifact[Embeddings],
     graph: OutputArtifact[SimilarityGraph],
     config: Parameter[str],
+    previous: InputArtifact[SimilarityGraph] = None,
     beam_pipeline: BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
-    """Embeddings -> graph-*.tsv (NSL's format), stats.json, stats.png and, when the source
-    was chosen, selection.json (every candidate's homophily)."""
+    """Embeddings (and, with `incremental`, the previous run's graph) -> graph-*.tsv (NSL's
+    format), stats.json, stats.png and, when the source was chosen, selection.json (every
+    candidate's homophily)."""
     pattern = f"{embeddings.uri}/Split-{GRAPH_SPLIT}/*.gz"
     nodes = read_records(pattern, keep_vectors=False)
     cfg, chosen = choose(section_from_json(GraphConfig, config), embeddings.uri, len(nodes))
+    wider = cfg
+    if cfg.same_speaker_weight != 1:
+        wider = dataclasses.replace(cfg, max_neighbours=OVERFETCH * cfg.max_neighbours)
+    reason = "incremental is off"
+    if cfg.incremental:
+        reason = incremental.incompatibility(cfg, _previous_stats(previous))
+        previous_uri = previous.uri if reason is None else None
+        with beam.Pipeline(options=beam_pipeline.options) as pipeline:
+            write_node_table(pipeline, cfg, pattern, graph.uri, previous_uri)
+    plan = None
+    if reason is None:
+        plan = incremental.plan(
+            _read_statuses(graph.uri),
+            read_edges(previous.uri, merged_on(cfg)),
+            wider.max_neighbours,
+        )
+        if not plan.keep:
+            reason = f"no old node's vector and neighbours are reusable: {plan.counts}"
     with beam_pipeline as pipeline:
-        rows = (
-            pipeline
-            | "Read" >> beam.io.ReadFromTFRecord(pattern, compression_type=GZIP)
-            | "Parse" >> beam.Map(_row)
-        )
-        prepared = rows | "Prepare" >> PrepareEmbeddings(
-            cfg.embedding_source, cfg.speaker_centre, cfg.speaker_whiten
-        )
-        if cfg.same_speaker_weight == 1:
-            edges = prepared | "Graph" >> BuildSimilarityGraph(cfg)
+        if reason is None:
+            keep = plan.keep
+            units = (
+                pipeline
+                | "ReadNodes"
+                >> beam.io.ReadFromTFRecord(f"{graph.uri}/{NODES}*.gz", compression_type=GZIP)
+                | "ParseNodes" >> beam.Map(incremental.parse_node)
+            )
+            kept_edges = (
+                pipeline
+                | "ReadOldEdges" >> beam.io.ReadFromText(f"{previous.uri}/{merged_on(cfg)}*.tsv")
+                | "ParseOldEdges" >> beam.Map(_parse_edge)
+                | "KeptEdges" >> beam.Filter(lambda e: e[0] in keep and e[1] in keep)
+            )
+            raw = {
+                "old": units | "Kept" >> beam.Filter(lambda row: row[0] in keep),
+                "new": units | "Added" >> beam.Filter(lambda row: row[0] not in keep),
+                "edges": kept_edges,
+            } | "Merge" >> incremental.AddNodesToGraph(wider)
+            if cfg.same_speaker_weight != 1:
+                speakers = pipeline | "Speakers" >> beam.Create(
+                    [(n[F.ID], n[F.SPEAKER]) for n in nodes]
+                )
         else:
-            wider = dataclasses.replace(cfg, max_neighbours=OVERFETCH * cfg.max_neighbours)
+            rows = _read_rows(pipeline, pattern)
+            prepared = rows | "Prepare" >> PrepareEmbeddings(
+                cfg.embedding_source, cfg.speaker_centre, cfg.speaker_whiten
+            )
+            raw = prepared | "Graph" >> BuildSimilarityGraph(wider)
             speakers = rows | "Speakers" >> beam.MapTuple(lambda i, _, speaker: (i, speaker))
-            edges = (
-                prepared | "Graph" >> BuildSimilarityGraph(wider),
-                speakers,
-            ) | "SameSpeaker" >> ReweightSameSpeakerEdges(
+        edges = raw
+        if cfg.same_speaker_weight != 1:
+            if cfg.incremental:
+                _ = raw | "WriteCandidates" >> _WriteTsv(f"{graph.uri}/{CANDIDATES_PREFIX}")
+            edges = (raw, speakers) | "SameSpeaker" >> ReweightSameSpeakerEdges(
                 cfg.same_speaker_weight, cfg.max_neighbours
             )
         write_tsv(edges, f"{graph.uri}/{GRAPH_PREFIX}")
 
-    edges = [
-        e for path in tf.io.gfile.glob(f"{graph.uri}/{GRAPH_PREFIX}*.tsv") for e in read_tsv(path)
-    ]
+    edges = read_edges(graph.uri, GRAPH_PREFIX)
     stats = graph_statistics(
         edges,
         [n[F.ID] for n in nodes],
@@ -120,6 +234,8 @@ def GraphBuilder(  # noqa: N802
         speakers={n[F.ID]: n[F.SPEAKER] for n in nodes},
     )
     stats["config"] = dataclasses.asdict(cfg)
+    stats["build"] = build_record(reason, plan, len(nodes), previous, cfg.incremental)
+    log.info("graph build: %s", stats["build"])
     if chosen:
         stats["selection"] = {
             "chosen": chosen["chosen"],
@@ -131,3 +247,28 @@ def GraphBuilder(  # noqa: N802
         json.dump(stats, f, indent=2, sort_keys=True)
     plot_graph_statistics(stats, f"{graph.uri}/stats.png")
     log.info("graph: %s", {k: v for k, v in stats.items() if not isinstance(v, (dict, list))})
+
+
+def build_record(
+    reason: str | None, plan: incremental.Plan | None, n: int, previous, with_table: bool
+) -> dict:
+    """stats.json "build": the mode, why, and what was reused. A full build computes every
+    node ("new"); an incremental one reuses the edges among `reused_nodes`, recomputes the
+    lists of changed nodes and of "refreshed" ones (they had a removed or changed neighbour)."""
+    record: dict = {"previous_graph": previous.uri if previous is not None else None}
+    if reason is None:
+        counts = plan.counts
+        record.update(
+            mode="incremental",
+            reason="previous graph extended: same settings, old vectors unchanged",
+            reused_nodes=len(plan.keep),
+            new_nodes=counts[incremental.NEW],
+            removed_nodes=counts[incremental.REMOVED],
+            changed_nodes=counts[incremental.CHANGED],
+            refreshed_nodes=counts["refreshed"],
+        )
+    else:
+        record.update(mode="full", reason=reason, reused_nodes=0, new_nodes=n, removed_nodes=0)
+    if with_table:
+        record["nodes"] = NODES
+    return record
