@@ -1,5 +1,6 @@
 """Kubeflow: the compiled KFP v2 spec (offline) and the kfp SDK calls of `schedule`."""
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -213,3 +214,15 @@ def test_schedule_refuses_the_vertex_json(tmp_path):
 def test_kfp_cron_needs_5_or_6_fields(cron):
     with pytest.raises(ValueError, match="cron needs 5 fields"):
         kfp_cron(cron)
+
+
+def test_incremental_graph_compiles_with_its_resolver(tmp_path):
+    """KFP v2 compiles only TFX's own resolver strategies; LatestArtifactStrategy is one."""
+    config = RunConfig.demo(str(tmp_path / "run"))
+    config = config.replace(graph=dataclasses.replace(config.graph, incremental=True))
+    spec = yaml.safe_load(
+        Path(compile_pipeline(config, IMAGE, str(tmp_path / "e.yaml"))).read_text()
+    )
+    tasks = spec["root"]["dag"]["tasks"]
+    assert "previous_graph_resolver" in tasks
+    assert "previous" in tasks["GraphBuilder"]["inputs"]["artifacts"]
