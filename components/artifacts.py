@@ -16,6 +16,7 @@ class Embeddings(Artifact):
 
 
 class SimilarityGraph(Artifact):
-    """graph.tsv in NSL's format (source, target, weight), stats.json and stats.png."""
+    """graph-*.tsv in NSL's format (source, target, weight), stats.json and stats.png; with
+    graph.incremental also nodes/ (prepared unit vectors) for the next run to extend it."""
 
     TYPE_NAME = "emograph.SimilarityGraph"

@@ -154,6 +154,27 @@ def write_node_table(
     )
 
 
+def extend_previous(pipeline, uri: str, previous_uri: str, keep: frozenset[str], cfg: GraphConfig):
+    """The previous graph's lists (`merged_on`) among `keep`, extended by every other node of
+    this run's node table: the edges a full build of `cfg` would give (before reweighting)."""
+    units = (
+        pipeline
+        | "ReadNodes" >> beam.io.ReadFromTFRecord(f"{uri}/{NODES}*.gz", compression_type=GZIP)
+        | "ParseNodes" >> beam.Map(incremental.parse_node)
+    )
+    kept_edges = (
+        pipeline
+        | "ReadOldEdges" >> beam.io.ReadFromText(f"{previous_uri}/{merged_on(cfg)}*.tsv")
+        | "ParseOldEdges" >> beam.Map(_parse_edge)
+        | "KeptEdges" >> beam.Filter(lambda e: e[0] in keep and e[1] in keep)
+    )
+    return {
+        "old": units | "Kept" >> beam.Filter(lambda row: row[0] in keep),
+        "new": units | "Added" >> beam.Filter(lambda row: row[0] not in keep),
+        "edges": kept_edges,
+    } | "Merge" >> incremental.AddNodesToGraph(cfg)
+
+
 @component(use_beam=True)
 def GraphBuilder(  # noqa: N802
     embeddings: InputArtifact[Embeddings],
@@ -188,24 +209,7 @@ def GraphBuilder(  # noqa: N802
             reason = f"no old node's vector and neighbours are reusable: {plan.counts}"
     with beam_pipeline as pipeline:
         if reason is None:
-            keep = plan.keep
-            units = (
-                pipeline
-                | "ReadNodes"
-                >> beam.io.ReadFromTFRecord(f"{graph.uri}/{NODES}*.gz", compression_type=GZIP)
-                | "ParseNodes" >> beam.Map(incremental.parse_node)
-            )
-            kept_edges = (
-                pipeline
-                | "ReadOldEdges" >> beam.io.ReadFromText(f"{previous.uri}/{merged_on(cfg)}*.tsv")
-                | "ParseOldEdges" >> beam.Map(_parse_edge)
-                | "KeptEdges" >> beam.Filter(lambda e: e[0] in keep and e[1] in keep)
-            )
-            raw = {
-                "old": units | "Kept" >> beam.Filter(lambda row: row[0] in keep),
-                "new": units | "Added" >> beam.Filter(lambda row: row[0] not in keep),
-                "edges": kept_edges,
-            } | "Merge" >> incremental.AddNodesToGraph(wider)
+            raw = extend_previous(pipeline, graph.uri, previous.uri, plan.keep, wider)
             if cfg.same_speaker_weight != 1:
                 speakers = pipeline | "Speakers" >> beam.Create(
                     [(n[F.ID], n[F.SPEAKER]) for n in nodes]

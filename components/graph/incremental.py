@@ -4,8 +4,9 @@ A node's top-k among the old nodes is already in the old graph, and a new node c
 or displace entries of it, so each old node's new neighbour list is the top-k of its old edges
 plus its edges to new nodes. Only new-new and new-old cosines are computed: O(new x all) work
 instead of O(all^2). The result equals a full exact rebuild on the union (same threshold, top-k,
-tie rule) when the rows are normalised the same way; `centre` and speaker centring depend on
-the whole node set, so the caller keeps the existing graph's means (a full rebuild recentres).
+tie rule) when the rows are normalised the same way. Global `centre` depends on the whole node
+set, so a graph with it is always rebuilt; speaker centring depends on each speaker's nodes,
+so a speaker's nodes change when its clips do.
 
 Between runs (`plan`): an old node is reusable only if its prepared unit vector is unchanged.
 A node that disappeared or whose vector changed (e.g. its speaker's centring statistics moved)
