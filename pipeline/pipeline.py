@@ -195,8 +195,9 @@ def _shared_steps(config: RunConfig) -> _Shared:
 
 def graph_builder(config: RunConfig, embeddings) -> list:
     """The GraphBuilder, after (with `graph.incremental`) a resolver of this pipeline's latest
-    graph: its input `previous`, empty on a first run. A channel of the type alone, not of the
-    GraphBuilder's output, or the graph would be its own upstream."""
+    graph: its input `previous`, empty on a first run (the resolver's execution is then FAILED:
+    LatestArtifactStrategy returns None, not an empty list, and the run goes on). A channel of
+    the type alone, not of the GraphBuilder's output, or the graph would be its own upstream."""
     if not config.graph.incremental:
         return [GraphBuilder(embeddings=embeddings, config=section_to_json(config.graph))]
     resolver = tfx.dsl.Resolver(
