@@ -33,13 +33,38 @@ def test_filterbank_equals_librosa_htk():
     np.testing.assert_allclose(ours, ref, atol=1e-6)
 
 
-def test_banded_filterbank_is_the_dense_one():
-    indices, weights = frontend.banded_filterbank(CFG, SR)
-    dense = np.zeros_like(frontend.mel_filterbank(CFG, SR))
-    for band in range(CFG.mel_bands):
-        np.add.at(dense[band], indices[band], weights[band])
-    np.testing.assert_allclose(dense, frontend.mel_filterbank(CFG, SR), atol=0)
-    assert indices.shape[1] < 40  # the point of banding: far narrower than 257 bins
+def test_mel_segments_are_the_dense_filterbank():
+    bins = frontend.num_bins(CFG, SR)
+    seg = frontend.mel_segments(CFG, SR, bins)
+    sums = np.zeros((2, (CFG.mel_bands + 1) // 2, bins))
+    for parity in (0, 1):
+        sums[parity, seg.ids[parity], np.arange(bins)] = seg.weights[parity]
+    dense = sums.reshape(-1, bins)[seg.order]
+    np.testing.assert_array_equal(dense, frontend.mel_filterbank(CFG, SR)[:, :bins])
+    assert bins < CFG.fft_length // 2 + 1  # bins above fmax are not computed
+
+
+@pytest.mark.parametrize("bands", [24, 40, 41])
+def test_mel_segments_for_odd_and_even_band_counts(bands):
+    cfg = FrontendConfig(mel_bands=bands)
+    seg = frontend.mel_segments(cfg, SR, frontend.num_bins(cfg, SR))
+    assert sorted(seg.order) == list(range(bands))
+    assert np.all(np.diff(seg.ids, axis=1) >= 0)  # SEGMENT_SUM needs sorted ids
+
+
+@pytest.mark.parametrize("fft_length, frame_length", [(512, 400), (256, 256), (1024, 640)])
+def test_four_step_dft_is_the_fft(fft_length, frame_length):
+    """|DFT|^2 of the two-matmul DFT equals numpy's FFT of the Hann-windowed, padded frames."""
+    cfg = FrontendConfig(fft_length=fft_length, frame_length=frame_length)
+    bins = fft_length // 2 - 3
+    plan = frontend.dft_plan(cfg, bins)
+    y = _speechlike(0.2)
+    power = frontend.power_spectrum(y[None], cfg, plan).numpy()[0]
+    power = power.reshape(len(power), -1)[:, :bins]
+    frames = librosa.util.frame(y, frame_length=frame_length, hop_length=cfg.frame_step).T
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(frame_length) / frame_length)
+    ref = np.abs(np.fft.rfft(frames * window, fft_length)) ** 2
+    np.testing.assert_allclose(power, ref[:, :bins], rtol=1e-4, atol=1e-5 * ref.max())
 
 
 def test_log_mel_matches_librosa_within_1e_3():

@@ -143,7 +143,7 @@ def convert(
     converter.representative_dataset = dataset
     converter.target_spec.supported_ops = [
         tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-        tf.lite.OpsSet.TFLITE_BUILTINS,  # the float frontend (RFFT2D, COMPLEX_ABS, LOG)
+        tf.lite.OpsSet.TFLITE_BUILTINS,  # the float frontend (DFT matmuls, SEGMENT_SUM, LOG)
     ]
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter,
@@ -208,8 +208,8 @@ def online_probabilities(
 def frontend_max_abs_error(pcm: np.ndarray, front: FrontendConfig, sample_rate: int) -> float:
     """Max |log-mel| difference between the float TFLite frontend and the TF one, over `pcm`.
 
-    The TFLite kernels (RFFT2D, COMPLEX_ABS, LOG) are not TF's, so the frontend the device runs
-    is checked against the one the model was trained on, with the same config.
+    The TFLite kernels (XNNPACK matmuls, SEGMENT_SUM, LOG) are not TF's, so the frontend the
+    device runs is checked against the one the model was trained on, with the same config.
     """
 
     @tf.function(input_signature=[tf.TensorSpec([1, pcm.shape[-1]], tf.float32, name="pcm")])
