@@ -75,6 +75,41 @@ def test_top_k_edges_dedupes_and_breaks_ties_to_the_larger_id():
     assert len(similarity.top_k_edges(edges, 0)) == 4
 
 
+def as_arrays(edges):
+    src, tgt, w = zip(*edges, strict=True)
+    return np.array([s.encode() for s in src]), np.array([t.encode() for t in tgt]), np.array(w)
+
+
+def from_arrays(src, tgt, w):
+    return [(s.decode(), t.decode(), x) for s, t, x in zip(src, tgt, w.tolist(), strict=True)]
+
+
+def test_best_candidates_keeps_ties_until_the_exact_cut():
+    edges = [("a", "b", 0.7), ("a", "b", 0.9), ("a", "c", 0.8), ("a", "d", 0.8), ("b", "a", 0.9)]
+    kept = from_arrays(*similarity.best_candidates(*as_arrays(edges), 2, exact=False))
+    assert sorted(kept) == [("a", "b", 0.9), ("a", "c", 0.8), ("a", "d", 0.8), ("b", "a", 0.9)]
+    cut = from_arrays(*similarity.best_candidates(*as_arrays(edges), 2, exact=True))
+    assert sorted(cut) == [("a", "b", 0.9), ("a", "d", 0.8), ("b", "a", 0.9)]
+
+
+@pytest.mark.parametrize("k", [0, 1, 3])
+def test_best_candidates_in_pieces_equal_top_k_edges(k):
+    rng = np.random.default_rng(k)
+    ids = [f"n{i}" for i in range(12)]
+    edges = [
+        (ids[s], ids[t], float(w))
+        for s, t, w in zip(
+            rng.integers(0, 12, 400), rng.integers(0, 12, 400), rng.integers(0, 5, 400) / 4
+        )
+        if s != t
+    ]
+    pieces = [edges[i : i + 50] for i in range(0, len(edges), 50)]
+    compacted = [similarity.best_candidates(*as_arrays(p), k, exact=False) for p in pieces]
+    merged = [np.concatenate([c[n] for c in compacted]) for n in range(3)]
+    got = from_arrays(*similarity.best_candidates(*merged, k, exact=True))
+    assert sorted(got) == sorted(similarity.top_k_edges(edges, k))
+
+
 def test_lsh_buckets_are_sign_bits_of_the_planes():
     planes = np.array([[[1.0, 0.0], [0.0, 1.0]], [[-1.0, 0.0], [0.0, 0.0]]])
     codes = similarity.lsh_bucket_ids(np.array([[1.0, 1.0], [-1.0, 1.0], [1.0, -1.0]]), planes)

@@ -1,9 +1,15 @@
 """The similarity graph as a Beam PTransform: LSH buckets, block matmuls, per-node top-k.
 
-Rows travel in blocks (ids, float32 matrix), never one by one, so the shuffle carries few large
-elements. A bucket larger than `max_bucket_size` is cut into sub-blocks by a stable hash of the
-id; every sub-block is sent to each (sub-block, sub-block) pair key it belongs to, so one worker
-holds at most two sub-blocks and multiplies them in chunks of `max_bucket_size` rows.
+Rows travel in blocks (ids, stable hashes, float32 matrix) and edges in arrays, never one by
+one, so the shuffle carries few large elements and Python runs per block, not per node. A
+bucket larger than `max_bucket_size` is cut into sub-blocks by a stable hash of the id; every
+sub-block is sent to each (sub-block, sub-block) pair key it belongs to, so one worker holds at
+most two sub-blocks and multiplies them in chunks of `max_bucket_size` rows.
+
+LSH rounds run one after another (each round waits for the previous one's edges), so a runner
+with an in-memory shuffle, the DirectRunner, holds one round's rows at a time rather than all
+of them; candidates of all rounds meet in one top-k merge, split by source into partitions of
+about `NODES_PER_PARTITION` nodes.
 """
 
 from __future__ import annotations
@@ -16,12 +22,18 @@ import apache_beam as beam
 import numpy as np
 
 from components.graph import similarity
+from components.graph.similarity import Candidates
 from pipeline.config import GraphConfig
 
-Block = tuple[list[str], np.ndarray]
-# (round, bucket, sub-block i, sub-block j) with i <= j; side 0 holds rows of i, side 1 of j.
-PairKey = tuple[int, int, int, int]
-Piece = tuple[int, list[str], np.ndarray]
+# ids (numpy bytes), crc32 of each id, float32 rows
+Block = tuple[np.ndarray, np.ndarray, np.ndarray]
+# (bucket, sub-block i, sub-block j) with i <= j; side 0 holds rows of i, side 1 of j.
+PairKey = tuple[int, int, int]
+Piece = tuple[int, np.ndarray, np.ndarray, np.ndarray]
+
+NODES_PER_PARTITION = 100_000
+# A top-k accumulator compacts its pending candidate arrays once it holds this many.
+COMPACT_EVERY = 64
 
 
 class BuildSimilarityGraph(beam.PTransform):
@@ -42,46 +54,69 @@ class BuildSimilarityGraph(beam.PTransform):
 
     def expand(self, rows: beam.PCollection) -> beam.PCollection:
         cfg = self._cfg
-        _ = (
-            rows
-            | "Ids" >> beam.Map(lambda row: row[0])
-            | "CountIds" >> beam.combiners.Count.PerElement()
-            | "FailOnDuplicates" >> beam.Map(_fail_on_duplicate)
-        )
         blocks = (
             rows
             | "Batch" >> beam.BatchElements(min_batch_size=1024, max_batch_size=16384)
-            | "ToBlocks" >> beam.Map(_to_block)
+            | "ToBlocks" >> beam.Map(to_block)
+        )
+        partitions = beam.pvalue.AsSingleton(
+            blocks
+            | "BlockSizes" >> beam.Map(lambda b: len(b[0]))
+            | "Nodes" >> beam.CombineGlobally(sum)
+            | "Partitions" >> beam.Map(lambda n: max(1, -(-n // NODES_PER_PARTITION)))
+        )
+        _ = (
+            blocks
+            | "IdsByPartition" >> beam.FlatMap(_ids_by_partition, partitions)
+            | "GroupIds" >> beam.GroupByKey()
+            | "FailOnDuplicates" >> beam.Map(_fail_on_duplicates)
         )
         mean = None
         if cfg.centre:
             mean = beam.pvalue.AsSingleton(
                 blocks
-                | "Sums" >> beam.Map(lambda b: (b[1].sum(axis=0, dtype=np.float64), len(b[0])))
+                | "Sums" >> beam.Map(lambda b: (b[2].sum(axis=0, dtype=np.float64), len(b[0])))
                 | "Totals" >> beam.CombineGlobally(_add_sums)
                 | "Mean" >> beam.MapTuple(lambda total, count: total / max(count, 1))
             )
         coded = (
             blocks
-            | "Normalise" >> beam.Map(lambda b, m: (b[0], similarity.normalise(b[1], m)), mean)
+            | "Normalise"
+            >> beam.Map(lambda b, m: (b[0], b[1], similarity.normalise(b[2], m)), mean)
             | "LshBuckets" >> beam.ParDo(_LshBuckets(cfg))
         )
-        sizes = (
+        sizes = beam.pvalue.AsDict(
             coded
             | "BucketCounts" >> beam.FlatMap(_bucket_counts)
             | "BucketSizes" >> beam.CombinePerKey(sum)
         )
-        return (
-            coded
-            | "ToBlockPairs"
-            >> beam.FlatMap(_block_pairs, beam.pvalue.AsDict(sizes), cfg.max_bucket_size)
-            | "GroupBlockPairs" >> beam.GroupByKey()
-            | "Similarities"
-            >> beam.FlatMap(
-                _pair_candidates, cfg.similarity_threshold, cfg.max_neighbours, cfg.max_bucket_size
+        found, after = [], []
+        for r in range(cfg.lsh_rounds if cfg.lsh_splits else 1):
+            candidates = (
+                coded
+                | f"Round{r}/ToBlockPairs"
+                >> beam.FlatMap(_block_pairs, r, sizes, cfg.max_bucket_size, *after)
+                | f"Round{r}/GroupBlockPairs" >> beam.GroupByKey()
+                | f"Round{r}/Similarities"
+                >> beam.FlatMap(
+                    _pair_candidates,
+                    cfg.similarity_threshold,
+                    cfg.max_neighbours,
+                    cfg.max_bucket_size,
+                    partitions,
+                )
             )
-            | "DedupeTopK" >> beam.CombinePerKey(_TopNeighbours(cfg.max_neighbours))
-            | "ToEdges" >> beam.FlatMap(lambda kv: [(kv[0], t, w) for w, t in kv[1]])
+            found.append(candidates)
+            after = [
+                beam.pvalue.AsSingleton(
+                    candidates | f"Round{r}/Done" >> beam.combiners.Count.Globally()
+                )
+            ]
+        return (
+            found
+            | "AllRounds" >> beam.Flatten()
+            | "DedupeTopK" >> beam.CombinePerKey(_BestCandidates(cfg.max_neighbours))
+            | "ToEdges" >> beam.FlatMap(_edges)
         )
 
 
@@ -103,14 +138,27 @@ def write_tsv(edges: beam.PCollection, path_prefix: str, num_shards: int = 0) ->
     )
 
 
-def _fail_on_duplicate(id_count: tuple[str, int]) -> None:
-    node_id, count = id_count
-    if count > 1:
-        raise ValueError(f"duplicate id in graph input: {node_id!r} occurs {count} times")
+def to_block(rows: list[tuple[str, np.ndarray]]) -> Block:
+    ids = np.array([r[0].encode() for r in rows])
+    # crc32, not hash(): Python salts str hashes per process and workers must agree.
+    hashes = np.array([zlib.crc32(i) for i in ids.tolist()], dtype=np.int64)
+    return ids, hashes, np.stack([np.asarray(r[1], dtype=np.float32) for r in rows])
 
 
-def _to_block(rows: list[tuple[str, np.ndarray]]) -> Block:
-    return [r[0] for r in rows], np.stack([np.asarray(r[1], dtype=np.float32) for r in rows])
+def _ids_by_partition(block: Block, partitions: int) -> Iterator[tuple[int, np.ndarray]]:
+    ids, hashes, _ = block
+    part = hashes % partitions
+    for p in np.unique(part).tolist():
+        yield p, ids[part == p]
+
+
+def _fail_on_duplicates(part_ids: tuple[int, Iterable[np.ndarray]]) -> None:
+    ids, counts = np.unique(np.concatenate(list(part_ids[1])), return_counts=True)
+    if (counts > 1).any():
+        first = int(np.argmax(counts > 1))
+        raise ValueError(
+            f"duplicate id in graph input: {ids[first].decode()!r} occurs {counts[first]} times"
+        )
 
 
 def _add_sums(parts: Iterable[tuple[np.ndarray | float, int]]) -> tuple[np.ndarray | float, int]:
@@ -131,106 +179,118 @@ class _LshBuckets(beam.DoFn):
         # The dimension is only known from the data, so the draw happens on the first block.
         self._planes: np.ndarray | None = None
 
-    def process(self, block: Block) -> Iterator[tuple[list[str], np.ndarray, np.ndarray]]:
-        ids, emb = block
+    def process(
+        self, block: Block
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        ids, hashes, emb = block
         cfg = self._cfg
         if cfg.lsh_splits == 0:
-            yield ids, emb, np.zeros((len(ids), 1), dtype=np.int64)
+            yield ids, hashes, emb, np.zeros((len(ids), 1), dtype=np.int64)
             return
         if self._planes is None:
             self._planes = similarity.lsh_planes(
                 cfg.seed, cfg.lsh_splits, cfg.lsh_rounds, emb.shape[1]
             )
-        yield ids, emb, similarity.lsh_bucket_ids(emb, self._planes)
+        yield ids, hashes, emb, similarity.lsh_bucket_ids(emb, self._planes)
 
 
-def _bucket_counts(coded: tuple[list[str], np.ndarray, np.ndarray]) -> Iterator:
-    _, _, codes = coded
+def _bucket_counts(coded: tuple[np.ndarray, ...]) -> Iterator[tuple[tuple[int, int], int]]:
+    codes = coded[3]
     for r in range(codes.shape[1]):
         buckets, counts = np.unique(codes[:, r], return_counts=True)
         yield from (((r, b), c) for b, c in zip(buckets.tolist(), counts.tolist(), strict=True))
 
 
 def _block_pairs(
-    coded: tuple[list[str], np.ndarray, np.ndarray], sizes: dict, max_rows: int
+    coded: tuple[np.ndarray, ...], r: int, sizes: dict, max_rows: int, _after: int = 0
 ) -> Iterator[tuple[PairKey, Piece]]:
-    """Routes rows to every sub-block pair of their bucket, one piece per key and input block."""
-    ids, emb, codes = coded
-    # crc32, not hash(): Python salts str hashes per process and workers must agree.
-    stable = np.array([zlib.crc32(i.encode()) for i in ids], dtype=np.int64)
-    for r in range(codes.shape[1]):
-        order = np.argsort(codes[:, r], kind="stable")
-        buckets, starts = np.unique(codes[order, r], return_index=True)
-        for bucket, members in zip(buckets.tolist(), np.split(order, starts[1:]), strict=True):
-            n_sub = -(-sizes[(r, bucket)] // max_rows)
-            subs = stable[members] % n_sub
-            for s in np.unique(subs).tolist():
-                rows = members[subs == s]
-                piece_ids = [ids[i] for i in rows]
-                piece = emb[rows]
-                for j in range(n_sub):
-                    key = (r, bucket, min(s, j), max(s, j))
-                    yield key, (0 if s <= j else 1, piece_ids, piece)
+    """Routes round `r`'s rows to every sub-block pair of their bucket, one piece per key and
+    input block. `_after`, the previous round's output count, only orders the rounds."""
+    ids, hashes, emb, codes = coded
+    order = np.argsort(codes[:, r], kind="stable")
+    buckets, starts = np.unique(codes[order, r], return_index=True)
+    for bucket, members in zip(buckets.tolist(), np.split(order, starts[1:]), strict=True):
+        n_sub = -(-sizes[(r, bucket)] // max_rows)
+        subs = hashes[members] % n_sub
+        for s in np.unique(subs).tolist():
+            rows = members[subs == s]
+            piece = (ids[rows], hashes[rows], emb[rows])
+            for j in range(n_sub):
+                yield (bucket, min(s, j), max(s, j)), (0 if s <= j else 1, *piece)
 
 
 def _pair_candidates(
-    item: tuple[PairKey, Iterable[Piece]], threshold: float, keep: int, max_rows: int
-) -> Iterator[tuple[str, list[tuple[float, str]]]]:
-    """All edges ≥ threshold between two sub-blocks (or one with itself), chunk by chunk."""
-    (_, _, i, j), pieces = item
+    item: tuple[PairKey, Iterable[Piece]],
+    threshold: float,
+    keep: int,
+    max_rows: int,
+    partitions: int,
+) -> Iterator[tuple[int, Candidates]]:
+    """All edges ≥ threshold between two sub-blocks (or one with itself), chunk by chunk, as
+    (partition of the source, candidate arrays) with each source's best `keep` (ties kept)."""
+    (_, i, j), pieces = item
     sides: tuple[list[Piece], list[Piece]] = ([], [])
     for piece in pieces:
         sides[piece[0]].append(piece)
     if not sides[0] or (i != j and not sides[1]):
         return
-    a_ids, a = _concat(sides[0])
-    b_ids, b = (a_ids, a) if i == j else _concat(sides[1])
-    candidates: dict[str, list[tuple[float, str]]] = defaultdict(list)
-    for p in range(0, len(a), max_rows):
-        ap_ids, ap = a_ids[p : p + max_rows], a[p : p + max_rows]
-        # Within one sub-block only chunk pairs p <= q; the same arrays for p == q.
-        for q in range(p if i == j else 0, len(b), max_rows):
-            bq_ids, bq = (
-                (ap_ids, ap)
-                if i == j and q == p
-                else (b_ids[q : q + max_rows], b[q : q + max_rows])
+    a = _concat(sides[0])
+    b = a if i == j else _concat(sides[1])
+    found: dict[int, list[Candidates]] = defaultdict(list)
+    for p in range(0, len(a[0]), max_rows):
+        ap = tuple(x[p : p + max_rows] for x in a)
+        # Within one sub-block only chunk pairs p <= q; the block against itself for p == q.
+        for q in range(p if i == j else 0, len(b[0]), max_rows):
+            same = i == j and q == p
+            bq = ap if same else tuple(x[q : q + max_rows] for x in b)
+            src, tgt, w = similarity.block_candidates(
+                ap[2], None if same else bq[2], threshold, keep
             )
-            for s, t, w in similarity.block_similarities(ap_ids, ap, bq_ids, bq, threshold, keep):
-                candidates[s].append((w, t))
-    yield from candidates.items()
+            ids = ap[0] if same else np.concatenate([ap[0], bq[0]])
+            hashes = ap[1] if same else np.concatenate([ap[1], bq[1]])
+            part = hashes[src] % partitions
+            for k in np.unique(part).tolist():
+                chosen = part == k
+                found[k].append((ids[src[chosen]], ids[tgt[chosen]], w[chosen]))
+    for k, parts in found.items():
+        yield k, similarity.best_candidates(*_stack(parts), keep, exact=False)
 
 
 def _concat(pieces: list[Piece]) -> Block:
-    return [x for p in pieces for x in p[1]], np.concatenate([p[2] for p in pieces])
+    return tuple(np.concatenate([p[n] for p in pieces]) for n in (1, 2, 3))
 
 
-class _TopNeighbours(beam.CombineFn):
-    """Per source: dedupes targets across rounds and blocks (max weight), keeps the top-k."""
+def _stack(parts: list[Candidates]) -> Candidates:
+    return tuple(np.concatenate([p[n] for p in parts]) for n in range(3))
+
+
+class _BestCandidates(beam.CombineFn):
+    """Per partition: dedupes (source, target) across rounds and blocks (max weight) and keeps
+    each source's top-k; pending arrays are compacted as they come, ties kept until the end."""
 
     def __init__(self, k: int):
         self._k = k
 
-    def create_accumulator(self) -> dict[str, float]:
-        return {}
+    def create_accumulator(self) -> list[Candidates]:
+        return []
 
-    def add_input(self, acc: dict[str, float], cands: list[tuple[float, str]]) -> dict:
-        for w, t in cands:
-            if w > acc.get(t, -np.inf):
-                acc[t] = w
-        return self._trim(acc)
+    def add_input(self, acc: list[Candidates], candidates: Candidates) -> list[Candidates]:
+        acc.append(candidates)
+        return self._compact(acc) if len(acc) >= COMPACT_EVERY else acc
 
-    def merge_accumulators(self, accs: Iterable[dict[str, float]]) -> dict[str, float]:
-        accs = iter(accs)
-        merged = next(accs)
-        for acc in accs:
-            merged = self.add_input(merged, [(w, t) for t, w in acc.items()])
-        return merged
+    def merge_accumulators(self, accs: Iterable[list[Candidates]]) -> list[Candidates]:
+        return self._compact([c for acc in accs for c in acc])
 
-    def extract_output(self, acc: dict[str, float]) -> list[tuple[float, str]]:
-        return similarity.top_neighbours(acc, self._k)
+    def extract_output(self, acc: list[Candidates]) -> Candidates:
+        if not acc:
+            return np.array([], dtype=bytes), np.array([], dtype=bytes), np.array([], np.float32)
+        return similarity.best_candidates(*_stack(acc), self._k, exact=True)
 
-    def _trim(self, acc: dict[str, float]) -> dict[str, float]:
-        # Trimming only past 2k keeps add_input amortised O(1) per candidate.
-        if self._k and len(acc) > 2 * self._k:
-            return {t: w for w, t in similarity.top_neighbours(acc, self._k)}
-        return acc
+    def _compact(self, acc: list[Candidates]) -> list[Candidates]:
+        return [similarity.best_candidates(*_stack(acc), self._k, exact=False)] if acc else []
+
+
+def _edges(part_candidates: tuple[int, Candidates]) -> Iterator[similarity.Edge]:
+    src, tgt, w = part_candidates[1]
+    for s, t, weight in zip(src.tolist(), tgt.tolist(), w.tolist(), strict=True):
+        yield s.decode(), t.decode(), weight

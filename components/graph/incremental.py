@@ -30,7 +30,6 @@ import numpy as np
 from components import features as F
 from components.embedder.embed import embedding_example, parse_embedding
 from components.graph import similarity
-from components.graph.beam_graph import Block, _to_block, _TopNeighbours
 from components.graph.prepare import PrepareEmbeddings
 from pipeline.config import GraphConfig
 
@@ -237,3 +236,43 @@ def _status(node_id: str, joined: dict[str, Iterable[np.ndarray]]) -> tuple[str,
     if len(previous) > 1 or len(current) > 1:
         raise ValueError(f"node {node_id!r} occurs twice in a node table")
     return node_id, node_status(*(rows[0] if rows else None for rows in (previous, current)))
+
+
+# (ids, float32 rows): one span's new nodes or a batch of old ones.
+Block = tuple[list[str], np.ndarray]
+
+
+def _to_block(rows: list[tuple[str, np.ndarray]]) -> Block:
+    return [r[0] for r in rows], np.stack([np.asarray(r[1], dtype=np.float32) for r in rows])
+
+
+class _TopNeighbours(beam.CombineFn):
+    """Per source: dedupes targets (max weight) and keeps the top-k, as `top_k_edges` does."""
+
+    def __init__(self, k: int):
+        self._k = k
+
+    def create_accumulator(self) -> dict[str, float]:
+        return {}
+
+    def add_input(self, acc: dict[str, float], cands: list[tuple[float, str]]) -> dict:
+        for w, t in cands:
+            if w > acc.get(t, -np.inf):
+                acc[t] = w
+        return self._trim(acc)
+
+    def merge_accumulators(self, accs: Iterable[dict[str, float]]) -> dict[str, float]:
+        accs = iter(accs)
+        merged = next(accs)
+        for acc in accs:
+            merged = self.add_input(merged, [(w, t) for t, w in acc.items()])
+        return merged
+
+    def extract_output(self, acc: dict[str, float]) -> list[tuple[float, str]]:
+        return similarity.top_neighbours(acc, self._k)
+
+    def _trim(self, acc: dict[str, float]) -> dict[str, float]:
+        # Trimming only past 2k keeps add_input amortised O(1) per candidate.
+        if self._k and len(acc) > 2 * self._k:
+            return {t: w for w, t in similarity.top_neighbours(acc, self._k)}
+        return acc

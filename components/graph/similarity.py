@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 Edge = tuple[str, str, float]
+# (source rows or ids, target rows or ids, weights): one block's edges as arrays.
+Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 # nsl.tools.build_graph's floor on the norm: a zero embedding stays zero instead of NaN.
 MIN_NORM = 1e-6
@@ -61,18 +63,33 @@ def block_similarities(
     as its keep-th best in this block: ties are kept, so the union over blocks still holds
     every node's global top-k.
     """
-    sims = a @ b.T
-    if b is a:
+    ids = list(a_ids) if b is a else [*a_ids, *b_ids]
+    src, tgt, w = block_candidates(a, None if b is a else b, threshold, keep)
+    return [
+        (ids[s], ids[t], w) for s, t, w in zip(src.tolist(), tgt.tolist(), w.tolist(), strict=True)
+    ]
+
+
+def block_candidates(
+    a: np.ndarray, b: np.ndarray | None, threshold: float, keep: int = 0
+) -> Candidates:
+    """`block_similarities` on row numbers: (source, target, weight) arrays, where rows of `b`
+    are numbered after those of `a`; `b=None` compares `a` with itself."""
+    if b is None:
+        sims = a @ a.T
         np.fill_diagonal(sims, -np.inf)
-        return _select(a_ids, a_ids, sims, threshold, keep)
-    return _select(a_ids, b_ids, sims, threshold, keep) + _select(
-        b_ids, a_ids, sims.T, threshold, keep
+        return _select(sims, threshold, keep)
+    sims = a @ b.T
+    src, tgt, w = _select(sims, threshold, keep)
+    back_src, back_tgt, back_w = _select(sims.T, threshold, keep)
+    return (
+        np.concatenate([src, back_src + len(a)]),
+        np.concatenate([tgt + len(a), back_tgt]),
+        np.concatenate([w, back_w]),
     )
 
 
-def _select(
-    src_ids: Sequence[str], tgt_ids: Sequence[str], sims: np.ndarray, threshold: float, keep: int
-) -> list[Edge]:
+def _select(sims: np.ndarray, threshold: float, keep: int) -> Candidates:
     """Row-wise thresholding, then (keep > 0) each row's entries at least as heavy as its keep-th.
 
     Pruning works on the few entries above the threshold, not on the whole block.
@@ -82,15 +99,49 @@ def _select(
     if keep:
         order = np.lexsort((-weights, rows))  # by row, heaviest first
         rows, cols, weights = rows[order], cols[order], weights[order]
-        kth = np.searchsorted(rows, rows) + keep - 1  # where each row's keep-th entry sits
-        in_row = kth < np.searchsorted(rows, rows, side="right")
-        floor = np.where(in_row, weights[np.minimum(kth, len(weights) - 1)], -np.inf)
-        chosen = weights >= floor
+        chosen = weights >= _kth_of_group(rows, weights, keep)
         rows, cols, weights = rows[chosen], cols[chosen], weights[chosen]
-    return [
-        (src_ids[r], tgt_ids[c], w)
-        for r, c, w in zip(rows.tolist(), cols.tolist(), weights.tolist(), strict=True)
-    ]
+    return rows, cols, weights
+
+
+def _kth_of_group(groups: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray:
+    """Per element, the k-th weight of its group (-inf for groups smaller than k); elements
+    come sorted by group, heaviest first."""
+    if not len(groups):
+        return weights
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    ends = np.r_[starts[1:], len(groups)]
+    kth = np.where(
+        ends - starts >= k, weights[np.minimum(starts + k - 1, len(groups) - 1)], -np.inf
+    )
+    return np.repeat(kth, ends - starts)
+
+
+def best_candidates(
+    src: np.ndarray, tgt: np.ndarray, w: np.ndarray, k: int, exact: bool
+) -> Candidates:
+    """Candidates deduplicated per (source, target) (max weight), then each source's top-k.
+
+    `exact` cuts at exactly k, ties to the larger target, the order `top_neighbours` gives;
+    otherwise every entry tied with the k-th is kept, so a later merge can still cut exactly.
+    k = 0 keeps all. Ids are numpy bytes arrays (bytewise order is UTF-8's code-point order).
+    """
+    if not len(src):
+        return src, tgt, w
+    # Integer codes in id order: one sort of the strings, then integer sorts only.
+    ids, codes = np.unique(np.concatenate([src, tgt]), return_inverse=True)
+    s, t = codes[: len(src)], codes[len(src) :]
+    order = np.lexsort((t, w, s))[::-1]  # by source; heaviest, then larger target, first
+    s, t, w = s[order], t[order], w[order]
+    _, first = np.unique(s * len(ids) + t, return_index=True)  # a pair's heaviest entry
+    first.sort()
+    s, t, w = s[first], t[first], w[first]
+    if k:
+        starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+        rank = np.arange(len(s)) - np.repeat(starts, np.diff(np.r_[starts, len(s)]))
+        chosen = rank < k if exact else w >= _kth_of_group(s, w, k)
+        s, t, w = s[chosen], t[chosen], w[chosen]
+    return ids[s], ids[t], w
 
 
 def top_neighbours(candidates: dict[str, float], k: int) -> list[tuple[float, str]]:
