@@ -75,20 +75,22 @@ def test_top_k_edges_dedupes_and_breaks_ties_to_the_larger_id():
     assert len(similarity.top_k_edges(edges, 0)) == 4
 
 
-def as_arrays(edges):
+def as_candidates(edges) -> similarity.Candidates:
     src, tgt, w = zip(*edges, strict=True)
-    return np.array([s.encode() for s in src]), np.array([t.encode() for t in tgt]), np.array(w)
+    src, tgt = np.array([s.encode() for s in src]), np.array([t.encode() for t in tgt])
+    keys = similarity.node_keys
+    return similarity.Candidates(keys(src), keys(tgt), src, tgt, np.array(w))
 
 
-def from_arrays(src, tgt, w):
-    return [(s.decode(), t.decode(), x) for s, t, x in zip(src, tgt, w.tolist(), strict=True)]
+def as_edges(c: similarity.Candidates):
+    return [(s.decode(), t.decode(), w) for s, t, w in zip(c.src, c.tgt, c.w.tolist(), strict=True)]
 
 
 def test_best_candidates_keeps_ties_until_the_exact_cut():
     edges = [("a", "b", 0.7), ("a", "b", 0.9), ("a", "c", 0.8), ("a", "d", 0.8), ("b", "a", 0.9)]
-    kept = from_arrays(*similarity.best_candidates(*as_arrays(edges), 2, exact=False))
+    kept = as_edges(similarity.best_candidates(as_candidates(edges), 2, exact=False))
     assert sorted(kept) == [("a", "b", 0.9), ("a", "c", 0.8), ("a", "d", 0.8), ("b", "a", 0.9)]
-    cut = from_arrays(*similarity.best_candidates(*as_arrays(edges), 2, exact=True))
+    cut = as_edges(similarity.best_candidates(as_candidates(edges), 2, exact=True))
     assert sorted(cut) == [("a", "b", 0.9), ("a", "d", 0.8), ("b", "a", 0.9)]
 
 
@@ -99,14 +101,17 @@ def test_best_candidates_in_pieces_equal_top_k_edges(k):
     edges = [
         (ids[s], ids[t], float(w))
         for s, t, w in zip(
-            rng.integers(0, 12, 400), rng.integers(0, 12, 400), rng.integers(0, 5, 400) / 4
+            rng.integers(0, 12, 400),
+            rng.integers(0, 12, 400),
+            rng.integers(0, 5, 400) / 4,
+            strict=True,
         )
         if s != t
     ]
     pieces = [edges[i : i + 50] for i in range(0, len(edges), 50)]
-    compacted = [similarity.best_candidates(*as_arrays(p), k, exact=False) for p in pieces]
-    merged = [np.concatenate([c[n] for c in compacted]) for n in range(3)]
-    got = from_arrays(*similarity.best_candidates(*merged, k, exact=True))
+    compacted = [similarity.best_candidates(as_candidates(p), k, exact=False) for p in pieces]
+    merged = similarity.Candidates(*(np.concatenate(col) for col in zip(*compacted, strict=True)))
+    got = as_edges(similarity.best_candidates(merged, k, exact=True))
     assert sorted(got) == sorted(similarity.top_k_edges(edges, k))
 
 

@@ -1,6 +1,6 @@
 """The similarity graph as a Beam PTransform: LSH buckets, block matmuls, per-node top-k.
 
-Rows travel in blocks (ids, stable hashes, float32 matrix) and edges in arrays, never one by
+Rows travel in blocks (ids, 64-bit keys, float32 matrix) and edges in arrays, never one by
 one, so the shuffle carries few large elements and Python runs per block, not per node. A
 bucket larger than `max_bucket_size` is cut into sub-blocks by a stable hash of the id; every
 sub-block is sent to each (sub-block, sub-block) pair key it belongs to, so one worker holds at
@@ -14,7 +14,6 @@ about `NODES_PER_PARTITION` nodes.
 
 from __future__ import annotations
 
-import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 
@@ -25,15 +24,15 @@ from components.graph import similarity
 from components.graph.similarity import Candidates
 from pipeline.config import GraphConfig
 
-# ids (numpy bytes), crc32 of each id, float32 rows
+# ids (numpy bytes), their `similarity.node_keys`, float32 rows
 Block = tuple[np.ndarray, np.ndarray, np.ndarray]
 # (bucket, sub-block i, sub-block j) with i <= j; side 0 holds rows of i, side 1 of j.
 PairKey = tuple[int, int, int]
 Piece = tuple[int, np.ndarray, np.ndarray, np.ndarray]
 
 NODES_PER_PARTITION = 100_000
-# A top-k accumulator compacts its pending candidate arrays once it holds this many.
-COMPACT_EVERY = 64
+# Fewer pending candidates than this are never worth a compaction.
+COMPACT_AT = 100_000
 
 
 class BuildSimilarityGraph(beam.PTransform):
@@ -140,25 +139,37 @@ def write_tsv(edges: beam.PCollection, path_prefix: str, num_shards: int = 0) ->
 
 def to_block(rows: list[tuple[str, np.ndarray]]) -> Block:
     ids = np.array([r[0].encode() for r in rows])
-    # crc32, not hash(): Python salts str hashes per process and workers must agree.
-    hashes = np.array([zlib.crc32(i) for i in ids.tolist()], dtype=np.int64)
-    return ids, hashes, np.stack([np.asarray(r[1], dtype=np.float32) for r in rows])
+    return (
+        ids,
+        similarity.node_keys(ids),
+        np.stack([np.asarray(r[1], dtype=np.float32) for r in rows]),
+    )
 
 
-def _ids_by_partition(block: Block, partitions: int) -> Iterator[tuple[int, np.ndarray]]:
-    ids, hashes, _ = block
-    part = hashes % partitions
+def _ids_by_partition(block: Block, partitions: int) -> Iterator[tuple[int, tuple]]:
+    ids, keys, _ = block
+    part = keys % partitions
     for p in np.unique(part).tolist():
-        yield p, ids[part == p]
+        yield p, (ids[part == p], keys[part == p])
 
 
-def _fail_on_duplicates(part_ids: tuple[int, Iterable[np.ndarray]]) -> None:
-    ids, counts = np.unique(np.concatenate(list(part_ids[1])), return_counts=True)
+def _fail_on_duplicates(part_ids: tuple[int, Iterable[tuple[np.ndarray, np.ndarray]]]) -> None:
+    """Duplicate ids are an input error; two ids with one key (odds ~n^2 / 2^65) would merge."""
+    pieces = list(part_ids[1])
+    ids, first, counts = np.unique(
+        np.concatenate([p[0] for p in pieces]), return_index=True, return_counts=True
+    )
     if (counts > 1).any():
-        first = int(np.argmax(counts > 1))
+        dup = int(np.argmax(counts > 1))
         raise ValueError(
-            f"duplicate id in graph input: {ids[first].decode()!r} occurs {counts[first]} times"
+            f"duplicate id in graph input: {ids[dup].decode()!r} occurs {counts[dup]} times"
         )
+    keys = np.concatenate([p[1] for p in pieces])[first]
+    order = np.argsort(keys, kind="stable")
+    clash = np.flatnonzero(keys[order][1:] == keys[order][:-1])
+    if len(clash):
+        a, b = (ids[order[clash[0] + i]].decode() for i in (0, 1))
+        raise ValueError(f"graph ids {a!r} and {b!r} share a 64-bit key; rename one")
 
 
 def _add_sums(parts: Iterable[tuple[np.ndarray | float, int]]) -> tuple[np.ndarray | float, int]:
@@ -182,16 +193,16 @@ class _LshBuckets(beam.DoFn):
     def process(
         self, block: Block
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-        ids, hashes, emb = block
+        ids, keys, emb = block
         cfg = self._cfg
         if cfg.lsh_splits == 0:
-            yield ids, hashes, emb, np.zeros((len(ids), 1), dtype=np.int64)
+            yield ids, keys, emb, np.zeros((len(ids), 1), dtype=np.int64)
             return
         if self._planes is None:
             self._planes = similarity.lsh_planes(
                 cfg.seed, cfg.lsh_splits, cfg.lsh_rounds, emb.shape[1]
             )
-        yield ids, hashes, emb, similarity.lsh_bucket_ids(emb, self._planes)
+        yield ids, keys, emb, similarity.lsh_bucket_ids(emb, self._planes)
 
 
 def _bucket_counts(coded: tuple[np.ndarray, ...]) -> Iterator[tuple[tuple[int, int], int]]:
@@ -206,15 +217,15 @@ def _block_pairs(
 ) -> Iterator[tuple[PairKey, Piece]]:
     """Routes round `r`'s rows to every sub-block pair of their bucket, one piece per key and
     input block. `_after`, the previous round's output count, only orders the rounds."""
-    ids, hashes, emb, codes = coded
+    ids, keys, emb, codes = coded
     order = np.argsort(codes[:, r], kind="stable")
     buckets, starts = np.unique(codes[order, r], return_index=True)
     for bucket, members in zip(buckets.tolist(), np.split(order, starts[1:]), strict=True):
         n_sub = -(-sizes[(r, bucket)] // max_rows)
-        subs = hashes[members] % n_sub
+        subs = keys[members] % n_sub
         for s in np.unique(subs).tolist():
             rows = members[subs == s]
-            piece = (ids[rows], hashes[rows], emb[rows])
+            piece = (ids[rows], keys[rows], emb[rows])
             for j in range(n_sub):
                 yield (bucket, min(s, j), max(s, j)), (0 if s <= j else 1, *piece)
 
@@ -247,13 +258,13 @@ def _pair_candidates(
                 ap[2], None if same else bq[2], threshold, keep
             )
             ids = ap[0] if same else np.concatenate([ap[0], bq[0]])
-            hashes = ap[1] if same else np.concatenate([ap[1], bq[1]])
-            part = hashes[src] % partitions
-            for k in np.unique(part).tolist():
-                chosen = part == k
-                found[k].append((ids[src[chosen]], ids[tgt[chosen]], w[chosen]))
-    for k, parts in found.items():
-        yield k, similarity.best_candidates(*_stack(parts), keep, exact=False)
+            keys = ap[1] if same else np.concatenate([ap[1], bq[1]])
+            part = keys[src] % partitions
+            for n in np.unique(part).tolist():
+                s, t = src[part == n], tgt[part == n]
+                found[n].append(Candidates(keys[s], keys[t], ids[s], ids[t], w[part == n]))
+    for n, parts in found.items():
+        yield n, similarity.best_candidates(_stack(parts), keep, exact=False)
 
 
 def _concat(pieces: list[Piece]) -> Block:
@@ -261,12 +272,14 @@ def _concat(pieces: list[Piece]) -> Block:
 
 
 def _stack(parts: list[Candidates]) -> Candidates:
-    return tuple(np.concatenate([p[n] for p in parts]) for n in range(3))
+    return Candidates(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
 
 class _BestCandidates(beam.CombineFn):
     """Per partition: dedupes (source, target) across rounds and blocks (max weight) and keeps
-    each source's top-k; pending arrays are compacted as they come, ties kept until the end."""
+    each source's top-k, ties kept until the end. The accumulator is a list whose head is
+    compacted; pending arrays are merged into it once they outweigh it four times (and reach
+    COMPACT_AT), so the merge sorts each round's candidates about twice, not once per input."""
 
     def __init__(self, k: int):
         self._k = k
@@ -276,21 +289,21 @@ class _BestCandidates(beam.CombineFn):
 
     def add_input(self, acc: list[Candidates], candidates: Candidates) -> list[Candidates]:
         acc.append(candidates)
-        return self._compact(acc) if len(acc) >= COMPACT_EVERY else acc
+        pending = sum(len(c.w) for c in acc[1:])
+        return self._compact(acc) if pending >= max(COMPACT_AT, 4 * len(acc[0].w)) else acc
 
     def merge_accumulators(self, accs: Iterable[list[Candidates]]) -> list[Candidates]:
         return self._compact([c for acc in accs for c in acc])
 
-    def extract_output(self, acc: list[Candidates]) -> Candidates:
-        if not acc:
-            return np.array([], dtype=bytes), np.array([], dtype=bytes), np.array([], np.float32)
-        return similarity.best_candidates(*_stack(acc), self._k, exact=True)
+    def extract_output(self, acc: list[Candidates]) -> Candidates | None:
+        return similarity.best_candidates(_stack(acc), self._k, exact=True) if acc else None
 
     def _compact(self, acc: list[Candidates]) -> list[Candidates]:
-        return [similarity.best_candidates(*_stack(acc), self._k, exact=False)] if acc else []
+        return [similarity.best_candidates(_stack(acc), self._k, exact=False)] if acc else []
 
 
-def _edges(part_candidates: tuple[int, Candidates]) -> Iterator[similarity.Edge]:
-    src, tgt, w = part_candidates[1]
-    for s, t, weight in zip(src.tolist(), tgt.tolist(), w.tolist(), strict=True):
-        yield s.decode(), t.decode(), weight
+def _edges(part_candidates: tuple[int, Candidates | None]) -> Iterator[similarity.Edge]:
+    c = part_candidates[1]
+    if c is not None:
+        for s, t, w in zip(c.src.tolist(), c.tgt.tolist(), c.w.tolist(), strict=True):
+            yield s.decode(), t.decode(), w

@@ -9,14 +9,27 @@ target id, both descending.
 from __future__ import annotations
 
 import glob
+import hashlib
 import heapq
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 Edge = tuple[str, str, float]
-# (source rows or ids, target rows or ids, weights): one block's edges as arrays.
-Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]
+# (source rows, target rows, weights): one block's edges by row number.
+RowPairs = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+class Candidates(NamedTuple):
+    """Edges as arrays: 64-bit node keys to sort and dedupe on, ids for the output and ties."""
+
+    src_key: np.ndarray  # int64
+    tgt_key: np.ndarray
+    src: np.ndarray  # bytes
+    tgt: np.ndarray
+    w: np.ndarray  # float32
+
 
 # nsl.tools.build_graph's floor on the norm: a zero embedding stays zero instead of NaN.
 MIN_NORM = 1e-6
@@ -72,7 +85,7 @@ def block_similarities(
 
 def block_candidates(
     a: np.ndarray, b: np.ndarray | None, threshold: float, keep: int = 0
-) -> Candidates:
+) -> RowPairs:
     """`block_similarities` on row numbers: (source, target, weight) arrays, where rows of `b`
     are numbered after those of `a`; `b=None` compares `a` with itself."""
     if b is None:
@@ -89,7 +102,7 @@ def block_candidates(
     )
 
 
-def _select(sims: np.ndarray, threshold: float, keep: int) -> Candidates:
+def _select(sims: np.ndarray, threshold: float, keep: int) -> RowPairs:
     """Row-wise thresholding, then (keep > 0) each row's entries at least as heavy as its keep-th.
 
     Pruning works on the few entries above the threshold, not on the whole block.
@@ -117,31 +130,41 @@ def _kth_of_group(groups: np.ndarray, weights: np.ndarray, k: int) -> np.ndarray
     return np.repeat(kth, ends - starts)
 
 
-def best_candidates(
-    src: np.ndarray, tgt: np.ndarray, w: np.ndarray, k: int, exact: bool
-) -> Candidates:
+def node_keys(ids: np.ndarray) -> np.ndarray:
+    """A stable 64-bit key per id (bytes), the same in every worker (unlike salted `hash`)."""
+    digests = b"".join(hashlib.blake2b(i, digest_size=8).digest() for i in ids.tolist())
+    return np.frombuffer(digests, dtype="<i8").astype(np.int64)
+
+
+def best_candidates(c: Candidates, k: int, exact: bool) -> Candidates:
     """Candidates deduplicated per (source, target) (max weight), then each source's top-k.
 
-    `exact` cuts at exactly k, ties to the larger target, the order `top_neighbours` gives;
+    `exact` cuts at exactly k, ties to the larger target id, the order `top_neighbours` gives;
     otherwise every entry tied with the k-th is kept, so a later merge can still cut exactly.
-    k = 0 keeps all. Ids are numpy bytes arrays (bytewise order is UTF-8's code-point order).
+    k = 0 keeps all. Sorting is on the integer keys; only the exact cut compares ids (bytes,
+    whose order is UTF-8's code-point order, as Python compares str).
     """
-    if not len(src):
-        return src, tgt, w
-    # Integer codes in id order: one sort of the strings, then integer sorts only.
-    ids, codes = np.unique(np.concatenate([src, tgt]), return_inverse=True)
-    s, t = codes[: len(src)], codes[len(src) :]
-    order = np.lexsort((t, w, s))[::-1]  # by source; heaviest, then larger target, first
-    s, t, w = s[order], t[order], w[order]
-    _, first = np.unique(s * len(ids) + t, return_index=True)  # a pair's heaviest entry
-    first.sort()
-    s, t, w = s[first], t[first], w[first]
+    if not len(c.w):
+        return c
+    keys = (c.tgt, c.w, c.src_key) if exact else (c.w, c.src_key)
+    c = _take(c, np.lexsort(keys)[::-1])  # by source, heaviest (then larger target) first
+    # A pair's first position in that order holds its max weight; lexsort is stable, so each
+    # run of equal pairs in `by_pair` starts with that position.
+    by_pair = np.lexsort((c.tgt_key, c.src_key))
+    s, t = c.src_key[by_pair], c.tgt_key[by_pair]
+    first = np.zeros(len(c.w), dtype=bool)
+    first[by_pair[np.r_[True, (s[1:] != s[:-1]) | (t[1:] != t[:-1])]]] = True
+    c = _take(c, first)
     if k:
+        s = c.src_key
         starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
         rank = np.arange(len(s)) - np.repeat(starts, np.diff(np.r_[starts, len(s)]))
-        chosen = rank < k if exact else w >= _kth_of_group(s, w, k)
-        s, t, w = s[chosen], t[chosen], w[chosen]
-    return ids[s], ids[t], w
+        c = _take(c, rank < k if exact else c.w >= _kth_of_group(s, c.w, k))
+    return c
+
+
+def _take(c: Candidates, index: np.ndarray) -> Candidates:
+    return Candidates(*(x[index] for x in c))
 
 
 def top_neighbours(candidates: dict[str, float], k: int) -> list[tuple[float, str]]:
