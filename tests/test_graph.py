@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import components  # noqa: F401
-from components.graph import similarity
+from components.graph import beam_graph, similarity
 from components.graph.beam_graph import BuildSimilarityGraph, write_tsv
 from components.graph.stats import graph_statistics, plot_graph_statistics
 from pipeline.config import GraphConfig
@@ -186,6 +186,14 @@ def test_beam_duplicate_ids_fail_naming_the_id(tmp_path):
     ids[7] = ids[2]
     with pytest.raises(Exception, match="duplicate id in graph input: 'n0002'"):
         run_graph(ids, emb, GraphConfig(), tmp_path)
+
+
+def test_two_ids_with_one_key_are_refused_not_merged():
+    ids = np.array([b"a", b"b", b"c"])
+    keys = np.array([7, 9, 7])  # as if "a" and "c" collided in the 64-bit key
+    with pytest.raises(ValueError, match="graph ids 'a' and 'c' share a 64-bit key"):
+        beam_graph._fail_on_duplicates((0, [(ids, keys)]))
+    beam_graph._fail_on_duplicates((0, [(ids, np.array([7, 9, 8]))]))
 
 
 def test_invalid_config_is_rejected():
