@@ -56,12 +56,13 @@ def _tones_and_noise(n: int, seed: int) -> export.Windows:
     return export.Windows(pcm, labels, speakers)
 
 
-def _trained_student(features: np.ndarray, labels: np.ndarray):
+def _trained_student(features: np.ndarray, labels: np.ndarray, quantization_aware: bool = True):
     import tf_keras as keras
 
     keras.utils.set_random_seed(0)
     frames, bands = training.input_shape(AUDIO, FRONT)
-    model = networks.build_student(StudentConfig(filters=(8, 16)), frames, bands, len(CLASSES))
+    cfg = StudentConfig(filters=(8, 16), quantization_aware=quantization_aware)
+    model = networks.build_student(cfg, frames, bands, len(CLASSES))
     model.compile(
         keras.optimizers.Adam(3e-3),
         keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -76,20 +77,34 @@ def test_tflite_frontend_matches_tf_on_speech():
     assert error < 1e-3
 
 
-@pytest.fixture(scope="module")
-def report(tmp_path_factory) -> dict:
+def _global_export(tmp_path_factory, quantization_aware: bool) -> dict:
     """export_variants of a tiny DS-CNN trained until confident on tones vs noise."""
     import tensorflow as tf
 
     train, test = _tones_and_noise(96, seed=0), _tones_and_noise(64, seed=1)
     logmel = frontend.log_mel(tf.constant(train.pcm), FRONT, SR).numpy()
     mean, inv_std = logmel.mean(axis=(0, 1)), 1.0 / (logmel.std(axis=(0, 1)) + 1e-6)
-    model = _trained_student(((logmel - mean) * inv_std).reshape(len(logmel), -1), train.labels)
+    features = ((logmel - mean) * inv_std).reshape(len(logmel), -1)
+    model = _trained_student(features, train.labels, quantization_aware)
     saved = str(tmp_path_factory.mktemp("student") / "serving")
     pcm_fn = training.pcm_signature(model, AUDIO, FRONT, np.stack([mean, inv_std]))
     training.save(model, saved, {export.PCM_SIGNATURE: pcm_fn})
     head = export.Windows(train.pcm[:32], train.labels[:32], train.speakers[:32])
-    return export.export_variants(saved, head, test, CLASSES, FRONT, SR)
+    report = export.export_variants(saved, head, test, CLASSES, FRONT, SR, ("stem",))
+    report["quantization_aware"] = export.is_quantization_aware(saved)
+    return report
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict:
+    """A quantization-aware student (the default)."""
+    return _global_export(tmp_path_factory, quantization_aware=True)
+
+
+@pytest.fixture(scope="module")
+def post_training_report(tmp_path_factory) -> dict:
+    """The same student trained without fake quantisation, quantised after training."""
+    return _global_export(tmp_path_factory, quantization_aware=False)
 
 
 @pytest.fixture(scope="module")
@@ -156,13 +171,29 @@ def test_trained_student_is_confident(report):
     assert report["saved_model"]["uar"] >= 0.95
 
 
-def test_int8_agrees_with_float_on_trained_student(report):
-    assert report["int8"]["top1_agreement_with_float"] >= 0.97
-    assert report["float32"]["top1_agreement_with_float"] == 1.0
+def _dtypes_of(model: bytes, name_part: str) -> set:
     from ai_edge_litert.interpreter import Interpreter
 
-    tensors = Interpreter(model_content=report["int8"]["model"]).get_tensor_details()
-    assert any(t["dtype"] == np.int8 for t in tensors)  # really quantized, not a float fallback
+    tensors = Interpreter(model_content=model).get_tensor_details()
+    return {np.dtype(t["dtype"]) for t in tensors if name_part in t["name"]}
+
+
+def test_int8_agrees_with_float_on_trained_student(report):
+    """Quantization-aware: the int8 model computes what the SavedModel computes."""
+    assert report["quantization_aware"]
+    assert report["int8"]["top1_agreement_with_float"] == 1.0
+    assert report["int8"]["max_abs_prob_error"] < 0.02
+    assert report["float32"]["top1_agreement_with_float"] == 1.0
+    assert np.dtype(np.int8) in _dtypes_of(report["int8"]["model"], "")  # really quantized
+    frontend_tensors = _dtypes_of(report["int8"]["model"], frontend.FRONTEND_SCOPE + "/")
+    assert frontend_tensors == {np.dtype(np.float32)}  # the frontend was not quantized
+
+
+def test_post_training_int8_agrees_with_float(post_training_report):
+    assert not post_training_report["quantization_aware"]
+    assert post_training_report["saved_model"]["uar"] >= 0.95
+    assert post_training_report["int8"]["top1_agreement_with_float"] >= 0.97
+    assert np.dtype(np.int8) in _dtypes_of(post_training_report["int8"]["model"], "")
 
 
 def test_export_reports_frontend_error_within_limit(report):

@@ -1,5 +1,6 @@
 """TFLitePusher: converts the blessed student to int8 TFLite and pushes a versioned directory."""
 
+import dataclasses
 import json
 import logging
 import time
@@ -78,7 +79,12 @@ def export_and_push(
     models = {q: report[q].pop("model") for q in export.QUANTIZATIONS}
     check_limits(report, cfg)
     version = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    extra = {"test": report, "lineage": lineage, "window_seconds": audio.window_seconds}
+    extra = {
+        "test": report,
+        "lineage": lineage,
+        "window_seconds": audio.window_seconds,
+        "frontend": dataclasses.asdict(front),  # benchmarks/edge.py --split rebuilds it
+    }
 
     def write_contents(directory: Path) -> None:
         meta = edge_metadata.write_metadata(

@@ -1,9 +1,15 @@
 """Edge export: the student's `pcm` signature -> TFLite (float32, float16, int8), checked, pushed.
 
 Full-int8 with the frontend inside needs care: quantizing the power spectrum to 8 bits destroys
-the quiet bands (its dynamic range is ~1e12), so ops under the `frontend` name scope stay float32
-(TFLite's selective quantization, via QuantizationDebugger's denylist) and everything after the
-normalised log-mel runs in int8. Input and output stay float32 PCM / probabilities.
+the quiet bands (its dynamic range is ~1e12), so the frontend stays float32 and everything after
+the normalised log-mel runs in int8. Input and output stay float32 PCM / probabilities.
+
+A quantization-aware student (the default, `StudentConfig.quantization_aware`) carries its own
+int8 ranges as fake-quant ops; the converter quantises exactly those and leaves the frontend
+float, so no calibration is needed and the int8 model computes what was evaluated. Any other
+model is quantised after training: calibrated on representative windows, with ops under the
+`frontend` name scope kept float32 by TFLite's selective quantization (QuantizationDebugger's
+denylist).
 
 Parity is measured twice: the float TFLite frontend against the TF one it was converted from
 (`frontend_max_abs_error`, log-mel units), and every variant against the SavedModel (top-1
@@ -85,6 +91,13 @@ def _converter(saved_model_dir: str) -> tf.lite.TFLiteConverter:
     return tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=[PCM_SIGNATURE])
 
 
+def is_quantization_aware(saved_model_dir: str) -> bool:
+    """Whether the `pcm` signature holds fake-quant ops (a quantization-aware student)."""
+    graph = tf.saved_model.load(saved_model_dir).signatures[PCM_SIGNATURE].graph.as_graph_def()
+    nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+    return any(n.op.startswith("FakeQuantWithMinMaxVars") for n in nodes)
+
+
 def _float_tensors(float_model: bytes, scopes: Sequence[str]) -> list[str]:
     """Tensors to keep float32: those named under `scopes`, and the `logmel_moments` output,
     which a device sums into variances (E[x^2] - E[x]^2 of log-mel ~ -10: 8-bit moments would
@@ -118,15 +131,19 @@ def convert(
     """TFLite bytes of the `pcm` signature; `representative` windows calibrate int8
     (with their speakers' statistics, `representative_stats`, for a speaker-normalised model).
 
-    In the int8 variant the frontend and the layers named in `float_layers` stay float32: the
-    first conv sees the log-mel directly and is the most sensitive to 8-bit activations (on a
-    demo student, keeping only the 216-weight stem float raised int8/float agreement 0.83 -> 0.90
-    for +0 KB).
+    In the int8 variant of a post-training-quantised model the frontend and the layers named in
+    `float_layers` stay float32: the first conv sees the log-mel directly and is the most
+    sensitive to 8-bit activations (on a demo student, keeping only the 216-weight stem float
+    raised int8/float agreement 0.83 -> 0.90 for +0 KB). A quantization-aware model ignores
+    `representative` and `float_layers`: it is int8 where it was trained to be.
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
     converter = _converter(saved_model_dir)
     if quantization == "float32":
+        return converter.convert()
+    if quantization == "int8" and is_quantization_aware(saved_model_dir):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]  # the model's own ranges
         return converter.convert()
     if quantization == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
