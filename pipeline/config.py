@@ -385,9 +385,9 @@ class StudentConfig:
         (1 - weight) x cross-entropy with the labels + weight x T^2 x KL(teacher || student),
         both softmaxes at temperature T (Hinton et al., 2015).
       quantization_aware: train with int8 fake quantisation (tfmot), so the int8 TFLite model
-        computes what was trained and evaluated. Post-training int8 of the same students
-        agreed with float on 79-94% of test windows (near-ties of a flat softmax); quantization-
-        aware ones agree on 100% (README "Edge"). False quantises after training instead.
+        computes what was trained and evaluated. Post-training int8 of NSL students agreed with
+        float on 79-91% of test windows (near-ties of a flat softmax), quantization-aware ones
+        on 97-99% (README "Edge cost"). False quantises after training instead.
     """
 
     filters: tuple[int, ...] = (24, 32, 48, 64)
