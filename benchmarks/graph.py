@@ -27,7 +27,7 @@ from components.graph import similarity
 from pipeline.config import GraphConfig
 
 RESULTS = Path(__file__).parent / "results" / "graph.json"
-SHARD = 10_000
+SHARD = 50_000
 CLUSTER_SIZE = 50
 
 
@@ -198,7 +198,7 @@ def main() -> None:
     ap.add_argument("--threshold", type=float, default=0.6)
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--splits", type=int, default=-1, help="-1: ceil(log2(N / 1000))")
-    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=18)
     ap.add_argument("--max_bucket_size", type=int, default=4096)
     ap.add_argument("--workers", type=int, default=1, help=">1: multi_processing DirectRunner")
     ap.add_argument("--queries", type=int, default=2000)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 import apache_beam as beam
 import numpy as np
@@ -55,7 +56,7 @@ class BuildSimilarityGraph(beam.PTransform):
         cfg = self._cfg
         blocks = (
             rows
-            | "Batch" >> beam.BatchElements(min_batch_size=1024, max_batch_size=16384)
+            | "Batch" >> beam.BatchElements(min_batch_size=4096, max_batch_size=65536)
             | "ToBlocks" >> beam.Map(to_block)
         )
         partitions = beam.pvalue.AsSingleton(
@@ -275,31 +276,45 @@ def _stack(parts: list[Candidates]) -> Candidates:
     return Candidates(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
 
+@dataclass
+class _Merge:
+    """A top-k accumulator: the compacted candidates so far and arrays not yet merged in."""
+
+    head: list[Candidates] = field(default_factory=list)  # at most one element
+    pending: list[Candidates] = field(default_factory=list)
+    pending_size: int = 0
+
+
 class _BestCandidates(beam.CombineFn):
     """Per partition: dedupes (source, target) across rounds and blocks (max weight) and keeps
-    each source's top-k, ties kept until the end. The accumulator is a list whose head is
-    compacted; pending arrays are merged into it once they outweigh it four times (and reach
-    COMPACT_AT), so the merge sorts each round's candidates about twice, not once per input."""
+    each source's top-k, ties kept until the end. Pending arrays are merged into the head once
+    they outweigh it four times (and reach COMPACT_AT), so the merge sorts each round's
+    candidates about twice, not once per input."""
 
     def __init__(self, k: int):
         self._k = k
 
-    def create_accumulator(self) -> list[Candidates]:
-        return []
+    def create_accumulator(self) -> _Merge:
+        return _Merge()
 
-    def add_input(self, acc: list[Candidates], candidates: Candidates) -> list[Candidates]:
-        acc.append(candidates)
-        pending = sum(len(c.w) for c in acc[1:])
-        return self._compact(acc) if pending >= max(COMPACT_AT, 4 * len(acc[0].w)) else acc
+    def add_input(self, acc: _Merge, candidates: Candidates) -> _Merge:
+        acc.pending.append(candidates)
+        acc.pending_size += len(candidates.w)
+        head_size = len(acc.head[0].w) if acc.head else 0
+        return self._compact([acc]) if acc.pending_size >= max(COMPACT_AT, 4 * head_size) else acc
 
-    def merge_accumulators(self, accs: Iterable[list[Candidates]]) -> list[Candidates]:
-        return self._compact([c for acc in accs for c in acc])
+    def merge_accumulators(self, accs: Iterable[_Merge]) -> _Merge:
+        return self._compact(accs)
 
-    def extract_output(self, acc: list[Candidates]) -> Candidates | None:
-        return similarity.best_candidates(_stack(acc), self._k, exact=True) if acc else None
+    def extract_output(self, acc: _Merge) -> Candidates | None:
+        parts = acc.head + acc.pending
+        return similarity.best_candidates(_stack(parts), self._k, exact=True) if parts else None
 
-    def _compact(self, acc: list[Candidates]) -> list[Candidates]:
-        return [similarity.best_candidates(_stack(acc), self._k, exact=False)] if acc else []
+    def _compact(self, accs: Iterable[_Merge]) -> _Merge:
+        parts = [c for acc in accs for c in acc.head + acc.pending]
+        if not parts:
+            return _Merge()
+        return _Merge([similarity.best_candidates(_stack(parts), self._k, exact=False)])
 
 
 def _edges(part_candidates: tuple[int, Candidates | None]) -> Iterator[similarity.Edge]:
