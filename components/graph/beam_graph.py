@@ -57,7 +57,7 @@ class BuildSimilarityGraph(beam.PTransform):
         blocks = (
             rows
             | "Batch" >> beam.BatchElements(min_batch_size=4096, max_batch_size=65536)
-            | "ToBlocks" >> beam.Map(to_block)
+            | "ToBlocks" >> beam.Map(_to_block)
         )
         partitions = beam.pvalue.AsSingleton(
             blocks
@@ -138,7 +138,7 @@ def write_tsv(edges: beam.PCollection, path_prefix: str, num_shards: int = 0) ->
     )
 
 
-def to_block(rows: list[tuple[str, np.ndarray]]) -> Block:
+def _to_block(rows: list[tuple[str, np.ndarray]]) -> Block:
     ids = np.array([r[0].encode() for r in rows])
     return (
         ids,
