@@ -8,7 +8,8 @@ Two traps of TF 2.16 + NSL 1.4 (see README, "Stack"):
 And one of the machine: in a VM that hides the CPU model, numpy's OpenBLAS falls back to its
 "Prescott" kernels (SSE3) and matrix products, the graph builder's whole cost, run ~3x slower
 (50 vs 140 GFLOP/s on this project's 2-core CI machine); the core is named from the CPU's
-instruction sets instead, before numpy loads OpenBLAS. An explicit OPENBLAS_CORETYPE wins.
+instruction sets instead, before numpy loads OpenBLAS (too late once numpy is imported: that is
+warned about, since it silently costs the 3x). An explicit OPENBLAS_CORETYPE wins.
 
 This module imports nothing heavy, so the TensorFlow-free edge predictor can import it too.
 """
@@ -16,6 +17,7 @@ This module imports nothing heavy, so the TensorFlow-free edge predictor can imp
 import os
 import sys
 import types
+import warnings
 
 AVX512 = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
 
@@ -38,6 +40,12 @@ def openblas_core(cpuinfo: str = "/proc/cpuinfo") -> str | None:
 
 if "OPENBLAS_CORETYPE" not in os.environ and (core := openblas_core()):
     os.environ["OPENBLAS_CORETYPE"] = core
+    if "numpy" in sys.modules:
+        warnings.warn(
+            f"numpy was imported before components.compat, so OpenBLAS runs the kernels it "
+            f"detected, not {core}: import components first (or set OPENBLAS_CORETYPE)",
+            stacklevel=2,
+        )
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.modules.setdefault("tensorflow.estimator", types.ModuleType("tensorflow.estimator"))
