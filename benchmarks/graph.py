@@ -53,15 +53,19 @@ def node_id(i: int) -> str:
     return f"node-{i:07d}"
 
 
+def id_rows(shard: int, n: int, dim: int, noise: float, seed: int):
+    block = shard_rows(shard, n, dim, noise, seed)
+    return ((node_id(shard * SHARD + i), row) for i, row in enumerate(block))
+
+
 def run_beam(n: int, cfg: GraphConfig, args: argparse.Namespace, out: str) -> float:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    from benchmarks import graph  # by module name, not __main__, so workers can import it
     from components.graph.beam_graph import BuildSimilarityGraph, write_tsv
 
-    def rows(shard: int):
-        block = shard_rows(shard, n, args.dim, args.noise, args.seed)
-        return ((node_id(shard * SHARD + i), row) for i, row in enumerate(block))
+    rows = functools.partial(graph.id_rows, n=n, dim=args.dim, noise=args.noise, seed=args.seed)
 
     opts = ["--direct_running_mode=in_memory"]
     if args.workers > 1:
