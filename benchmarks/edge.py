@@ -102,7 +102,7 @@ def frontend_models(front_json: dict | None, sample_rate: int, samples: int) -> 
         return tf.square(tf.abs(stft))
 
     stages = {
-        "power: four-step DFT (2 FULLY_CONNECTED)": power,
+        "power: four-step DFT (BATCH_MATMUL, FULLY_CONNECTED)": power,
         "+ mel: 2 SEGMENT_SUM": mel,
         "+ log = frontend.log_mel": log_mel,
         "reference: tf.signal.stft power (RFFT2D)": stft_power,

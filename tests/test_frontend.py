@@ -53,12 +53,14 @@ def test_mel_segments_for_odd_and_even_band_counts(bands):
 
 
 @pytest.mark.parametrize("fft_length, frame_length", [(512, 400), (256, 256), (1024, 640)])
-def test_four_step_dft_is_the_fft(fft_length, frame_length):
-    """|DFT|^2 of the two-matmul DFT equals numpy's FFT of the Hann-windowed, padded frames."""
+@pytest.mark.parametrize("seconds", [1.2, 1.2125])  # > FRAMES_PER_CHUNK frames; ragged tail
+def test_four_step_dft_is_the_fft(fft_length, frame_length, seconds):
+    """|DFT|^2 of the matmul DFT equals numpy's FFT of the Hann-windowed, padded frames."""
     cfg = FrontendConfig(fft_length=fft_length, frame_length=frame_length)
     bins = fft_length // 2 - 3
     plan = frontend.dft_plan(cfg, bins)
-    y = _speechlike(0.2)
+    y = _speechlike(seconds)
+    assert frontend.num_frames(len(y), cfg) > frontend.FRAMES_PER_CHUNK
     power = frontend.power_spectrum(y[None], cfg, plan).numpy()[0]
     power = power.reshape(len(power), -1)[:, :bins]
     frames = librosa.util.frame(y, frame_length=frame_length, hop_length=cfg.frame_step).T

@@ -2,17 +2,20 @@
 
 Transform, both trainers, the Embedder and the exported TFLite model all call `log_mel`, so
 training and serving compute the same features by construction. It uses only ops that the TFLite
-converter maps to builtins (GATHER, FULLY_CONNECTED, TRANSPOSE, REVERSE_V2, MUL, ADD, SUM,
-SEGMENT_SUM, LOG), so the frontend lives inside the edge model. librosa is the reference it is
-tested against (tests/test_frontend.py).
+converter maps to builtins (STRIDED_SLICE, CONCATENATION, BATCH_MATMUL, FULLY_CONNECTED, MUL,
+ADD, SQUARE, TRANSPOSE, SEGMENT_SUM, GATHER, LOG), so the frontend lives inside the edge model.
+librosa is the reference it is tested against (tests/test_frontend.py).
 
 It is written for LiteRT's speed on one core (3 s window, 298 frames; benchmarks/edge.py
 `--profile-frontend`), not with `tf.signal.stft`:
 
-- the spectrum is a *four-step DFT as two matrix products* (`dft_plan`): the RFFT2D kernel took
-  2.4 ms of the 2.8 ms frontend, FULLY_CONNECTED runs on XNNPACK. Splitting the 512-point DFT
-  into 16 x 32 costs ~45k multiply-adds a frame (a direct DFT ~195k) and computes only the bins
-  under the mel filters (244 of 257);
+- the spectrum is a *four-step DFT as matrix products* (`dft_plan`): the RFFT2D kernel took
+  2.4 ms of the 2.8 ms frontend, matmuls run on XNNPACK. Splitting the 512-point DFT into
+  16 x 32 costs ~68k multiply-adds a frame (a direct DFT ~195k) and computes only the bins
+  under the mel filters (244 of 257). Everything up to the power spectrum is XNNPACK ops
+  (no GATHER or REVERSE_V2, which split its graph), and runs in chunks of frames whose
+  ~1 MB of intermediates stay in cache: on the shared 2-core machine an elementwise pass over
+  a whole window's 1.2 MB spectrum cost 0.08 ms, over half of it 0.02 ms;
 - the mel projection is two *segment sums* (`mel_segments`): HTK triangles of bands b and b + 2
   never overlap, so the even bands partition the bins, and so do the odd ones. Gathering each
   band's bins ([40, 30] per frame) cost 1.2 ms in GATHER; a dense [257, 40] matrix would be
@@ -29,6 +32,7 @@ import tensorflow as tf
 from pipeline.config import FrontendConfig
 
 FRONTEND_SCOPE = "frontend"  # the exporter keeps ops under this name scope in float32
+FRAMES_PER_CHUNK = 100  # a 3 s window (298 frames) runs in 3 chunks; see power_spectrum
 
 
 def num_frames(samples: int, cfg: FrontendConfig) -> int:
@@ -99,22 +103,24 @@ def num_bins(cfg: FrontendConfig, sample_rate: int) -> int:
 class DftPlan:
     """Constants of the four-step DFT of one frame (Cooley-Tukey, N = N1 x N2).
 
-    Sample n = N2 n1 + n2 and bin k = k1 + N1 k2. Step 1 is a DFT of length N1 over n1 for each
-    n2 (`step1` [rows, 2 N1]: cos | -sin, rows = n1 values that hold samples, the rest of the
-    frame being zero padding); the twiddles W_N^(n2 k1) multiply its complex output (`twiddle_re`,
-    `twiddle_im` [N1, 2, N2], laid out for `Y * re + swap(Y) * im`); step 2 is a DFT of length
-    N2 over n2 for each k1, kept to the k2 the wanted bins need (`step2` [2 N2, 2 K2]).
+    Sample n = N2 n1 + n2 and bin k = k1 + N1 k2; a frame is `rows` x N2 samples, its Hann
+    `window` [rows, N2] zero past frame_length. Step 1 is a DFT of length N1 over n1 for each n2,
+    done twice (`step1` [2, (k1, re|im), rows]): for Y = [re, im] and for [-im, re], so the
+    complex twiddle W_N^(n2 k1) is two MULs and an ADD (`twiddle` [2, (k1, re|im), N2]) with no
+    REVERSE (not an XNNPACK op); step 2 is a DFT of length N2 over n2 for each k1, kept to the
+    k2 the wanted bins need (`step2` [(re|im, n2), (re|im, k2)]); `pair_sum` [(re|im, k2), k2]
+    adds re^2 + im^2 as a matmul (XNNPACK's SUM over that axis was slower).
     """
 
     rows: int
     n1: int
     n2: int
     k2: int
-    window: np.ndarray  # [rows * n2] Hann window, zero past frame_length
+    window: np.ndarray
     step1: np.ndarray
-    twiddle_re: np.ndarray
-    twiddle_im: np.ndarray
+    twiddle: np.ndarray
     step2: np.ndarray
+    pair_sum: np.ndarray
 
 
 def _split(n: int) -> tuple[int, int]:
@@ -133,7 +139,7 @@ def dft_plan(cfg: FrontendConfig, num_bins: int) -> DftPlan:
     window[: cfg.frame_length] = 0.5 - 0.5 * np.cos(
         2 * np.pi * np.arange(cfg.frame_length) / cfg.frame_length
     )
-    a1 = 2 * np.pi * np.outer(np.arange(rows), np.arange(n1)) / n1
+    a1 = 2 * np.pi * np.outer(np.arange(n1), np.arange(rows)) / n1  # [k1, n1]
     tw = -2 * np.pi * np.outer(np.arange(n1), np.arange(n2)) / cfg.fft_length  # [k1, n2]
     a2 = 2 * np.pi * np.outer(np.arange(n2), np.arange(k2)) / n2
     c, s = np.cos(a2), np.sin(a2)
@@ -143,13 +149,19 @@ def dft_plan(cfg: FrontendConfig, num_bins: int) -> DftPlan:
         n1=n1,
         n2=n2,
         k2=k2,
-        window=window,
-        step1=np.concatenate([np.cos(a1), -np.sin(a1)], 1).astype(f32),
-        # (yr + i yi)(tr + i ti) = [yr, yi] * tr + [yi, yr] * [-ti, ti]
-        twiddle_re=np.stack([np.cos(tw), np.cos(tw)], 1).astype(f32),
-        twiddle_im=np.stack([-np.sin(tw), np.sin(tw)], 1).astype(f32),
+        window=window.reshape(rows, n2),
+        # Y = [cos, -sin] x and [-im, re] = [sin, cos] x, rows (k1, re|im)
+        step1=np.stack(
+            [
+                np.stack([np.cos(a1), -np.sin(a1)], 1).reshape(2 * n1, rows),
+                np.stack([np.sin(a1), np.cos(a1)], 1).reshape(2 * n1, rows),
+            ]
+        ).astype(f32),
+        # (yr + i yi)(tr + i ti) = [yr, yi] * tr + [-yi, yr] * ti
+        twiddle=np.stack([np.repeat(np.cos(tw), 2, 0), np.repeat(np.sin(tw), 2, 0)]).astype(f32),
         # (br + i bi)(c - i s) = (br c + bi s) + i (bi c - br s)
         step2=np.block([[c, -s], [s, c]]).astype(f32),
+        pair_sum=np.concatenate([np.eye(k2), np.eye(k2)]).astype(f32),
     )
 
 
@@ -169,18 +181,50 @@ def _permute_last(x: tf.Tensor, *order: int) -> tf.Tensor:
     return tf.transpose(x, [*range(lead), *(lead + o for o in order)])
 
 
+def _frames(pcm: tf.Tensor, cfg: FrontendConfig, plan: DftPlan, first: int, last: int) -> tf.Tensor:
+    """Windowed frames first..last-1 of `pcm` [..., hops, frame_step]: [..., frames, rows, N2].
+
+    Frame f is hops f, f + 1, ... cut to rows x N2 samples, so framing is slices and one
+    concatenation (tf.signal.frame's GATHER, its indices and a PAD to rows x N2 are not needed).
+    """
+    length = plan.rows * plan.n2
+    pieces = [
+        pcm[..., first + j : last + j, : min(cfg.frame_step, length - j * cfg.frame_step)]
+        for j in range(-(-length // cfg.frame_step))
+    ]
+    return _split_last(tf.concat(pieces, -1), plan.rows, plan.n2) * tf.constant(plan.window)
+
+
+def _chunk_power(frames: tf.Tensor, plan: DftPlan) -> tf.Tensor:
+    """|DFT|^2 of [..., frames, rows, N2] windowed frames: [..., frames, K1, K2]."""
+    y, swapped = (tf.matmul(tf.constant(w), frames) for w in plan.step1)  # [..., (k1, re|im), n2]
+    b = y * tf.constant(plan.twiddle[0]) + swapped * tf.constant(plan.twiddle[1])
+    b = _split_last(_merge_last(b, 2), plan.n1, 2 * plan.n2)  # [..., k1, (re|im, n2)]
+    z = tf.matmul(b, tf.constant(plan.step2))  # [..., k1, (re|im, k2)]
+    return tf.matmul(tf.square(z), tf.constant(plan.pair_sum))
+
+
 def power_spectrum(pcm: tf.Tensor, cfg: FrontendConfig, plan: DftPlan) -> tf.Tensor:
-    """|DFT|^2 of every Hann-windowed frame: [..., frames, K2, N1], i.e. bin k2 * N1 + k1."""
-    frames = tf.signal.frame(pcm, cfg.frame_length, cfg.frame_step)
-    pad = [[0, 0]] * (len(frames.shape) - 1) + [[0, plan.rows * plan.n2 - cfg.frame_length]]
-    frames = tf.pad(frames, pad) * tf.constant(plan.window)
-    x = _permute_last(_split_last(frames, plan.rows, plan.n2), 1, 0)  # [..., n2, n1]
-    y = _split_last(tf.matmul(x, tf.constant(plan.step1)), 2, plan.n1)  # [..., n2, re|im, k1]
-    y = _permute_last(y, 2, 1, 0)  # [..., k1, re|im, n2]
-    b = y * tf.constant(plan.twiddle_re) + tf.reverse(y, [-2]) * tf.constant(plan.twiddle_im)
-    z = tf.matmul(_merge_last(b, 2), tf.constant(plan.step2))  # [..., k1, re|im x k2]
-    power = tf.reduce_sum(_split_last(tf.square(z), 2, plan.k2), axis=-2)  # [..., k1, k2]
-    return _permute_last(power, 1, 0)
+    """|DFT|^2 of every Hann-windowed frame: [..., frames, K2, N1], i.e. bin k2 * N1 + k1.
+
+    `pcm` [..., samples] needs a static sample count. Frames run through the DFT in chunks of
+    FRAMES_PER_CHUNK, so each chunk's intermediates stay in a core's L2 cache (LiteRT runs the
+    ops of one chunk after another).
+    """
+    samples = pcm.shape[-1]
+    if samples is None:
+        raise ValueError("power_spectrum needs a static number of samples")
+    frames = num_frames(samples, cfg)
+    hops = frames - 1 + -(-plan.rows * plan.n2 // cfg.frame_step)
+    extra = hops * cfg.frame_step - samples  # whole hops up to the last frame's end
+    if extra > 0:
+        pcm = tf.pad(pcm, [[0, 0]] * (len(pcm.shape) - 1) + [[0, extra]])
+    elif extra < 0:
+        pcm = pcm[..., :extra]
+    pcm = _split_last(pcm, hops, cfg.frame_step)  # [..., hops, frame_step]
+    chunks = [(a, min(a + FRAMES_PER_CHUNK, frames)) for a in range(0, frames, FRAMES_PER_CHUNK)]
+    power = tf.concat([_chunk_power(_frames(pcm, cfg, plan, a, b), plan) for a, b in chunks], -3)
+    return _permute_last(power, 0, 2, 1)
 
 
 def mel_power(power: tf.Tensor, segments: MelSegments, bins: int) -> tf.Tensor:
