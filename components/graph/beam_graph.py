@@ -57,7 +57,7 @@ class BuildSimilarityGraph(beam.PTransform):
         blocks = (
             rows
             | "Batch" >> beam.BatchElements(min_batch_size=4096, max_batch_size=65536)
-            | "ToBlocks" >> beam.Map(_to_block)
+            | "ToBlocks" >> beam.Map(to_block)
         )
         partitions = beam.pvalue.AsSingleton(
             blocks
@@ -112,12 +112,37 @@ class BuildSimilarityGraph(beam.PTransform):
                     candidates | f"Round{r}/Done" >> beam.combiners.Count.Globally()
                 )
             ]
+        return found | "AllRounds" >> beam.Flatten() | MergeCandidates(cfg.max_neighbours)
+
+
+class MergeCandidates(beam.PTransform):
+    """(partition, Candidates) -> (source, target, weight) edges: per source, its candidates
+    from every input deduplicated (max weight) and cut to the top `k` (0 keeps all), ties to
+    the larger target id. Partitions come from `candidates_by_partition`."""
+
+    def __init__(self, k: int):
+        super().__init__()
+        self._k = k
+
+    def expand(self, candidates: beam.PCollection) -> beam.PCollection:
         return (
-            found
-            | "AllRounds" >> beam.Flatten()
-            | "DedupeTopK" >> beam.CombinePerKey(_BestCandidates(cfg.max_neighbours))
+            candidates
+            | "DedupeTopK" >> beam.CombinePerKey(_BestCandidates(self._k))
             | "ToEdges" >> beam.FlatMap(_edges)
         )
+
+
+def candidates_by_partition(
+    ids: np.ndarray, keys: np.ndarray, pairs: similarity.RowPairs, partitions: int
+) -> Iterator[tuple[int, Candidates]]:
+    """Row-number pairs over rows with these ids and keys, as candidates keyed by the
+    partition of their source (`keys % partitions`)."""
+    src, tgt, w = pairs
+    part = keys[src] % partitions
+    for n in np.unique(part).tolist():
+        chosen = part == n
+        s, t = src[chosen], tgt[chosen]
+        yield n, Candidates(keys[s], keys[t], ids[s], ids[t], w[chosen])
 
 
 def write_tsv(edges: beam.PCollection, path_prefix: str, num_shards: int = 0) -> beam.PCollection:
@@ -138,7 +163,7 @@ def write_tsv(edges: beam.PCollection, path_prefix: str, num_shards: int = 0) ->
     )
 
 
-def _to_block(rows: list[tuple[str, np.ndarray]]) -> Block:
+def to_block(rows: list[tuple[str, np.ndarray]]) -> Block:
     ids = np.array([r[0].encode() for r in rows])
     return (
         ids,
@@ -255,17 +280,15 @@ def _pair_candidates(
         for q in range(p if i == j else 0, len(b[0]), max_rows):
             same = i == j and q == p
             bq = ap if same else tuple(x[q : q + max_rows] for x in b)
-            src, tgt, w = similarity.block_candidates(
-                ap[2], None if same else bq[2], threshold, keep
-            )
+            pairs = similarity.block_candidates(ap[2], None if same else bq[2], threshold, keep)
             ids = ap[0] if same else np.concatenate([ap[0], bq[0]])
             keys = ap[1] if same else np.concatenate([ap[1], bq[1]])
-            part = keys[src] % partitions
-            for n in np.unique(part).tolist():
-                s, t = src[part == n], tgt[part == n]
-                found[n].append(Candidates(keys[s], keys[t], ids[s], ids[t], w[part == n]))
+            for n, c in candidates_by_partition(ids, keys, pairs, partitions):
+                found[n].append(c)
     for n, parts in found.items():
-        yield n, similarity.best_candidates(_stack(parts), keep, exact=False)
+        if len(parts) > 1:  # one chunk pair's candidates are already unique and cut per source
+            parts = [similarity.best_candidates(_stack(parts), keep, exact=False)]
+        yield n, parts[0]
 
 
 def _concat(pieces: list[Piece]) -> Block:
@@ -280,9 +303,12 @@ def _stack(parts: list[Candidates]) -> Candidates:
 class _Merge:
     """A top-k accumulator: the compacted candidates so far and arrays not yet merged in."""
 
-    head: list[Candidates] = field(default_factory=list)  # at most one element
+    head: Candidates | None = None
     pending: list[Candidates] = field(default_factory=list)
     pending_size: int = 0
+
+    def parts(self) -> list[Candidates]:
+        return ([] if self.head is None else [self.head]) + self.pending
 
 
 class _BestCandidates(beam.CombineFn):
@@ -300,21 +326,21 @@ class _BestCandidates(beam.CombineFn):
     def add_input(self, acc: _Merge, candidates: Candidates) -> _Merge:
         acc.pending.append(candidates)
         acc.pending_size += len(candidates.w)
-        head_size = len(acc.head[0].w) if acc.head else 0
+        head_size = 0 if acc.head is None else len(acc.head.w)
         return self._compact([acc]) if acc.pending_size >= max(COMPACT_AT, 4 * head_size) else acc
 
     def merge_accumulators(self, accs: Iterable[_Merge]) -> _Merge:
         return self._compact(accs)
 
     def extract_output(self, acc: _Merge) -> Candidates | None:
-        parts = acc.head + acc.pending
+        parts = acc.parts()
         return similarity.best_candidates(_stack(parts), self._k, exact=True) if parts else None
 
     def _compact(self, accs: Iterable[_Merge]) -> _Merge:
-        parts = [c for acc in accs for c in acc.head + acc.pending]
+        parts = [c for acc in accs for c in acc.parts()]
         if not parts:
             return _Merge()
-        return _Merge([similarity.best_candidates(_stack(parts), self._k, exact=False)])
+        return _Merge(similarity.best_candidates(_stack(parts), self._k, exact=False))
 
 
 def _edges(part_candidates: tuple[int, Candidates | None]) -> Iterator[similarity.Edge]:

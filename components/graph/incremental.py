@@ -21,7 +21,7 @@ are a superset of an LSH rebuild's: its i-th neighbour is at least as heavy.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -30,7 +30,15 @@ import numpy as np
 from components import features as F
 from components.embedder.embed import embedding_example, parse_embedding
 from components.graph import similarity
+from components.graph.beam_graph import (
+    NODES_PER_PARTITION,
+    Block,
+    MergeCandidates,
+    candidates_by_partition,
+    to_block,
+)
 from components.graph.prepare import PrepareEmbeddings
+from components.graph.similarity import Candidates
 from pipeline.config import GraphConfig
 
 Edge = similarity.Edge
@@ -151,7 +159,8 @@ class AddNodesToGraph(beam.PTransform):
 
     The new nodes (one span's worth, small beside the graph) reach every worker as one side
     input block; old rows stream past them in blocks, so the old graph is never held whole.
-    New ids must not be in the old graph (`merge_new_nodes` checks it).
+    Old edges and new pairs meet in the full build's top-k merge (`MergeCandidates`). New ids
+    must not be in the old graph (`merge_new_nodes` checks it).
     """
 
     def __init__(self, cfg: GraphConfig):
@@ -160,40 +169,62 @@ class AddNodesToGraph(beam.PTransform):
 
     def expand(self, inputs: dict[str, beam.PCollection]) -> beam.PCollection:
         cfg = self._cfg
+        partitions = beam.pvalue.AsSingleton(
+            inputs["old"]
+            | "OldNodes" >> beam.combiners.Count.Globally()
+            | "Partitions" >> beam.Map(lambda n: max(1, -(-n // NODES_PER_PARTITION)))
+        )
         new_block = beam.pvalue.AsSingleton(
             inputs["new"]
             | "NewRows" >> beam.combiners.ToList()
-            | "NewBlock" >> beam.Map(lambda rows: _to_block(rows) if rows else None)
+            | "NewBlock" >> beam.Map(lambda rows: to_block(rows) if rows else None)
         )
         old_blocks = (
             inputs["old"]
             | "BatchOld" >> beam.BatchElements(min_batch_size=1024, max_batch_size=16384)
-            | "OldBlocks" >> beam.Map(_to_block)
+            | "OldBlocks" >> beam.Map(to_block)
         )
         new_new = (
             inputs["old"].pipeline
             | "Once" >> beam.Create([None])
-            | "NewNew" >> beam.FlatMap(lambda _, b: _new_edges(b, b, cfg), new_block)
+            | "NewNew"
+            >> beam.FlatMap(lambda _, b, p: _new_pairs(b, b, cfg, p), new_block, partitions)
         )
         new_old = old_blocks | "NewOld" >> beam.FlatMap(
-            lambda old, b: _new_edges(b, old, cfg), new_block
+            lambda old, b, p: _new_pairs(b, old, cfg, p), new_block, partitions
+        )
+        old_edges = (
+            inputs["edges"]
+            | "BatchEdges" >> beam.BatchElements(min_batch_size=4096, max_batch_size=65536)
+            | "EdgeCandidates" >> beam.FlatMap(_edge_candidates, partitions)
         )
         return (
-            (inputs["edges"], new_new, new_old)
-            | "AllEdges" >> beam.Flatten()
-            | "BySource" >> beam.MapTuple(lambda s, t, w: (s, [(w, t)]))
-            | "TopK" >> beam.CombinePerKey(_TopNeighbours(cfg.max_neighbours))
-            | "ToEdges" >> beam.FlatMap(lambda kv: [(kv[0], t, w) for w, t in kv[1]])
+            (old_edges, new_new, new_old)
+            | "AllCandidates" >> beam.Flatten()
+            | "TopK" >> MergeCandidates(cfg.max_neighbours)
         )
 
 
-def _new_edges(new: Block | None, other: Block | None, cfg: GraphConfig) -> list[Edge]:
-    """Edges between the new block and `other` (the new block itself for new-new pairs)."""
+def _new_pairs(
+    new: Block | None, other: Block | None, cfg: GraphConfig, partitions: int
+) -> Iterator[tuple[int, Candidates]]:
+    """Candidates between the new block and `other` (the new block itself for new-new pairs)."""
     if new is None or other is None:  # no new nodes: the old graph passes through
-        return []
-    return similarity.block_similarities(
-        new[0], new[1], other[0], other[1], cfg.similarity_threshold, cfg.max_neighbours
+        return
+    same = other is new
+    pairs = similarity.block_candidates(
+        new[2], None if same else other[2], cfg.similarity_threshold, cfg.max_neighbours
     )
+    ids, keys = (new[0], new[1]) if same else (np.concatenate([new[i], other[i]]) for i in (0, 1))
+    yield from candidates_by_partition(ids, keys, pairs, partitions)
+
+
+def _edge_candidates(edges: list[Edge], partitions: int) -> Iterator[tuple[int, Candidates]]:
+    """A batch of the old graph's edges as candidates (rows: sources, then targets)."""
+    ids = np.array([e[i].encode() for i in (0, 1) for e in edges])
+    n = len(edges)
+    pairs = (np.arange(n), np.arange(n, 2 * n), np.array([e[2] for e in edges], np.float32))
+    yield from candidates_by_partition(ids, similarity.node_keys(ids), pairs, partitions)
 
 
 class UnitRows(beam.PTransform):
@@ -236,43 +267,3 @@ def _status(node_id: str, joined: dict[str, Iterable[np.ndarray]]) -> tuple[str,
     if len(previous) > 1 or len(current) > 1:
         raise ValueError(f"node {node_id!r} occurs twice in a node table")
     return node_id, node_status(*(rows[0] if rows else None for rows in (previous, current)))
-
-
-# (ids, float32 rows): one span's new nodes or a batch of old ones.
-Block = tuple[list[str], np.ndarray]
-
-
-def _to_block(rows: list[tuple[str, np.ndarray]]) -> Block:
-    return [r[0] for r in rows], np.stack([np.asarray(r[1], dtype=np.float32) for r in rows])
-
-
-class _TopNeighbours(beam.CombineFn):
-    """Per source: dedupes targets (max weight) and keeps the top-k, as `top_k_edges` does."""
-
-    def __init__(self, k: int):
-        self._k = k
-
-    def create_accumulator(self) -> dict[str, float]:
-        return {}
-
-    def add_input(self, acc: dict[str, float], cands: list[tuple[float, str]]) -> dict:
-        for w, t in cands:
-            if w > acc.get(t, -np.inf):
-                acc[t] = w
-        return self._trim(acc)
-
-    def merge_accumulators(self, accs: Iterable[dict[str, float]]) -> dict[str, float]:
-        accs = iter(accs)
-        merged = next(accs)
-        for acc in accs:
-            merged = self.add_input(merged, [(w, t) for t, w in acc.items()])
-        return merged
-
-    def extract_output(self, acc: dict[str, float]) -> list[tuple[float, str]]:
-        return similarity.top_neighbours(acc, self._k)
-
-    def _trim(self, acc: dict[str, float]) -> dict[str, float]:
-        # Trimming only past 2k keeps add_input amortised O(1) per candidate.
-        if self._k and len(acc) > 2 * self._k:
-            return {t: w for w, t in similarity.top_neighbours(acc, self._k)}
-        return acc
