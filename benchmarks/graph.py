@@ -155,6 +155,7 @@ def config_for(n: int, args: argparse.Namespace) -> GraphConfig:
         max_neighbours=args.k,
         lsh_splits=splits,
         lsh_rounds=args.rounds,
+        lsh_rounds_per_shuffle=args.rounds_per_shuffle,
         max_bucket_size=args.max_bucket_size,
         centre=True,
         seed=args.seed,
@@ -174,6 +175,7 @@ def one(n: int, args: argparse.Namespace) -> dict:
         "dim": args.dim,
         "lsh_splits": cfg.lsh_splits,
         "lsh_rounds": cfg.lsh_rounds,
+        "lsh_rounds_per_shuffle": cfg.lsh_rounds_per_shuffle,
         "max_neighbours": cfg.max_neighbours,
         "threshold": cfg.similarity_threshold,
         "workers": args.workers,
@@ -205,6 +207,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--splits", type=int, default=-1, help="-1: ceil(log2(N / 1000))")
     ap.add_argument("--rounds", type=int, default=18)
+    ap.add_argument("--rounds_per_shuffle", type=int, default=1)
     ap.add_argument("--max_bucket_size", type=int, default=4096)
     ap.add_argument("--workers", type=int, default=1, help=">1: multi_processing DirectRunner")
     ap.add_argument("--queries", type=int, default=2000)
@@ -236,7 +239,16 @@ def main() -> None:
 
 
 def _table(rows: list[dict], header: bool) -> str:
-    cols = ["nodes", "lsh_splits", "lsh_rounds", "seconds", "peak_rss_mb", "edges", "recall"]
+    cols = [
+        "nodes",
+        "lsh_splits",
+        "lsh_rounds",
+        "lsh_rounds_per_shuffle",
+        "seconds",
+        "peak_rss_mb",
+        "edges",
+        "recall",
+    ]
     cols += ["nsl_seconds", "speedup_vs_nsl"]
     lines = [" | ".join(f"{c:>14}" for c in cols)] if header else []
     for r in rows:

@@ -298,6 +298,12 @@ class GraphConfig:
       max_neighbours: per-node top-k after thresholding (0 keeps all).
       lsh_splits: random hyperplanes per LSH round (0 = exact pairwise search).
       lsh_rounds: independent LSH rounds (more rounds, higher recall).
+      lsh_rounds_per_shuffle: 1 regroups all rows by every round's bucket (nsl.tools' buckets,
+        one shuffle of the rows per round). L > 1 runs rounds L at a time: the L rounds share
+        their first few hyperplanes, enough that each of their groups holds about
+        `beam_graph.GROUP_ROWS` rows, so one shuffle by those shared bits sends every group to
+        one worker, which runs the L rounds on it locally. Fewer shuffles (the DirectRunner's
+        main cost at 1M nodes), but correlated rounds: recall needs more rounds (README).
       max_bucket_size: buckets larger than this are compared in chunks of this many rows.
       centre: subtract the mean embedding before the cosine (removes a shared offset).
       seed: makes LSH hyperplanes and the selection's sample reproducible.
@@ -328,6 +334,7 @@ class GraphConfig:
     max_neighbours: int = 5
     lsh_splits: int = 0
     lsh_rounds: int = 1
+    lsh_rounds_per_shuffle: int = 1
     max_bucket_size: int = 4096
     centre: bool = True
     seed: int = 0

@@ -1,5 +1,6 @@
 """The similarity graph: numpy core on hand-made vectors, the Beam transform, statistics."""
 
+import dataclasses
 import math
 
 import apache_beam as beam
@@ -173,6 +174,53 @@ def test_beam_lsh_edges_are_exact_edges_with_high_recall(tmp_path):
     assert lsh.keys() <= exact.keys()
     assert len(lsh) / len(exact) > 0.9
     assert all(abs(lsh[k] - exact[k]) <= 1e-6 + 1e-9 for k in lsh)
+
+
+def lsh_reference(ids, unit, cfg: GraphConfig, shared: int) -> list[similarity.Edge]:
+    """Brute force inside every round's buckets, planes shared `shared` bits per shuffle."""
+    planes = similarity.lsh_planes(cfg.seed, cfg.lsh_splits, cfg.lsh_rounds, unit.shape[1])
+    planes = similarity.share_planes(planes, cfg.lsh_rounds_per_shuffle, shared)
+    codes = similarity.lsh_bucket_ids(unit, planes)
+    edges = []
+    for r in range(cfg.lsh_rounds):
+        for bucket in np.unique(codes[:, r]):
+            members = np.flatnonzero(codes[:, r] == bucket)
+            sub, rows = [ids[i] for i in members], unit[members]
+            edges += similarity.block_similarities(sub, rows, sub, rows, cfg.similarity_threshold)
+    return similarity.top_k_edges(edges, cfg.max_neighbours)
+
+
+def test_share_planes_makes_a_shuffles_rounds_agree_on_the_shared_bits():
+    planes = similarity.lsh_planes(3, 4, 5, 8)
+    assert np.array_equal(similarity.share_planes(planes, 1, 2), planes)
+    shared = similarity.share_planes(planes, 2, 2)
+    codes = similarity.lsh_bucket_ids(np.random.default_rng(0).standard_normal((50, 8)), shared)
+    assert np.array_equal(codes[:, 0] & 3, codes[:, 1] & 3)  # rounds 0, 1: one shuffle
+    assert np.array_equal(shared[4], planes[4])  # round 4 starts the third shuffle
+    assert np.array_equal(shared[:, 2:], planes[:, 2:])
+
+
+@pytest.mark.parametrize("group_rows", [10**9, 16])
+def test_rounds_run_per_shuffle_equal_brute_force_in_their_buckets(
+    group_rows, tmp_path, monkeypatch
+):
+    ids, emb = clustered(240)
+    monkeypatch.setattr(beam_graph, "GROUP_ROWS", group_rows)
+    cfg = GraphConfig(
+        max_neighbours=4,
+        lsh_splits=4,
+        lsh_rounds=7,
+        lsh_rounds_per_shuffle=3,
+        max_bucket_size=10,
+        centre=False,
+    )
+    shared = beam_graph.shared_splits(len(ids), cfg)
+    assert shared == (0 if group_rows > len(ids) else 3)  # ceil(log2(240 / 16)), capped at 4 - 1
+    want = lsh_reference(ids, similarity.normalise(emb), cfg, shared)
+    assert_same_edges(run_graph(ids, emb, cfg, tmp_path), want)
+    if not shared:  # nothing shared: the rounds are nsl.tools' rounds, one shuffle each
+        one_each = dataclasses.replace(cfg, lsh_rounds_per_shuffle=1)
+        assert_same_edges(run_graph(ids, emb, one_each, tmp_path), want)
 
 
 @pytest.mark.parametrize("n", [0, 1])

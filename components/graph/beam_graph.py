@@ -10,10 +10,16 @@ LSH rounds run one after another (each round waits for the previous one's edges)
 with an in-memory shuffle, the DirectRunner, holds one round's rows at a time rather than all
 of them; candidates of all rounds meet in one top-k merge, split by source into partitions of
 about `NODES_PER_PARTITION` nodes.
+
+Each round moves every row through a shuffle, which is most of the DirectRunner's time at 1M
+nodes. With `lsh_rounds_per_shuffle` L > 1 the rows move once per L rounds instead: those
+rounds share their first `shared_splits` hyperplanes, the shuffle groups rows by those bits
+(groups of about GROUP_ROWS rows), and one worker runs the L rounds on its group.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +40,8 @@ Piece = tuple[int, np.ndarray, np.ndarray, np.ndarray]
 NODES_PER_PARTITION = 100_000
 # Fewer pending candidates than this are never worth a compaction.
 COMPACT_AT = 100_000
+# Rows a worker holds to run a shuffle's LSH rounds locally (128 MB of 256-d float32 rows).
+GROUP_ROWS = 131_072
 
 
 class BuildSimilarityGraph(beam.PTransform):
@@ -48,6 +56,8 @@ class BuildSimilarityGraph(beam.PTransform):
         super().__init__()
         if cfg.lsh_splits < 0 or (cfg.lsh_splits > 0 and cfg.lsh_rounds < 1):
             raise ValueError(f"invalid LSH settings: {cfg}")
+        if cfg.lsh_rounds_per_shuffle < 1:
+            raise ValueError(f"lsh_rounds_per_shuffle must be >= 1: {cfg}")
         if cfg.max_bucket_size < 1 or cfg.max_neighbours < 0:
             raise ValueError(f"invalid graph settings: {cfg}")
         self._cfg = cfg
@@ -59,12 +69,15 @@ class BuildSimilarityGraph(beam.PTransform):
             | "Batch" >> beam.BatchElements(min_batch_size=4096, max_batch_size=65536)
             | "ToBlocks" >> beam.Map(to_block)
         )
-        partitions = beam.pvalue.AsSingleton(
+        nodes = (
             blocks
             | "BlockSizes" >> beam.Map(lambda b: len(b[0]))
             | "Nodes" >> beam.CombineGlobally(sum)
-            | "Partitions" >> beam.Map(lambda n: max(1, -(-n // NODES_PER_PARTITION)))
         )
+        partitions = beam.pvalue.AsSingleton(
+            nodes | "Partitions" >> beam.Map(lambda n: max(1, -(-n // NODES_PER_PARTITION)))
+        )
+        shared = beam.pvalue.AsSingleton(nodes | "SharedSplits" >> beam.Map(shared_splits, cfg))
         _ = (
             blocks
             | "IdsByPartition" >> beam.FlatMap(_ids_by_partition, partitions)
@@ -83,36 +96,57 @@ class BuildSimilarityGraph(beam.PTransform):
             blocks
             | "Normalise"
             >> beam.Map(lambda b, m: (b[0], b[1], similarity.normalise(b[2], m)), mean)
-            | "LshBuckets" >> beam.ParDo(_LshBuckets(cfg))
+            | "LshBuckets" >> beam.ParDo(_LshBuckets(cfg), shared)
         )
-        sizes = beam.pvalue.AsDict(
-            coded
-            | "BucketCounts" >> beam.FlatMap(_bucket_counts)
-            | "BucketSizes" >> beam.CombinePerKey(sum)
+        rounds = cfg.lsh_rounds if cfg.lsh_splits else 1
+        per_shuffle = cfg.lsh_rounds_per_shuffle if cfg.lsh_splits else 1
+        similarities = (
+            cfg.similarity_threshold,
+            cfg.max_neighbours,
+            cfg.max_bucket_size,
+            partitions,
         )
-        found, after = [], []
-        for r in range(cfg.lsh_rounds if cfg.lsh_splits else 1):
-            candidates = (
+        if per_shuffle == 1:
+            sizes = beam.pvalue.AsDict(
                 coded
-                | f"Round{r}/ToBlockPairs"
-                >> beam.FlatMap(_block_pairs, r, sizes, cfg.max_bucket_size, *after)
-                | f"Round{r}/GroupBlockPairs" >> beam.GroupByKey()
-                | f"Round{r}/Similarities"
-                >> beam.FlatMap(
-                    _pair_candidates,
-                    cfg.similarity_threshold,
-                    cfg.max_neighbours,
-                    cfg.max_bucket_size,
-                    partitions,
+                | "BucketCounts" >> beam.FlatMap(_bucket_counts)
+                | "BucketSizes" >> beam.CombinePerKey(sum)
+            )
+        found, after = [], []
+        for first in range(0, rounds, per_shuffle):
+            if per_shuffle == 1:
+                name = f"Round{first}"
+                routed = coded | f"{name}/ToBlockPairs" >> beam.FlatMap(
+                    _block_pairs, first, sizes, cfg.max_bucket_size, *after
                 )
+                compare = _pair_candidates
+            else:
+                name = f"Rounds{first}-{min(first + per_shuffle, rounds) - 1}"
+                routed = coded | f"{name}/ToGroups" >> beam.FlatMap(
+                    _group_rows, first, per_shuffle, shared, *after
+                )
+                compare = _local_candidates
+            candidates = (
+                routed
+                | f"{name}/Group" >> beam.GroupByKey()
+                | f"{name}/Similarities" >> beam.FlatMap(compare, *similarities)
             )
             found.append(candidates)
             after = [
                 beam.pvalue.AsSingleton(
-                    candidates | f"Round{r}/Done" >> beam.combiners.Count.Globally()
+                    candidates | f"{name}/Done" >> beam.combiners.Count.Globally()
                 )
             ]
         return found | "AllRounds" >> beam.Flatten() | MergeCandidates(cfg.max_neighbours)
+
+
+def shared_splits(nodes: int, cfg: GraphConfig) -> int:
+    """Hyperplanes each shuffle's rounds share: enough for groups of ~GROUP_ROWS rows, and
+    fewer than lsh_splits, so every round keeps a bit of its own. 0 with one round a shuffle."""
+    if cfg.lsh_rounds_per_shuffle == 1 or cfg.lsh_splits == 0:
+        return 0
+    wanted = math.ceil(math.log2(max(nodes, 1) / GROUP_ROWS)) if nodes > GROUP_ROWS else 0
+    return min(cfg.lsh_splits - 1, wanted)
 
 
 class MergeCandidates(beam.PTransform):
@@ -217,7 +251,7 @@ class _LshBuckets(beam.DoFn):
         self._planes: np.ndarray | None = None
 
     def process(
-        self, block: Block
+        self, block: Block, shared: int
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
         ids, keys, emb = block
         cfg = self._cfg
@@ -225,9 +259,8 @@ class _LshBuckets(beam.DoFn):
             yield ids, keys, emb, np.zeros((len(ids), 1), dtype=np.int64)
             return
         if self._planes is None:
-            self._planes = similarity.lsh_planes(
-                cfg.seed, cfg.lsh_splits, cfg.lsh_rounds, emb.shape[1]
-            )
+            planes = similarity.lsh_planes(cfg.seed, cfg.lsh_splits, cfg.lsh_rounds, emb.shape[1])
+            self._planes = similarity.share_planes(planes, cfg.lsh_rounds_per_shuffle, shared)
         yield ids, keys, emb, similarity.lsh_bucket_ids(emb, self._planes)
 
 
@@ -256,6 +289,39 @@ def _block_pairs(
                 yield (bucket, min(s, j), max(s, j)), (0 if s <= j else 1, *piece)
 
 
+def _group_rows(
+    coded: tuple[np.ndarray, ...], first: int, per_shuffle: int, shared: int, _after: int = 0
+) -> Iterator[tuple[int, tuple[np.ndarray, ...]]]:
+    """Routes rows by the `shared` bits rounds first.. first + per_shuffle - 1 agree on, with
+    those rounds' buckets. `_after` only orders the shuffles, as in `_block_pairs`."""
+    ids, keys, emb, codes = coded
+    groups = codes[:, first] & ((1 << shared) - 1)
+    own = codes[:, first : first + per_shuffle]
+    for g in np.unique(groups).tolist():
+        rows = groups == g
+        yield g, (ids[rows], keys[rows], emb[rows], own[rows])
+
+
+def _local_candidates(
+    item: tuple[int, Iterable[tuple[np.ndarray, ...]]],
+    threshold: float,
+    keep: int,
+    max_rows: int,
+    partitions: int,
+) -> Iterator[tuple[int, Candidates]]:
+    """Every round of one shuffle over one group's rows: each bucket against itself."""
+    pieces = list(item[1])
+    ids, keys, emb, codes = (np.concatenate([p[n] for p in pieces]) for n in range(4))
+    found: dict[int, list[Candidates]] = defaultdict(list)
+    for r in range(codes.shape[1]):
+        order = np.argsort(codes[:, r], kind="stable")
+        _, starts = np.unique(codes[order, r], return_index=True)
+        for members in np.split(order, starts[1:]):
+            bucket = (ids[members], keys[members], emb[members])
+            _add_candidates(found, bucket, None, threshold, keep, max_rows, partitions)
+    yield from _merge_found(found, keep)
+
+
 def _pair_candidates(
     item: tuple[PairKey, Iterable[Piece]],
     threshold: float,
@@ -263,28 +329,46 @@ def _pair_candidates(
     max_rows: int,
     partitions: int,
 ) -> Iterator[tuple[int, Candidates]]:
-    """All edges ≥ threshold between two sub-blocks (or one with itself), chunk by chunk, as
-    (partition of the source, candidate arrays) with each source's best `keep` (ties kept)."""
+    """All edges ≥ threshold between two sub-blocks (or one with itself), as (partition of the
+    source, candidate arrays) with each source's best `keep` (ties kept)."""
     (_, i, j), pieces = item
     sides: tuple[list[Piece], list[Piece]] = ([], [])
     for piece in pieces:
         sides[piece[0]].append(piece)
     if not sides[0] or (i != j and not sides[1]):
         return
-    a = _concat(sides[0])
-    b = a if i == j else _concat(sides[1])
     found: dict[int, list[Candidates]] = defaultdict(list)
+    other = None if i == j else _concat(sides[1])
+    _add_candidates(found, _concat(sides[0]), other, threshold, keep, max_rows, partitions)
+    yield from _merge_found(found, keep)
+
+
+def _add_candidates(
+    found: dict[int, list[Candidates]],
+    a: Block,
+    b: Block | None,
+    threshold: float,
+    keep: int,
+    max_rows: int,
+    partitions: int,
+) -> None:
+    """Appends to `found`, by partition, the candidates between blocks `a` and `b` (`a` with
+    itself if None), computed `max_rows` rows against `max_rows` at a time."""
+    other = a if b is None else b
     for p in range(0, len(a[0]), max_rows):
         ap = tuple(x[p : p + max_rows] for x in a)
-        # Within one sub-block only chunk pairs p <= q; the block against itself for p == q.
-        for q in range(p if i == j else 0, len(b[0]), max_rows):
-            same = i == j and q == p
-            bq = ap if same else tuple(x[q : q + max_rows] for x in b)
+        # Within one block only chunk pairs p <= q; the chunk against itself for p == q.
+        for q in range(p if b is None else 0, len(other[0]), max_rows):
+            same = b is None and q == p
+            bq = ap if same else tuple(x[q : q + max_rows] for x in other)
             pairs = similarity.block_candidates(ap[2], None if same else bq[2], threshold, keep)
             ids = ap[0] if same else np.concatenate([ap[0], bq[0]])
             keys = ap[1] if same else np.concatenate([ap[1], bq[1]])
             for n, c in candidates_by_partition(ids, keys, pairs, partitions):
                 found[n].append(c)
+
+
+def _merge_found(found: dict[int, list[Candidates]], keep: int) -> Iterator[tuple[int, Candidates]]:
     for n, parts in found.items():
         if len(parts) > 1:  # one chunk pair's candidates are already unique and cut per source
             parts = [similarity.best_candidates(_stack(parts), keep, exact=False)]

@@ -55,6 +55,7 @@ COMPARED = (
     "centre",
     "lsh_splits",
     "lsh_rounds",
+    "lsh_rounds_per_shuffle",
     "seed",
 )
 # Largest |difference| per component of a unit vector still counted unchanged: re-embedding

@@ -53,6 +53,15 @@ def lsh_planes(seed: int, splits: int, rounds: int, dim: int) -> np.ndarray:
     return np.random.RandomState(seed).rand(rounds, splits, dim) * 2 - 1
 
 
+def share_planes(planes: np.ndarray, per_shuffle: int, shared: int) -> np.ndarray:
+    """Planes where each run of `per_shuffle` rounds uses its first round's first `shared`
+    hyperplanes: the rounds of one shuffle then agree on those bits of every row's bucket."""
+    planes = planes.copy()
+    for first in range(0, len(planes), per_shuffle):
+        planes[first : first + per_shuffle, :shared] = planes[first, :shared]
+    return planes
+
+
 def lsh_bucket_ids(emb: np.ndarray, planes: np.ndarray) -> np.ndarray:
     """Bucket of every row in every round, int64[n, rounds]: bit i set iff plane i's dot > 0."""
     rounds, splits, dim = planes.shape
