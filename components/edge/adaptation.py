@@ -18,9 +18,8 @@ import numpy as np
 
 def inverse_std(variance: np.ndarray) -> np.ndarray:
     """1 / std, and 1 where the variance is 0: what `tft.scale_to_z_score_per_key` divides by."""
-    variance = np.maximum(np.asarray(variance, np.float64), 0.0)
-    with np.errstate(divide="ignore"):
-        return np.where(variance > 0, 1.0 / np.sqrt(variance), 1.0)
+    variance = np.asarray(variance, np.float64)
+    return 1.0 / np.sqrt(np.where(variance > 0, variance, 1.0))
 
 
 def statistics_from_moments(moments: np.ndarray) -> np.ndarray:

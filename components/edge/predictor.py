@@ -131,7 +131,6 @@ class Predictor:
         if self.metadata.normalisation == "speaker":
             self._bind_adaptive(model_path, metadata_path)
         else:
-            self._runner = None
             if len(self._interpreter.get_input_details()) != 1:
                 raise ModelError(
                     f"{model_path}: has several inputs (a speaker-normalised model?) but "
@@ -176,14 +175,21 @@ class Predictor:
                 f"one signature with inputs {sorted(expected[0])} and outputs "
                 f"{sorted(expected[1])}; it has {signatures}"
             )
-        self._runner = self._interpreter.get_signature_runner(next(iter(signatures)))
-        self._input = self._runner.get_input_details()[PCM_INPUT]
-        self._output = self._runner.get_output_details()[PROBABILITIES]
+        # Tensors are set by index, not through the signature runner, which resizes and
+        # re-allocates every tensor on each call (~20 us of a ~1 ms window); a single-signature
+        # model's signature is its main subgraph, whose tensors the interpreter addresses.
+        runner = self._interpreter.get_signature_runner(next(iter(signatures)))
+        inputs, outputs = runner.get_input_details(), runner.get_output_details()
+        main = {d["index"] for d in self._interpreter.get_input_details()}
+        if main != {d["index"] for d in inputs.values()}:
+            raise ModelError(f"{model_path}: its signature is not the model's main subgraph")
+        self._input, self._stats_input = inputs[PCM_INPUT], inputs[STATS_INPUT]
+        self._output, self._moments_output = outputs[PROBABILITIES], outputs[MOMENTS_OUTPUT]
         adaptation = self.metadata.adaptation
         self.adaptation = SpeakerAdaptation(
             np.asarray(adaptation["fallback"], np.float32), adaptation["warmup_windows"]
         )
-        bands = self._runner.get_input_details()[STATS_INPUT]["shape"]
+        bands = self._stats_input["shape"]
         if tuple(bands) != self.adaptation.fallback.shape:
             raise ModelError(
                 f"{model_path}: takes {STATS_INPUT} {list(bands)} but {metadata_path} has "
@@ -209,16 +215,16 @@ class Predictor:
             scale, zero_point = self._in_q
             info = np.iinfo(self._input["dtype"])
             x = np.clip(np.round(x / scale) + zero_point, info.min, info.max)
-        x = x.astype(self._input["dtype"])
-        if self._runner is not None:
-            outputs = self._runner(**{PCM_INPUT: x, STATS_INPUT: self.adaptation.statistics()})
-            if self._adapt:
-                self.adaptation.update(outputs[MOMENTS_OUTPUT])
-            y = outputs[PROBABILITIES].reshape(-1)
-        else:
-            self._interpreter.set_tensor(self._input["index"], x)
-            self._interpreter.invoke()
-            y = self._interpreter.get_tensor(self._output["index"]).reshape(-1)
+        self._interpreter.set_tensor(
+            self._input["index"], x.astype(self._input["dtype"], copy=False)
+        )
+        if self.adaptation is not None:
+            stats = self.adaptation.statistics()
+            self._interpreter.set_tensor(self._stats_input["index"], stats)
+        self._interpreter.invoke()
+        if self.adaptation is not None and self._adapt:
+            self.adaptation.update(self._interpreter.get_tensor(self._moments_output["index"]))
+        y = self._interpreter.get_tensor(self._output["index"]).reshape(-1)
         if self._out_q:
             scale, zero_point = self._out_q
             return ((y.astype(np.float32) - zero_point) * scale).astype(np.float32)
