@@ -100,6 +100,14 @@ def test_shape_and_frame_count():
     assert out.shape == (2, frontend.num_frames(24000, CFG), CFG.mel_bands)
 
 
+def test_a_doubled_hop_gives_every_other_frame():
+    """`frame_step` = 320 (the 20 ms hop that halves the edge model's cost, README "Edge cost")."""
+    y = _speechlike(3.0)[None]
+    every = frontend.log_mel(y, CFG, SR).numpy()
+    doubled = frontend.log_mel(y, FrontendConfig(frame_step=2 * CFG.frame_step), SR).numpy()
+    np.testing.assert_allclose(doubled, every[:, ::2], atol=1e-5)
+
+
 @pytest.mark.parametrize("value", [0, 1, -1, 32767, -32768])
 def test_decode_pcm16_round_trip(value):
     raw = np.full(4, value, "<i2").tobytes()
