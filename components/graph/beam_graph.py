@@ -145,8 +145,9 @@ def shared_splits(nodes: int, cfg: GraphConfig) -> int:
     fewer than lsh_splits, so every round keeps a bit of its own. 0 with one round a shuffle."""
     if cfg.lsh_rounds_per_shuffle == 1 or cfg.lsh_splits == 0:
         return 0
-    wanted = math.ceil(math.log2(max(nodes, 1) / GROUP_ROWS)) if nodes > GROUP_ROWS else 0
-    return min(cfg.lsh_splits - 1, wanted)
+    if nodes <= GROUP_ROWS:
+        return 0
+    return min(cfg.lsh_splits - 1, math.ceil(math.log2(nodes / GROUP_ROWS)))
 
 
 class MergeCandidates(beam.PTransform):
