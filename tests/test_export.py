@@ -189,11 +189,45 @@ def test_int8_agrees_with_float_on_trained_student(report):
     assert frontend_tensors == {np.dtype(np.float32)}  # the frontend was not quantized
 
 
+def _quantized_tensors(model: bytes) -> list[str]:
+    """Names of the float tensors that the model's QUANTIZE ops turn into int8."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    graph = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
+    subgraph = graph.subgraphs[0]
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in graph.operatorCodes]
+    inputs = [
+        subgraph.tensors[op.inputs[0]]
+        for op in subgraph.operators
+        if codes[op.opcodeIndex] == schema.BuiltinOperator.QUANTIZE
+    ]
+    return [t.name.decode() for t in inputs if t.type == schema.TensorType.FLOAT32]
+
+
 def test_post_training_int8_agrees_with_float(post_training_report):
     assert not post_training_report["quantization_aware"]
     assert post_training_report["saved_model"]["uar"] >= 0.95
     assert post_training_report["int8"]["top1_agreement_with_float"] >= 0.97
     assert np.dtype(np.int8) in _dtypes_of(post_training_report["int8"]["model"], "")
+
+
+def test_post_training_int8_keeps_the_audio_float(tmp_path):
+    """A post-training int8 model makes two float tensors int8: the normalised log-mel and the
+    float stem's output. TF 2.16's quantizer also rounded a 3 s window's PCM to 8 bits on its
+    way into the float frontend (`export.without_float_round_trips`)."""
+    audio, front = AudioConfig(), FrontendConfig(mel_bands=24, normalisation="global")
+    frames, bands = training.input_shape(audio, front)
+    model = networks.build_student(
+        StudentConfig(filters=(8, 16), quantization_aware=False), frames, bands, len(CLASSES)
+    )
+    saved = str(tmp_path / "serving")
+    stats = np.stack([np.zeros(bands), np.ones(bands)]).astype(np.float32)
+    training.save(
+        model, saved, {export.PCM_SIGNATURE: training.pcm_signature(model, audio, front, stats)}
+    )
+    pcm = _speech_windows(4, audio.window_samples)
+    quantized = _quantized_tensors(export.convert(saved, "int8", pcm, ("stem",)))
+    assert len(quantized) == 2 and "stem" in quantized[1]
 
 
 def test_export_reports_frontend_error_within_limit(report):
