@@ -204,6 +204,15 @@ def _quantized_tensors(model: bytes) -> list[str]:
     return [t.name.decode() for t in inputs if t.type == schema.TensorType.FLOAT32]
 
 
+def test_float16_variant_is_the_float_model_with_half_constants(report):
+    """Of a quantization-aware model too (the converter's float16 mode gave its int8 model)."""
+    half, full = report["float16"], report["float32"]
+    assert np.dtype(np.float16) in _dtypes_of(half["model"], "")
+    assert np.dtype(np.int8) not in _dtypes_of(half["model"], "")
+    assert half["bytes"] < 0.8 * full["bytes"]
+    assert half["top1_agreement_with_float"] == 1.0
+
+
 def test_post_training_int8_agrees_with_float(post_training_report):
     assert not post_training_report["quantization_aware"]
     assert post_training_report["saved_model"]["uar"] >= 0.95

@@ -146,9 +146,7 @@ def convert(
         converter.optimizations = [tf.lite.Optimize.DEFAULT]  # the model's own ranges
         return converter.convert()
     if quantization == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-        return converter.convert()
+        return with_float16_constants(converter.convert())
 
     def dataset() -> Iterator[dict[str, np.ndarray]]:
         return _model_inputs(representative, representative_stats)
@@ -168,6 +166,55 @@ def convert(
         debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=keep_float),
     )
     return without_float_round_trips(debugger.get_nondebug_quantized_model())
+
+
+FLOAT16_MIN_ELEMENTS = 64  # smaller constants (scalars such as the log offset) stay float32
+
+
+def with_float16_constants(model: bytes) -> bytes:
+    """`model` with its float32 constants stored as float16, each expanded by a DEQUANTIZE op
+    (the layout of the converter's float16 mode; runtimes expand them once, at load).
+
+    Not the converter's float16 mode itself: on a quantization-aware model its fake-quant ops
+    make that mode emit the int8 model, which was then reported as the float16 variant.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
+    dequantize = schema.BuiltinOperator.DEQUANTIZE
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in graph.operatorCodes]
+    if dequantize not in codes:
+        code = schema.OperatorCodeT()
+        code.builtinCode = code.deprecatedBuiltinCode = dequantize
+        code.version = 3  # float16 input
+        graph.operatorCodes.append(code)
+        codes.append(dequantize)
+    opcode = codes.index(dequantize)
+    for subgraph in graph.subgraphs:
+        read = {int(t) for op in subgraph.operators for t in op.inputs if t >= 0}
+        expansions = []
+        for index in sorted(read):
+            tensor = subgraph.tensors[index]
+            data = graph.buffers[tensor.buffer].data
+            if tensor.type != schema.TensorType.FLOAT32 or data is None:
+                continue
+            values = np.frombuffer(np.asarray(data, np.uint8).tobytes(), np.float32)
+            if values.size < FLOAT16_MIN_ELEMENTS:
+                continue
+            buffer = schema.BufferT()
+            buffer.data = np.frombuffer(values.astype(np.float16).tobytes(), np.uint8)
+            graph.buffers.append(buffer)
+            half = schema.TensorT()
+            half.shape, half.type = tensor.shape, schema.TensorType.FLOAT16
+            half.buffer, half.name = len(graph.buffers) - 1, (tensor.name or b"") + b"/float16"
+            subgraph.tensors.append(half)
+            graph.buffers[tensor.buffer] = schema.BufferT()  # now computed, not stored
+            op = schema.OperatorT()
+            op.opcodeIndex, op.inputs, op.outputs = opcode, [len(subgraph.tensors) - 1], [index]
+            expansions.append(op)
+        subgraph.operators = expansions + list(subgraph.operators)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(graph))
 
 
 def without_float_round_trips(model: bytes) -> bytes:
