@@ -191,10 +191,11 @@ def with_float16_constants(model: bytes) -> bytes:
         graph.operatorCodes.append(code)
         codes.append(dequantize)
     opcode = codes.index(dequantize)
+    stored = set()  # buffers now held as float16
     for subgraph in graph.subgraphs:
-        read = {int(t) for op in subgraph.operators for t in op.inputs if t >= 0}
+        read = sorted({int(t) for op in subgraph.operators for t in op.inputs if t >= 0})
         expansions = []
-        for index in sorted(read):
+        for index in read:
             tensor = subgraph.tensors[index]
             data = graph.buffers[tensor.buffer].data
             if tensor.type != schema.TensorType.FLOAT32 or data is None:
@@ -209,11 +210,13 @@ def with_float16_constants(model: bytes) -> bytes:
             half.shape, half.type = tensor.shape, schema.TensorType.FLOAT16
             half.buffer, half.name = len(graph.buffers) - 1, (tensor.name or b"") + b"/float16"
             subgraph.tensors.append(half)
-            graph.buffers[tensor.buffer] = schema.BufferT()  # now computed, not stored
+            stored.add(tensor.buffer)
             op = schema.OperatorT()
             op.opcodeIndex, op.inputs, op.outputs = opcode, [len(subgraph.tensors) - 1], [index]
             expansions.append(op)
         subgraph.operators = expansions + list(subgraph.operators)
+    for index in stored:  # the float32 tensors are now computed at load, not stored
+        graph.buffers[index] = schema.BufferT()
     return bytes(flatbuffer_utils.convert_object_to_bytearray(graph))
 
 
@@ -235,7 +238,7 @@ def without_float_round_trips(model: bytes) -> bytes:
     for index, subgraph in enumerate(graph.subgraphs):
         producer = {int(t): op for op in subgraph.operators for t in op.outputs}
         start_of: dict[int, int] = {}  # a chain's float end -> its float start
-        dead = set()
+        chains = set()
         for op in subgraph.operators:
             if codes[op.opcodeIndex] != dequantize:
                 continue
@@ -245,9 +248,7 @@ def without_float_round_trips(model: bytes) -> bytes:
                 source = int(producer[source].inputs[0])
             if len(chain) > 1 and subgraph.tensors[source].type == schema.TensorType.FLOAT32:
                 start_of[int(op.outputs[0])] = source
-                dead.update(id(o) for o in chain)
-        if not start_of:
-            continue
+                chains.update(id(o) for o in chain)
         for op in subgraph.operators:
             op.inputs = [start_of.get(int(t), int(t)) for t in op.inputs]
         subgraph.outputs = [start_of.get(int(t), int(t)) for t in subgraph.outputs]
@@ -255,10 +256,13 @@ def without_float_round_trips(model: bytes) -> bytes:
             if signature.subgraphIndex == index:
                 for tensor in signature.outputs:
                     tensor.tensorIndex = start_of.get(tensor.tensorIndex, tensor.tensorIndex)
-        read = {int(t) for op in subgraph.operators if id(op) not in dead for t in op.inputs}
-        if any(int(t) in read for op in subgraph.operators if id(op) in dead for t in op.outputs):
-            raise ValueError("a float round trip's intermediate int8 tensor has other readers")
-        subgraph.operators = [op for op in subgraph.operators if id(op) not in dead]
+        live, kept = {int(t) for t in subgraph.outputs}, []
+        for op in reversed(subgraph.operators):  # drop the chains' ops nobody reads any more
+            if id(op) in chains and not any(int(t) in live for t in op.outputs):
+                continue
+            kept.append(op)
+            live.update(int(t) for t in op.inputs)
+        subgraph.operators = kept[::-1]
     return bytes(flatbuffer_utils.convert_object_to_bytearray(graph))
 
 
