@@ -9,7 +9,8 @@ int8 ranges as fake-quant ops; the converter quantises exactly those and leaves 
 float, so no calibration is needed and the int8 model computes what was evaluated. Any other
 model is quantised after training: calibrated on representative windows, with ops under the
 `frontend` name scope kept float32 by TFLite's selective quantization (QuantizationDebugger's
-denylist).
+denylist; `without_float_round_trips` then removes the 8-bit rounding it still leaves on the
+PCM). The float16 variant is the float32 model with float16-stored constants.
 
 Parity is measured twice: the float TFLite frontend against the TF one it was converted from
 (`frontend_max_abs_error`, log-mel units), and every variant against the SavedModel (top-1
