@@ -172,12 +172,14 @@ def convert(
 FLOAT16_MIN_ELEMENTS = 64  # smaller constants (scalars such as the log offset) stay float32
 
 
-def with_float16_constants(model: bytes) -> bytes:
+def with_float16_constants(model: bytes, float32_scope: str = frontend.FRONTEND_SCOPE) -> bytes:
     """`model` with its float32 constants stored as float16, each expanded by a DEQUANTIZE op
     (the layout of the converter's float16 mode; runtimes expand them once, at load).
 
-    Not the converter's float16 mode itself: on a quantization-aware model its fake-quant ops
-    make that mode emit the int8 model, which was then reported as the float16 variant.
+    Constants read by ops named under `float32_scope` stay float32: float16 DFT matrices moved
+    the log-mel by up to 2.5e-3, beyond `ExportConfig.max_frontend_error`, and flipped 2% of a
+    demo student's test windows. Not the converter's float16 mode: on a quantization-aware
+    model its fake-quant ops make that mode emit the int8 model.
     """
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
@@ -192,17 +194,23 @@ def with_float16_constants(model: bytes) -> bytes:
         graph.operatorCodes.append(code)
         codes.append(dequantize)
     opcode = codes.index(dequantize)
-    stored = set()  # buffers now held as float16
+    halved, kept = set(), set()  # buffers of the constants now float16 / still float32
     for subgraph in graph.subgraphs:
-        read = sorted({int(t) for op in subgraph.operators for t in op.inputs if t >= 0})
+        names = [(t.name or b"").decode() for t in subgraph.tensors]
+        exact = {
+            int(t)
+            for op in subgraph.operators
+            if any(float32_scope in names[o] for o in op.outputs)
+            for t in op.inputs
+        }
         expansions = []
-        for index in read:
-            tensor = subgraph.tensors[index]
+        for index, tensor in enumerate(list(subgraph.tensors)):
             data = graph.buffers[tensor.buffer].data
-            if tensor.type != schema.TensorType.FLOAT32 or data is None:
+            if tensor.type != schema.TensorType.FLOAT32 or data is None or not len(data):
                 continue
             values = np.frombuffer(np.asarray(data, np.uint8).tobytes(), np.float32)
-            if values.size < FLOAT16_MIN_ELEMENTS:
+            if index in exact or values.size < FLOAT16_MIN_ELEMENTS:
+                kept.add(tensor.buffer)
                 continue
             buffer = schema.BufferT()
             buffer.data = np.frombuffer(values.astype(np.float16).tobytes(), np.uint8)
@@ -211,12 +219,12 @@ def with_float16_constants(model: bytes) -> bytes:
             half.shape, half.type = tensor.shape, schema.TensorType.FLOAT16
             half.buffer, half.name = len(graph.buffers) - 1, (tensor.name or b"") + b"/float16"
             subgraph.tensors.append(half)
-            stored.add(tensor.buffer)
+            halved.add(tensor.buffer)
             op = schema.OperatorT()
             op.opcodeIndex, op.inputs, op.outputs = opcode, [len(subgraph.tensors) - 1], [index]
             expansions.append(op)
         subgraph.operators = expansions + list(subgraph.operators)
-    for index in stored:  # the float32 tensors are now computed at load, not stored
+    for index in halved - kept:  # computed at load now, no longer stored
         graph.buffers[index] = schema.BufferT()
     return bytes(flatbuffer_utils.convert_object_to_bytearray(graph))
 
