@@ -10,7 +10,7 @@ float, so no calibration is needed and the int8 model computes what was evaluate
 model is quantised after training: calibrated on representative windows, with ops under the
 `frontend` name scope kept float32 by TFLite's selective quantization (QuantizationDebugger's
 denylist; `without_float_round_trips` then removes the 8-bit rounding it still leaves on the
-PCM). The float16 variant is the float32 model with float16-stored constants.
+PCM). The float16 variant is the float32 model with the classifier's constants stored float16.
 
 Parity is measured twice: the float TFLite frontend against the TF one it was converted from
 (`frontend_max_abs_error`, log-mel units), and every variant against the SavedModel (top-1
@@ -169,6 +169,12 @@ def convert(
     return without_float_round_trips(debugger.get_nondebug_quantized_model())
 
 
+def _builtin_codes(graph) -> list[int]:
+    """The builtin operator of each operator code of a flatbuffer `ModelT` (codes above 127
+    are only in `builtinCode`, older models only fill `deprecatedBuiltinCode`)."""
+    return [max(c.builtinCode, c.deprecatedBuiltinCode) for c in graph.operatorCodes]
+
+
 FLOAT16_MIN_ELEMENTS = 64  # smaller constants (scalars such as the log offset) stay float32
 
 
@@ -186,7 +192,7 @@ def with_float16_constants(model: bytes, float32_scope: str = frontend.FRONTEND_
 
     graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
     dequantize = schema.BuiltinOperator.DEQUANTIZE
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in graph.operatorCodes]
+    codes = _builtin_codes(graph)
     if dequantize not in codes:
         code = schema.OperatorCodeT()
         code.builtinCode = code.deprecatedBuiltinCode = dequantize
@@ -242,7 +248,7 @@ def without_float_round_trips(model: bytes) -> bytes:
     from tensorflow.lite.tools import flatbuffer_utils
 
     graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(model))
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in graph.operatorCodes]
+    codes = _builtin_codes(graph)
     quantize, dequantize = schema.BuiltinOperator.QUANTIZE, schema.BuiltinOperator.DEQUANTIZE
     for index, subgraph in enumerate(graph.subgraphs):
         producer = {int(t): op for op in subgraph.operators for t in op.outputs}
