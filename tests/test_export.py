@@ -189,17 +189,24 @@ def test_int8_agrees_with_float_on_trained_student(report):
     assert frontend_tensors == {np.dtype(np.float32)}  # the frontend was not quantized
 
 
+def _main_graph(model: bytes):
+    """(the main subgraph, each operator's builtin code) of a TFLite flatbuffer."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    graph = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
+    codes = export._builtin_codes(graph)
+    return graph.subgraphs[0], [codes[op.opcodeIndex] for op in graph.subgraphs[0].operators]
+
+
 def _quantized_tensors(model: bytes) -> list[str]:
     """Names of the float tensors that the model's QUANTIZE ops turn into int8."""
     from tensorflow.lite.python import schema_py_generated as schema
 
-    graph = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
-    subgraph = graph.subgraphs[0]
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in graph.operatorCodes]
+    subgraph, codes = _main_graph(model)
     inputs = [
         subgraph.tensors[op.inputs[0]]
-        for op in subgraph.operators
-        if codes[op.opcodeIndex] == schema.BuiltinOperator.QUANTIZE
+        for op, code in zip(subgraph.operators, codes, strict=True)
+        if code == schema.BuiltinOperator.QUANTIZE
     ]
     return [t.name.decode() for t in inputs if t.type == schema.TensorType.FLOAT32]
 
@@ -208,8 +215,7 @@ def _float16_readers(model: bytes) -> list[str]:
     """Output names of the ops that read a constant expanded from float16."""
     from tensorflow.lite.python import schema_py_generated as schema
 
-    graph = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
-    subgraph = graph.subgraphs[0]
+    subgraph, _ = _main_graph(model)
     expanded = {
         int(op.outputs[0])
         for op in subgraph.operators
