@@ -53,7 +53,8 @@ def _tones_and_noise(n: int, seed: int) -> export.Windows:
             pcm[i] = level * (tone + 0.01 * rng.standard_normal(t.size))
         else:
             pcm[i] = level * rng.uniform(-1, 1, t.size)
-    return export.Windows(pcm, labels, speakers)
+    clips = np.array([f"c{i // 2}" for i in range(n)])  # two windows a clip
+    return export.Windows(pcm, labels, speakers, clips)
 
 
 def _trained_student(features: np.ndarray, labels: np.ndarray, quantization_aware: bool = True):
@@ -89,7 +90,7 @@ def _global_export(tmp_path_factory, quantization_aware: bool) -> dict:
     saved = str(tmp_path_factory.mktemp("student") / "serving")
     pcm_fn = training.pcm_signature(model, AUDIO, FRONT, np.stack([mean, inv_std]))
     training.save(model, saved, {export.PCM_SIGNATURE: pcm_fn})
-    head = export.Windows(train.pcm[:32], train.labels[:32], train.speakers[:32])
+    head = export.Windows(*(a[:32] for a in (train.pcm, train.labels, train.speakers, train.clips)))
     report = export.export_variants(saved, head, test, CLASSES, FRONT, SR, ("stem",))
     report["quantization_aware"] = export.is_quantization_aware(saved)
     return report

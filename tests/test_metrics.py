@@ -62,3 +62,19 @@ def test_class_weights_are_inverse_frequency(tmp_path):
     assert weights == pytest.approx({0: 12 / 18, 1: 12 / 9, 2: 12 / 9, 3: 0.0})
     counts = [6, 3, 3, 0]
     assert sum(w * n for w, n in zip(weights.values(), counts, strict=True)) == pytest.approx(12)
+
+
+def test_clip_level_averages_window_probabilities():
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
+    labels = np.array([0, 0, 1, 1])
+    clips = metrics.clip_of(np.array(["a:0", "a:1", "b:0", "b:1"]))
+    mean, clip_labels = metrics.clip_level(probabilities, labels, clips)
+    np.testing.assert_allclose(mean, [[0.55, 0.45], [0.45, 0.55]])
+    np.testing.assert_array_equal(clip_labels, [0, 1])
+    # Window UAR is 0.5 (one window of each clip wrong); both clips are right.
+    assert metrics.summary(labels, probabilities.argmax(-1), ("x", "y"))["uar"] == 0.5
+    assert metrics.clip_summary(probabilities, labels, clips, ("x", "y"))["uar"] == 1.0
+
+
+def test_clip_of_keeps_colons_inside_clip_ids():
+    np.testing.assert_array_equal(metrics.clip_of(np.array(["c:d:3", "e:0"])), ["c:d", "e"])

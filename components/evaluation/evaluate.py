@@ -1,7 +1,8 @@
 """Scores an exported model on a split of transformed examples (what experiments report).
 
 It runs the model's `serving_default` signature, the same one TFMA's Evaluator uses, and
-computes the same metrics as `metrics.summary`, plus per-speaker UAR.
+computes the same metrics as `metrics.summary` over windows, the clip-level ones (`clip`,
+`clip_uar`: a clip's window probabilities averaged) and per-speaker UAR.
 """
 
 from __future__ import annotations
@@ -20,11 +21,13 @@ from components.evaluation import metrics  # noqa: E402
 
 
 def predict_split(model_dir: str, pattern: str, batch_size: int = 256) -> dict[str, np.ndarray]:
-    """{probabilities [n, C], label_id [n], speaker [n]} over every example matching `pattern`."""
+    """{probabilities [n, C], label_id [n], speaker [n], id [n]} over every example matching
+    `pattern`."""
     serve = tf.saved_model.load(model_dir).signatures["serving_default"]
     spec = {
         F.LABEL_ID: tf.io.FixedLenFeature([], tf.int64),
         F.SPEAKER: tf.io.FixedLenFeature([], tf.string),
+        F.ID: tf.io.FixedLenFeature([], tf.string),
     }
     files = sorted(tf.io.gfile.glob(pattern))
     if not files:
@@ -35,14 +38,18 @@ def predict_split(model_dir: str, pattern: str, batch_size: int = 256) -> dict[s
         out["probabilities"].append(serve(examples=batch)["probabilities"].numpy())
         out[F.LABEL_ID].append(parsed[F.LABEL_ID].numpy())
         out[F.SPEAKER].append(parsed[F.SPEAKER].numpy().astype(str))
+        out[F.ID].append(parsed[F.ID].numpy().astype(str))
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
 def evaluate(model_dir: str, pattern: str, classes: tuple[str, ...]) -> dict:
-    """metrics.summary of the model on the split, with per-speaker UAR."""
+    """metrics.summary of the model on the split's windows, of its clips, per-speaker UAR."""
     pred = predict_split(model_dir, pattern)
     predicted = pred["probabilities"].argmax(-1)
     result = metrics.summary(pred[F.LABEL_ID], predicted, classes)
+    clips = metrics.clip_of(pred[F.ID])
+    result["clip"] = metrics.clip_summary(pred["probabilities"], pred[F.LABEL_ID], clips, classes)
+    result["clip_uar"] = result["clip"]["uar"]
     result["uar_by_speaker"] = {
         speaker: metrics.summary(pred[F.LABEL_ID][mask], predicted[mask], classes)["uar"]
         for speaker in sorted(set(pred[F.SPEAKER]))

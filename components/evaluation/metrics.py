@@ -1,5 +1,8 @@
 """SER metrics: UAR (unweighted average recall = macro recall) first, then WA and macro-F1.
 
+Models score fixed-length windows; a clip's decision averages its windows' probabilities
+(`clip_level`), and clip UAR is the headline (a user labels recordings, not windows).
+
 `UnweightedAverageRecall` and `ClassRecall` are Keras metrics over a confusion matrix, so TFMA can
 compute them in the Evaluator (its accumulators are summed across batches and workers).
 """
@@ -42,6 +45,32 @@ def summary(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) ->
         "confusion": matrix.tolist(),
         "n": int(matrix.sum()),
     }
+
+
+def clip_of(window_ids: np.ndarray) -> np.ndarray:
+    """Clip ids of window ids f"{clip_id}:{window index}" (the ID feature)."""
+    return np.array([str(i).rsplit(":", 1)[0] for i in window_ids])
+
+
+def clip_level(
+    probabilities: np.ndarray, labels: np.ndarray, clips: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(mean window probabilities [clips, C], label [clips]) per clip, in sorted clip order."""
+    unique, index = np.unique(np.asarray(clips), return_inverse=True)
+    sums = np.zeros((len(unique), probabilities.shape[1]))
+    np.add.at(sums, index, probabilities)
+    counts = np.bincount(index, minlength=len(unique))
+    clip_labels = np.zeros(len(unique), np.int64)
+    clip_labels[index] = labels
+    return sums / counts[:, None], clip_labels
+
+
+def clip_summary(
+    probabilities: np.ndarray, labels: np.ndarray, clips: np.ndarray, classes: tuple[str, ...]
+) -> dict:
+    """`summary` of the clip-level decisions (a clip's window probabilities averaged)."""
+    clip_probabilities, clip_labels = clip_level(probabilities, labels, clips)
+    return summary(clip_labels, clip_probabilities.argmax(-1), classes)
 
 
 class _ConfusionMetric(keras.metrics.Metric):

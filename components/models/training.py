@@ -68,14 +68,19 @@ def make_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def load_arrays(file_patterns: Sequence[str], frames: int, bands: int) -> tuple[dict, np.ndarray]:
-    """A whole (small) split in memory: the validation set scored after every epoch."""
-    ds = make_dataset(file_patterns, feature_spec(frames, bands), 256, shuffle=False)
-    feats, labels = [], []
-    for f, y in ds:
+def load_arrays(
+    file_patterns: Sequence[str], frames: int, bands: int
+) -> tuple[dict, np.ndarray, np.ndarray]:
+    """A whole (small) split in memory, the validation set scored after every epoch:
+    (features, labels, clip id of each window)."""
+    spec = {**feature_spec(frames, bands), F.ID: tf.io.FixedLenFeature([], tf.string)}
+    feats, labels, ids = [], [], []
+    for f, y in make_dataset(file_patterns, spec, 256, shuffle=False):
         feats.append(f[F.LOGMEL].numpy())
         labels.append(y.numpy())
-    return {F.LOGMEL: np.concatenate(feats)}, np.concatenate(labels)
+        ids.append(f[F.ID].numpy().astype(str))
+    clips = metrics.clip_of(np.concatenate(ids))
+    return {F.LOGMEL: np.concatenate(feats)}, np.concatenate(labels), clips
 
 
 def class_weights(file_patterns: Sequence[str], num_classes: int) -> dict[int, float]:
@@ -91,7 +96,8 @@ def class_weights(file_patterns: Sequence[str], num_classes: int) -> dict[int, f
 
 
 class BestValidationUAR(keras.callbacks.Callback):
-    """Scores `scored` on validation speakers each epoch, keeps the best weights, stops early.
+    """Scores `scored` on validation speakers each epoch by clip UAR (the headline metric),
+    keeps the best weights, stops early.
 
     `scored` is the model that is exported (for NSL, the base model inside the wrapper).
     """
@@ -101,20 +107,22 @@ class BestValidationUAR(keras.callbacks.Callback):
         scored: keras.Model,
         features: dict,
         labels: np.ndarray,
+        clips: np.ndarray,
         classes: tuple[str, ...],
         patience: int,
         min_epochs: int,
     ):
         super().__init__()
-        self.scored, self.features, self.labels = scored, features, labels
+        self.scored, self.features, self.labels, self.clips = scored, features, labels, clips
         self.classes, self.patience, self.min_epochs = classes, patience, min_epochs
         self.best_uar, self.best_epoch, self.best_weights = -1.0, -1, None
         self.history: list[dict] = []
         self._start = time.time()
 
     def on_epoch_end(self, epoch, logs=None):
-        predicted = np.argmax(self.scored.predict(self.features, verbose=0, batch_size=256), -1)
-        uar = metrics.summary(self.labels, predicted, self.classes)["uar"]
+        logits = self.scored.predict(self.features, verbose=0, batch_size=256)
+        probabilities = tf.nn.softmax(logits).numpy()
+        uar = metrics.clip_summary(probabilities, self.labels, self.clips, self.classes)["uar"]
         self.history.append({"epoch": epoch + 1, "val_uar": uar, **(logs or {})})
         if uar > self.best_uar:
             self.best_uar, self.best_epoch = uar, epoch + 1

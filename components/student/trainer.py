@@ -159,8 +159,10 @@ def train_student(
         _, inv_std = training.normalisation_constants(transform_output, audio)
         db_scale = augment.db_to_normalised(inv_std)
         train = augment.augment_dataset(train, frames, bands, cfg.augment, cfg.seed, db_scale)
-    val_x, val_y = training.load_arrays(eval_files, frames, bands)
-    best = training.BestValidationUAR(base, val_x, val_y, classes, patience=8, min_epochs=10)
+    val_x, val_y, val_clips = training.load_arrays(eval_files, frames, bands)
+    best = training.BestValidationUAR(
+        base, val_x, val_y, val_clips, classes, patience=8, min_epochs=10
+    )
     weights = training.class_weights(train_files, len(classes))
     model.fit(train, epochs=cfg.epochs, callbacks=[best], class_weight=weights, verbose=2)
     baked = training.baked_statistics(transform_output, audio, front)

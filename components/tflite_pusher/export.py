@@ -55,14 +55,16 @@ class Windows:
     pcm: np.ndarray  # float32 [n, samples] in [-1, 1]
     labels: np.ndarray  # int64 [n], index into the run's classes
     speakers: np.ndarray  # str [n]
+    clips: np.ndarray  # str [n], the clip each window was cut from
 
 
 def read_windows(pattern: str, classes: Sequence[str], limit: int | None = None) -> Windows:
-    """Raw examples -> their PCM, labels and speakers, in file order."""
+    """Raw examples -> their PCM, labels, speakers and clips, in file order."""
     spec = {
         F.AUDIO: tf.io.FixedLenFeature([], tf.string),
         F.LABEL: tf.io.FixedLenFeature([], tf.string),
         F.SPEAKER: tf.io.FixedLenFeature([], tf.string),
+        F.CLIP: tf.io.FixedLenFeature([], tf.string),
     }
     files = sorted(tf.io.gfile.glob(pattern))
     ds = tf.data.TFRecordDataset(files, compression_type="GZIP").map(
@@ -70,12 +72,15 @@ def read_windows(pattern: str, classes: Sequence[str], limit: int | None = None)
     )
     if limit:
         ds = ds.take(limit)
-    pcm, labels, speakers = [], [], []
+    pcm, labels, speakers, clips = [], [], [], []
     for ex in ds.as_numpy_iterator():
         pcm.append(np.frombuffer(ex[F.AUDIO], "<i2").astype(np.float32) / 32768.0)
         labels.append(list(classes).index(ex[F.LABEL].decode()))
         speakers.append(ex[F.SPEAKER].decode())
-    return Windows(np.stack(pcm), np.asarray(labels, np.int64), np.asarray(speakers))
+        clips.append(ex[F.CLIP].decode())
+    return Windows(
+        np.stack(pcm), np.asarray(labels, np.int64), np.asarray(speakers), np.asarray(clips)
+    )
 
 
 def per_speaker_statistics(moments: np.ndarray, speakers: np.ndarray) -> np.ndarray:
@@ -413,7 +418,7 @@ def score_tflite(
     "adaptive": each test speaker's statistics over all their windows (as in training and the
     Evaluator); "online": a device's running statistics with warm-up; "strict": the fallback
     statistics only, nothing learnt from the speaker. A global model has only "strict".
-    Each entry also keeps its `probabilities`.
+    Each entry also keeps its `probabilities` and its clip-level UAR, `clip_uar`.
     """
     if norm.mode == "global":
         probs = {"strict": tflite_outputs(model, test.pcm)[0]}
@@ -425,7 +430,11 @@ def score_tflite(
             "strict": tflite_outputs(model, test.pcm, fallback)[0],
         }
     return {
-        mode: {**metrics.summary(test.labels, p.argmax(-1), classes), "probabilities": p}
+        mode: {
+            **metrics.summary(test.labels, p.argmax(-1), classes),
+            "clip_uar": metrics.clip_summary(p, test.labels, test.clips, classes)["uar"],
+            "probabilities": p,
+        }
         for mode, p in probs.items()
     }
 
