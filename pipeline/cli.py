@@ -233,8 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument(
         "--folds",
         type=int,
-        default=3,
-        help="speaker-independent folds (1 = the config's own split)",
+        help="speaker-independent folds (1 = the config's own split; default: the count of the "
+        "config's split.fold_speakers if set, which another value contradicts, else 3)",
     )
     exp.add_argument("--seeds", type=int, default=3, help="training seeds per fold")
     exp.add_argument("--out", required=True, help="experiment directory")

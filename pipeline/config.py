@@ -30,7 +30,8 @@ class CorpusSpec:
 
     Attributes:
       kind: adapter name: "synthetic" (the generator's output, read through its manifest),
-        "manifest" (a CSV with path,label,speaker), "ravdess", "crema-d", "tess", "emo-db", "savee";
+        "manifest" (a CSV with path,label,speaker), "ravdess", "crema-d", "tess", "emo-db", "savee",
+        "emovo";
         or SPANS_KIND: the span-{N} folders `emograph ingest --watch` writes, read as they are
         (decoded and split when they were written), so a scheduled run trains on new spans.
       path: root directory of the corpus (or the CSV file for "manifest", or the watcher's out).
@@ -117,9 +118,14 @@ class SplitConfig:
       - fixed lists, when any of `train_speakers`, `eval_speakers`, `test_speakers` is set:
         corpus-qualified speaker ids (e.g. "ravdess/Actor_01") that must all exist in the corpus;
         unlisted speakers go to train, so listing eval and test alone is enough;
-      - k folds, when `folds` >= 2: test is fold `fold` of the seeded speaker folds, eval a seeded
-        `eval_fraction` of the other speakers, train the rest (one run per fold cross-validates);
-      - fractions otherwise: seeded `eval_fraction` and `test_fraction` of the speakers.
+      - k folds, when `folds` >= 2 or `fold_speakers` is set: test is fold `fold` of the seeded
+        speaker folds, or with `fold_speakers` (corpus-qualified, e.g. the literature's RAVDESS
+        folds of 4 actors) its listed speakers; eval a seeded `eval_fraction` of the other
+        speakers (at least 2 while train keeps 1, so selection on validation sees speaker
+        effects), train the rest (one run per fold cross-validates). With `fold_speakers`,
+        `folds` is 0 or their count;
+      - fractions otherwise: seeded `eval_fraction` and `test_fraction` of the speakers (eval
+        at least 2 while train keeps 1, as for folds).
     """
 
     eval_fraction: float = 0.17
@@ -130,6 +136,12 @@ class SplitConfig:
     test_speakers: tuple[str, ...] = ()
     folds: int = 0
     fold: int = 0
+    fold_speakers: tuple[tuple[str, ...], ...] = ()
+
+    @property
+    def n_folds(self) -> int:
+        """The number of folds (0: no folds): `folds`, or the count of `fold_speakers`."""
+        return len(self.fold_speakers) or self.folds
 
     def __post_init__(self) -> None:
         """Refuses contradictions early, before any file is read."""
@@ -138,12 +150,26 @@ class SplitConfig:
         twice = sorted({s for s in listed if listed.count(s) > 1})
         if twice:
             raise ValueError(f"speakers listed twice in the split lists: {twice}")
-        if self.folds and listed:
+        if self.n_folds and listed:
             raise ValueError("choose fixed speaker lists or folds, not both")
         if self.folds == 1 or self.folds < 0:
             raise ValueError(f"folds must be 0 (off) or >= 2, got {self.folds}")
-        if not 0 <= self.fold < max(self.folds, 1):
-            raise ValueError(f"fold must be in [0, {max(self.folds, 1)}), got {self.fold}")
+        if self.fold_speakers:
+            in_folds = [s for fold in self.fold_speakers for s in fold]
+            twice = sorted({s for s in in_folds if in_folds.count(s) > 1})
+            if twice:
+                raise ValueError(f"speakers in several fold_speakers folds: {twice}")
+            if len(self.fold_speakers) < 2 or not all(self.fold_speakers):
+                raise ValueError(
+                    f"fold_speakers needs >= 2 non-empty folds, got {self.fold_speakers}"
+                )
+            if self.folds not in (0, len(self.fold_speakers)):
+                raise ValueError(
+                    f"folds must be 0 or the {len(self.fold_speakers)} folds of fold_speakers, "
+                    f"got {self.folds}"
+                )
+        if not 0 <= self.fold < max(self.n_folds, 1):
+            raise ValueError(f"fold must be in [0, {max(self.n_folds, 1)}), got {self.fold}")
 
 
 # How log-mel features are normalised per band before every model (components/transform):
@@ -682,7 +708,8 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
 
 def _from_plain(hint: Any, value: Any) -> Any:
     """JSON data as the field's declared type: dicts become dataclasses, lists tuples (of
-    dataclasses too, e.g. `tuple[CorpusSpec, ...]`), following the type hints."""
+    dataclasses too, e.g. `tuple[CorpusSpec, ...]`, and lists of lists tuples of tuples, e.g.
+    `tuple[tuple[str, ...], ...]`), following the type hints."""
     if dataclasses.is_dataclass(hint) and isinstance(value, dict):
         return from_dict(hint, value)
     if isinstance(value, list):

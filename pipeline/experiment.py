@@ -166,9 +166,7 @@ def aggregate(folds: list[dict], classes: tuple[str, ...]) -> dict:
         entry["runs"] = len(rows)
         table[variant] = entry
     nsl = [r["int8_clip_uar"] for f in folds for r in f["rows"] if r["variant"] == "nsl_student"]
-    speech = [
-        r["int8_clip_uar"] for f in folds for r in f["rows"] if r["variant"] == "speech_only"
-    ]
+    speech = [r["int8_clip_uar"] for f in folds for r in f["rows"] if r["variant"] == "speech_only"]
     gain = np.subtract(nsl, speech)  # paired: same fold and seed
     return {
         "variants": table,

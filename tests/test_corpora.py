@@ -1,6 +1,8 @@
 """Corpus adapters: labels, speakers and clip ids per naming scheme; every file accounted for."""
 
+import os
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,9 @@ from components.audio.decode import load_audio
 from pipeline.config import EMOTIONS, CorpusSpec
 
 RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess16k"
+EMOVO = Path(
+    os.environ.get("EMOGRAPH_EMOVO", Path(__file__).resolve().parents[2] / "shared/data/emovo16k")
+)
 
 
 def touch_audio(root: Path, *names: str) -> None:
@@ -92,6 +97,34 @@ def test_crema_d_tess_emo_db_savee(tmp_path):
     }
 
 
+def test_emovo(tmp_path):
+    touch_audio(
+        tmp_path,
+        "f1/dis-f1-b1.flac",
+        "m3/tri-m3-n5.wav",
+        "gio-f2-l4.wav",  # no speaker folder: the speaker is in the name
+        "m1/sor-m1-d2.wav",  # surprised: not in the vocabulary
+        "m1/xyz-m1-d2.wav",  # no such emotion
+        "f1/dis-x1-b1.wav",
+        "f1/dis-f1.wav",
+        "f1/DIS-F1-B1.wav",
+    )
+    assert outcome(CorpusSpec("emovo", str(tmp_path))) == {
+        "f1/dis-f1-b1.flac": ("disgust", "emovo/f1"),
+        "m3/tri-m3-n5.wav": ("sad", "emovo/m3"),
+        "gio-f2-l4.wav": ("happy", "emovo/f2"),
+        "m1/sor-m1-d2.wav": ("rejected", "unknown_label"),
+        "m1/xyz-m1-d2.wav": ("rejected", "unknown_label"),
+        "f1/dis-x1-b1.wav": ("rejected", "bad_name"),
+        "f1/dis-f1.wav": ("rejected", "bad_name"),
+        "f1/DIS-F1-B1.wav": ("rejected", "bad_name"),
+    }
+    # Surprised is a clip when the run's classes list it.
+    classes = (*EMOTIONS, "surprised")
+    spec = CorpusSpec("emovo", str(tmp_path))
+    assert outcome(spec, classes)["m1/sor-m1-d2.wav"] == ("surprised", "emovo/m1")
+
+
 def test_labels_outside_the_run_classes_are_rejected(tmp_path):
     touch_audio(tmp_path, "1001_DFA_ANG_XX.wav", "1001_DFA_HAP_XX.wav")
     assert outcome(CorpusSpec("crema-d", str(tmp_path)), classes=("angry", "sad")) == {
@@ -166,6 +199,7 @@ def test_mappings_target_the_vocabulary():
         "tess",
         "emo-db",
         "savee",
+        "emovo",
     }
     for mapping in [
         corpora.RAVDESS_LABELS,
@@ -173,6 +207,7 @@ def test_mappings_target_the_vocabulary():
         corpora.TESS_LABELS,
         corpora.EMO_DB_LABELS,
         corpora.SAVEE_LABELS,
+        corpora.EMOVO_LABELS,
     ]:
         assert (
             set(EMOTIONS)
@@ -193,3 +228,22 @@ def test_real_ravdess():
     for clip in clips[:: len(clips) // 4]:
         audio = load_audio(clip.path)
         assert audio.dtype == np.float32 and 2 * 16000 < len(audio) < 6 * 16000
+
+
+@pytest.mark.skipif(not EMOVO.is_dir(), reason=f"EMOVO not found at {EMOVO}")
+def test_real_emovo():
+    spec = CorpusSpec("emovo", str(EMOVO))
+    clips, rejections = list_clips(spec, (*EMOTIONS, "surprised"))
+    assert len(clips) == 588 and rejections == []  # 6 actors x 14 sentences x 7 emotions
+    speakers = {f"emovo/{sex}{i}" for sex in "fm" for i in (1, 2, 3)}
+    assert {c.speaker for c in clips} == speakers
+    labels = [c.label for c in clips]
+    assert Counter(labels) == dict.fromkeys((*EMOTIONS, "surprised"), 84)
+    assert len({c.clip_id for c in clips}) == len(clips)
+    # With the shared vocabulary, surprised is rejected (as RAVDESS' is) and nothing else.
+    clips6, rejections6 = list_clips(spec, EMOTIONS)
+    assert len(clips6) == 504 and len(rejections6) == 84
+    assert {(r.reason, r.detail) for r in rejections6} == {("unknown_label", "surprised")}
+    for clip in clips[:: len(clips) // 4]:
+        audio = load_audio(clip.path)
+        assert audio.dtype == np.float32 and 16000 < len(audio) < 15 * 16000

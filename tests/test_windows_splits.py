@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from components.audio.decode import AudioError
-from components.audio.splits import assign_speakers, speaker_folds
+from components.audio.splits import assign_speakers, extend_splits, speaker_folds
 from components.audio.windows import to_pcm16_bytes, window_clip
 from pipeline.config import AudioConfig, RunConfig, SplitConfig, section_from_json, section_to_json
 
@@ -122,6 +122,12 @@ def test_fixed_lists_must_fill_every_split():
         ({"folds": 1}, "folds must be"),
         ({"folds": 3, "fold": 3}, "fold must be"),
         ({"fold": 1}, "fold must be"),
+        ({"fold_speakers": (("a",), ("b",)), "folds": 3}, "folds must be 0 or the 2"),
+        ({"fold_speakers": (("a",), ("b",)), "fold": 2}, "fold must be"),
+        ({"fold_speakers": (("a",), ("a", "b"))}, "several fold_speakers folds"),
+        ({"fold_speakers": (("a",),)}, ">= 2 non-empty"),
+        ({"fold_speakers": (("a",), ())}, ">= 2 non-empty"),
+        ({"fold_speakers": (("a",), ("b",)), "test_speakers": ("c",)}, "not both"),
     ],
 )
 def test_contradictory_split_configs_are_refused(kwargs, message):
@@ -164,3 +170,69 @@ def test_split_policies_round_trip_through_json():
         config = RunConfig().replace(split=split)
         assert RunConfig.from_json(config.to_json()) == config
         assert section_from_json(SplitConfig, section_to_json(split)) == split
+
+
+def by_split(split: dict[str, str]) -> dict[str, list[str]]:
+    return {n: sorted(s for s, v in split.items() if v == n) for n in ("train", "eval", "test")}
+
+
+EMOVO = [f"emovo/{sex}{i}" for sex in "fm" for i in (1, 2, 3)]
+
+
+def test_eval_gets_two_speakers_while_train_keeps_one():
+    """Selection on validation needs more than one voice to see speaker effects."""
+    for fold in range(3):  # EMOVO's 6 speakers in 3 seeded folds: 2 test, 2 eval, 2 train
+        split = by_split(assign_speakers(EMOVO, SplitConfig(folds=3, fold=fold)))
+        assert [len(split[n]) for n in ("test", "eval", "train")] == [2, 2, 2]
+    fractions = by_split(assign_speakers(EMOVO, SplitConfig()))  # 0.17 * 6 rounds to 1
+    assert [len(fractions[n]) for n in ("test", "eval", "train")] == [2, 2, 2]
+    four = by_split(assign_speakers(SPEAKERS[:4], SplitConfig(eval_fraction=0.0, folds=4)))
+    assert [len(four[n]) for n in ("test", "eval", "train")] == [1, 2, 1]
+
+
+def test_explicit_folds_are_the_test_speakers():
+    folds = (("emovo/f1", "emovo/m1"), ("emovo/f2", "emovo/m2"), ("emovo/f3", "emovo/m3"))
+    for count in (0, 3):  # folds 0 means len(fold_speakers)
+        for fold, listed in enumerate(folds):
+            cfg = SplitConfig(fold_speakers=folds, folds=count, fold=fold)
+            split = by_split(assign_speakers(EMOVO, cfg))
+            assert split["test"] == sorted(listed)
+            assert len(split["eval"]) == 2 and len(split["train"]) == 2
+            assert split == by_split(assign_speakers(reversed(EMOVO), cfg))
+    actors = [f"ravdess/Actor_{i:02d}" for i in range(1, 25)]
+    six = tuple(tuple(actors[i : i + 4]) for i in range(0, 24, 4))  # 1-4, 5-8, ...
+    split = by_split(assign_speakers(actors, SplitConfig(fold_speakers=six, fold=5)))
+    assert split["test"] == actors[20:] and len(split["eval"]) == 3  # 0.17 * 20 others
+
+
+def test_explicit_folds_name_unknown_speakers():
+    cfg = SplitConfig(fold_speakers=(("emovo/f1", "emovo/m1"), ("f2", "emovo/x9")))
+    with pytest.raises(ValueError, match=r"not in the corpus: \['emovo/x9', 'f2'\]"):
+        assign_speakers(EMOVO, cfg)  # fold 0 is fine: every fold is checked
+    with pytest.raises(ValueError, match="folds"):
+        extend_splits({}, EMOVO, SplitConfig(fold_speakers=(("emovo/f1",), ("emovo/m1",))))
+
+
+def test_fold_speakers_load_from_json_lists_as_tuples():
+    text = '{"fold_speakers": [["emovo/f1", "emovo/m1"], ["emovo/f2", "emovo/m2"]], "fold": 1}'
+    split = section_from_json(SplitConfig, text)
+    assert split.fold_speakers == (("emovo/f1", "emovo/m1"), ("emovo/f2", "emovo/m2"))
+    assert split.n_folds == 2 and hash(split)
+    config = RunConfig().replace(split=split)
+    assert RunConfig.from_json(config.to_json()) == config
+
+
+def test_experiment_runs_the_listed_folds():
+    from pipeline import cli, experiment
+
+    base = RunConfig().replace(split=SplitConfig(fold_speakers=(("a",), ("b",), ("c",))))
+    assert cli.build_parser().parse_args(["experiment", "--out", "x"]).folds is None
+    assert experiment.fold_count(base, None) == experiment.fold_count(base, 3) == 3
+    with pytest.raises(ValueError, match="lists 3 folds, but 6"):
+        experiment.fold_count(base, 6)
+    assert experiment.fold_count(RunConfig(), None) == experiment.DEFAULT_FOLDS
+    assert experiment.fold_count(RunConfig(), 1) == 1
+    configs = [experiment.fold_config(base, "out", 3, fold).split for fold in range(3)]
+    assert [(c.n_folds, c.fold, c.fold_speakers) for c in configs] == [
+        (3, fold, base.split.fold_speakers) for fold in range(3)
+    ]

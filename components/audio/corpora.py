@@ -28,6 +28,7 @@ SUPPORTED_CORPORA: dict[str, str] = {
     "tess": "TESS, OAF_back_angry.wav / YAF_... (two speakers: combine it with another corpus)",
     "emo-db": "Berlin EMO-DB, 03a01Fa.wav (speaker, text, emotion letter, version)",
     "savee": "SAVEE, DC_a01.wav or DC/a01.wav (speaker, emotion prefix, number)",
+    "emovo": "EMOVO (Italian), f1/dis-f1-b1.wav (emotion, speaker f1-f3/m1-m3, sentence)",
 }
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff"})
@@ -81,6 +82,17 @@ SAVEE_LABELS = {
     "f": "fearful",
     "d": "disgust",
     "su": "surprised",
+}
+# EMOVO: the Italian name's first three letters (disgusto, gioia, neutro, paura, rabbia,
+# sorpresa, tristezza).
+EMOVO_LABELS = {
+    "dis": "disgust",
+    "gio": "happy",
+    "neu": "neutral",
+    "pau": "fearful",
+    "rab": "angry",
+    "sor": "surprised",
+    "tri": "sad",
 }
 
 
@@ -260,10 +272,17 @@ def _parse_savee(path: Path) -> tuple[str, str]:
     return _label(SAVEE_LABELS, emotion), speaker
 
 
+def _parse_emovo(path: Path) -> tuple[str, str]:
+    """dis-f1-b1: emotion, speaker (f1-f3, m1-m3), sentence; per-speaker folders are optional."""
+    emotion, speaker = _match(r"([a-z]{3})-([fm]\d)-[bdln]\d", path).groups()
+    return _label(EMOVO_LABELS, emotion), speaker
+
+
 _PARSERS: dict[str, Callable[[Path], tuple[str, str]]] = {
     "ravdess": _parse_ravdess,
     "crema-d": _parse_crema_d,
     "tess": _parse_tess,
     "emo-db": _parse_emo_db,
     "savee": _parse_savee,
+    "emovo": _parse_emovo,
 }

@@ -24,7 +24,7 @@ def assign_speakers(speakers: Iterable[str], cfg: SplitConfig) -> dict[str, str]
         )
     if cfg.train_speakers or cfg.eval_speakers or cfg.test_speakers:
         splits = _fixed(order, cfg)
-    elif cfg.folds:
+    elif cfg.n_folds:
         splits = _fold(order, cfg)
     else:
         splits = _fractions(order, cfg)
@@ -35,10 +35,11 @@ def assign_speakers(speakers: Iterable[str], cfg: SplitConfig) -> dict[str, str]
 
 
 def _fractions(order: list[str], cfg: SplitConfig) -> dict[str, str]:
-    """eval and test get round(fraction * n) speakers (at least 1 each, train at least 1)."""
+    """eval and test get round(fraction * n) speakers: test at least 1, eval at least 2 (so
+    selection on validation sees speaker effects) unless that would empty train."""
     n = len(order)
     n_test = min(max(1, round(cfg.test_fraction * n)), n - 2)
-    n_eval = min(max(1, round(cfg.eval_fraction * n)), n - 1 - n_test)
+    n_eval = min(max(2, round(cfg.eval_fraction * n)), n - 1 - n_test)
     splits = ["test"] * n_test + ["eval"] * n_eval + ["train"] * (n - n_test - n_eval)
     return dict(zip(order, splits, strict=True))
 
@@ -61,10 +62,22 @@ def _fixed(order: list[str], cfg: SplitConfig) -> dict[str, str]:
 
 
 def _fold(order: list[str], cfg: SplitConfig) -> dict[str, str]:
-    """Test is fold `cfg.fold`; eval a seeded share of the rest (at least 1, train at least 1)."""
-    test = set(speaker_folds(order, cfg.folds, cfg.seed)[cfg.fold])
+    """Test is fold `cfg.fold` (of `cfg.fold_speakers` if given, else of the seeded folds); eval
+    a seeded share of the rest, at least 2 speakers (so selection on validation sees speaker
+    effects) unless that would empty train."""
+    if cfg.fold_speakers:
+        known = set(order)
+        unknown = sorted(s for fold in cfg.fold_speakers for s in fold if s not in known)
+        if unknown:
+            raise ValueError(
+                f"fold_speakers name speakers not in the corpus: {unknown} (the corpus has "
+                f"{len(known)} speakers, e.g. {sorted(known)[:3]})"
+            )
+        test = set(cfg.fold_speakers[cfg.fold])
+    else:
+        test = set(speaker_folds(order, cfg.folds, cfg.seed)[cfg.fold])
     rest = [s for s in order if s not in test]  # still in seeded order
-    n_eval = min(max(1, round(cfg.eval_fraction * len(rest))), len(rest) - 1)
+    n_eval = min(max(2, round(cfg.eval_fraction * len(rest))), len(rest) - 1)
     splits = dict.fromkeys(order, "train")
     splits.update(dict.fromkeys(test, "test"))
     splits.update(dict.fromkeys(rest[:n_eval], "eval"))
@@ -96,7 +109,7 @@ def extend_splits(
     fraction of the speakers seen so far, so the fractions hold as the corpus grows and the
     first speakers fill train, then test, then eval. Folds need the whole speaker set up front.
     """
-    if cfg.folds:
+    if cfg.n_folds:
         raise ValueError("folds need every speaker up front; a watched corpus grows: use lists")
     listed = {
         **dict.fromkeys(cfg.train_speakers, "train"),
