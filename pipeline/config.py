@@ -393,6 +393,8 @@ class GraphConfig:
 
 # Where NSL's graph loss is computed on the student: its logits or its penultimate embedding.
 REGULARISED_LAYERS: tuple[str, ...] = ("logits", "embedding")
+# How a student pools its last feature map over time and frequency.
+POOLINGS: tuple[str, ...] = ("mean", "mean_max")
 
 
 @dataclass(frozen=True)
@@ -401,6 +403,9 @@ class StudentConfig:
 
     Attributes:
       filters: channels of the depthwise-separable blocks (the size knob).
+      pooling: one of POOLINGS: how the last feature map becomes the embedding, its mean over
+        time and frequency ("mean") or that and its maximum ("mean_max": a short emotional
+        burst is not averaged away).
       graph_multiplier: weight of the graph loss; 0 trains on speech alone (the baseline).
       num_neighbours: neighbours read per example (NSL `max_neighbors`).
       distance_type: NSL distance between sample and neighbour outputs ("l2", "cosine",
@@ -424,6 +429,7 @@ class StudentConfig:
     """
 
     filters: tuple[int, ...] = (24, 32, 48, 64)
+    pooling: str = "mean"
     epochs: int = 30
     batch_size: int = 32
     learning_rate: float = 3e-3
@@ -439,6 +445,8 @@ class StudentConfig:
     quantization_aware: bool = True
 
     def __post_init__(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.regularised_layer not in REGULARISED_LAYERS:
             raise ValueError(
                 f"regularised_layer must be one of {REGULARISED_LAYERS}, "

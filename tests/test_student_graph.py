@@ -77,3 +77,29 @@ def test_both_layers_train_with_a_graph_loss(layer, quantization_aware):
 def test_unknown_regularised_layer_is_refused():
     with pytest.raises(ValueError, match="regularised_layer must be one of"):
         StudentConfig(regularised_layer="conv")
+
+
+@pytest.mark.parametrize("quantization_aware", [True, False])
+def test_mean_max_pooling_doubles_the_embedding_and_regularises_it(quantization_aware):
+    cfg = StudentConfig(
+        filters=(4, 8),
+        pooling="mean_max",
+        num_neighbours=1,
+        regularised_layer="embedding",
+        quantization_aware=quantization_aware,
+    )
+    base = networks.build_student(cfg, FRAMES, BANDS, CLASSES)
+    assert base.get_layer(networks.EMBEDDING_LAYER).output.shape[-1] == 2 * 8
+    x = np.random.default_rng(1).standard_normal((2, FRAMES * BANDS)).astype(np.float32)
+    embedding = keras.Model(base.input, base.get_layer(networks.EMBEDDING_LAYER).output)
+    pooled = embedding({F.LOGMEL: x}).numpy()
+    assert (pooled[:, 8:] >= pooled[:, :8] - 1e-5).all()  # the max is at least the mean
+    model = graph_regularised(base, cfg)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True))
+    history = model.fit(_packed_batch(), tf.zeros([BATCH], tf.int64), epochs=1, verbose=0)
+    assert history.history["scaled_graph_loss"][0] > 0
+
+
+def test_unknown_pooling_is_refused():
+    with pytest.raises(ValueError, match="pooling"):
+        StudentConfig(pooling="attention")

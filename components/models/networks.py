@@ -67,7 +67,14 @@ def build_student(cfg: StudentConfig, frames: int, bands: int, num_classes: int)
         x = _conv_bn_relu(x, filters, kernel=1, name=f"ds{i}_pw")
     # The penultimate embedding (before dropout, so a sample and its neighbours are compared
     # without independent dropout noise) is what `regularised_layer="embedding"` regularises.
-    x = keras.layers.GlobalAveragePooling2D(name=EMBEDDING_LAYER)(x)
+    if cfg.pooling == "mean_max":
+        pooled = [
+            keras.layers.GlobalAveragePooling2D(name="mean_pool")(x),
+            keras.layers.GlobalMaxPooling2D(name="max_pool")(x),
+        ]
+        x = keras.layers.Concatenate(name=EMBEDDING_LAYER)(pooled)
+    else:
+        x = keras.layers.GlobalAveragePooling2D(name=EMBEDDING_LAYER)(x)
     x = keras.layers.Dropout(cfg.dropout, name=DROPOUT_LAYER)(x)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
     model = keras.Model({F.LOGMEL: inputs}, logits, name="student")
