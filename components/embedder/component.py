@@ -19,6 +19,7 @@ from tfx.utils import path_utils
 
 from components.artifacts import Embeddings
 from components.embedder.embed import EmbedExamples
+from components.embedder.expert import parse_expert
 
 GZIP = beam.io.filesystem.CompressionTypes.GZIP
 
@@ -31,9 +32,15 @@ def Embedder(  # noqa: N802
     embeddings: OutputArtifact[Embeddings],
     mel_bands: Parameter[int] = 40,
     sample_rate: Parameter[int] = 16000,
+    expert_features: Parameter[str] = "",
     beam_pipeline: BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
-    """(Transformed, raw) examples -> Split-<name>/embeddings-*.gz (id, embedding_*, label)."""
+    """(Transformed, raw) examples -> Split-<name>/embeddings-*.gz (id, embedding_*, label).
+
+    `expert_features`: comma-separated expert candidates to compute too ("egemaps,compare";
+    components/embedder/expert.py `expert_sources` names those a GraphConfig uses).
+    """
+    expert = parse_expert(expert_features)
     model_dir = path_utils.serving_model_path(model.uri)
     splits = artifact_utils.decode_split_names(examples.split_names)
     with beam_pipeline as pipeline:
@@ -48,7 +55,8 @@ def Embedder(  # noqa: N802
             )
             _ = (
                 (transformed, raw)
-                | f"Embed[{split}]" >> EmbedExamples(model_dir, mel_bands, sample_rate)
+                | f"Embed[{split}]"
+                >> EmbedExamples(model_dir, mel_bands, sample_rate, expert=expert)
                 | f"Write[{split}]"
                 >> beam.io.WriteToTFRecord(
                     f"{embeddings.uri}/Split-{split}/embeddings",

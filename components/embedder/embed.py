@@ -9,7 +9,9 @@ chooses among them (components/graph/selection.py). Candidates, by name:
   signature (e.g. pooled intermediate blocks) become `teacher_<output>`;
 - `logmel`: per-band mean, std and mean |delta| of the normalised log-mel (the Transform's
   features, so speaker-normalised when the run is);
-- `statistics`: prosody of the raw audio (components/embedder/statistics.py).
+- `statistics`: prosody of the raw audio (components/embedder/statistics.py);
+- `egemaps`, `compare`: openSMILE functionals of the raw audio, only when asked for
+  (components/embedder/expert.py).
 
 Each worker loads the teacher SavedModel once (DoFn.setup) and embeds batches, so the job scales
 with the runner, not with one process's memory.
@@ -17,13 +19,14 @@ with the runner, not with one process's memory.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
 from components import features as F
+from components.embedder.expert import ExpertFunctionalsOf, check_expert
 from components.embedder.statistics import StatisticsOf
 
 EMBED_SIGNATURE = "embed"
@@ -97,27 +100,42 @@ class EmbedBatch(beam.DoFn):
 
 
 def _merge(item: tuple[str, dict[str, Iterable]]) -> Iterator[bytes]:
-    """One example's vectors from both inputs -> its embedding example; a clip missing from
-    either input is a broken join, never silently dropped."""
+    """One example's vectors from every input ("transformed", "raw" and, when computed,
+    "expert") -> its embedding example; a clip missing from any input is a broken join, never
+    silently dropped."""
     example_id, joined = item
-    learnt, statistics = list(joined["transformed"]), list(joined["raw"])
-    if len(learnt) != 1 or len(statistics) != 1:
+    order = ["transformed", "raw", *sorted(set(joined) - {"transformed", "raw"})]
+    parts = {kind: list(joined.get(kind, ())) for kind in order}
+    if any(len(values) != 1 for values in parts.values()):
+        counts = " and ".join(f"{len(values)} {kind}" for kind, values in parts.items())
         raise ValueError(
-            f"example {example_id!r}: {len(learnt)} transformed and {len(statistics)} raw "
-            "examples (each must appear once in both)"
+            f"example {example_id!r}: {counts} examples (each must appear once in every input)"
         )
-    ((vectors, carried),) = learnt
-    yield embedding_example(example_id.encode(), {**vectors, **statistics[0]}, carried)
+    ((vectors, carried),) = parts.pop("transformed")
+    for (more,) in parts.values():
+        vectors = {**vectors, **more}
+    yield embedding_example(example_id.encode(), vectors, carried)
 
 
 class EmbedExamples(beam.PTransform):
     """(transformed, raw) PCollections of serialized tf.Examples of the same windows ->
-    PCollection[serialized embedding example with every candidate]."""
+    PCollection[serialized embedding example with every candidate].
 
-    def __init__(self, model_dir: str, bands: int, sample_rate: int, max_batch_size: int = 256):
+    `expert`: expert candidates to compute as well ("egemaps", "compare"; none by default).
+    """
+
+    def __init__(
+        self,
+        model_dir: str,
+        bands: int,
+        sample_rate: int,
+        max_batch_size: int = 256,
+        expert: Sequence[str] = (),
+    ):
         super().__init__()
         self._model_dir, self._bands = model_dir, bands
         self._sample_rate, self._max_batch_size = sample_rate, max_batch_size
+        self._expert = check_expert(expert)
 
     def expand(self, pcolls):
         transformed, raw = pcolls
@@ -127,8 +145,9 @@ class EmbedExamples(beam.PTransform):
             | "Embed" >> beam.ParDo(EmbedBatch(self._model_dir, self._bands))
         )
         statistics = raw | "Statistics" >> beam.ParDo(StatisticsOf(self._sample_rate))
-        return (
-            {"transformed": learnt, "raw": statistics}
-            | "JoinById" >> beam.CoGroupByKey()
-            | "Merge" >> beam.FlatMap(_merge)
-        )
+        inputs = {"transformed": learnt, "raw": statistics}
+        if self._expert:
+            inputs["expert"] = raw | "Expert" >> beam.ParDo(
+                ExpertFunctionalsOf(self._sample_rate, self._expert)
+            )
+        return inputs | "JoinById" >> beam.CoGroupByKey() | "Merge" >> beam.FlatMap(_merge)

@@ -75,8 +75,9 @@ TEACHER_PROBABILITIES = "teacher_probabilities"  # a distilled student's second 
 
 class Distiller(keras.Model):
     """Fits `student` to (1 - weight) x the compiled loss on the labels + weight x T^2 x
-    KL(teacher || student) at temperature T; the batches carry the teacher's probabilities
-    (already softened by T) as TEACHER_PROBABILITIES. Only `student` is exported."""
+    KL(teacher || student) at temperature T (+ the student's own losses, e.g. NSL's graph
+    term); the batches carry the teacher's probabilities (already softened by T) as
+    TEACHER_PROBABILITIES. Only the base student is exported."""
 
     def __init__(self, student: keras.Model, weight: float, temperature: float):
         super().__init__(name="distiller")
@@ -84,7 +85,9 @@ class Distiller(keras.Model):
         self.distillation_loss = keras.metrics.Mean(name="distillation_loss")
 
     def call(self, inputs, training=False):
-        return self.student({F.LOGMEL: inputs[F.LOGMEL]}, training=training)
+        # Everything but the soft target: an NSL-wrapped student also reads its neighbours.
+        features = {k: v for k, v in inputs.items() if k != TEACHER_PROBABILITIES}
+        return self.student(features, training=training)
 
     def soft_loss(self, teacher: tf.Tensor, logits: tf.Tensor, sample_weight=None) -> tf.Tensor:
         """T^2 x KL(teacher || softmax(logits / T)), averaged over the batch (class-weighted)."""

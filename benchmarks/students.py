@@ -1,0 +1,513 @@
+"""Students and baselines on a real corpus, cross-validated by speaker, in memory.
+
+The fast loop for ablations: the project's own decoder, windows, frontend, student network, NSL
+wrapper and metrics, without the TFX pipeline around them (a run of the pipeline per fold costs
+tens of minutes; here a student trains in about a minute). `emograph experiment` stays the
+pipeline-faithful measurement. Per fold: test speakers = one fold, validation speakers = the
+next fold (they choose the checkpoint), train = the rest. Scores are clip-level UAR (a clip's
+window probabilities averaged) of the float model, and window UAR.
+
+    .venv/bin/python -m benchmarks.students --corpus emovo:../shared/data/emovo16k \
+        --folds f1+m1,f2+m2,f3+m3 --variants speech,nsl --seeds 3 --jobs 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import itertools
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+from components import features as F
+from components.audio import corpora, decode, windows
+from components.evaluation import metrics
+from pipeline.config import AudioConfig, AugmentConfig, CorpusSpec, FrontendConfig, StudentConfig
+
+RESULTS = Path(__file__).parent / "results"
+CACHE = Path(os.environ.get("EMOGRAPH_CACHE", Path.home() / ".cache" / "emograph"))
+
+# Each variant: StudentConfig overrides, plus graph options (prefixed "graph_").
+VARIANTS: dict[str, dict] = {
+    "speech": {"graph_multiplier": 0.0},
+    "nsl": {},
+    "nsl_float": {"quantization_aware": False},
+    "speech_float": {"graph_multiplier": 0.0, "quantization_aware": False},
+    "nsl_embedding": {"regularised_layer": "embedding"},
+    "nsl_kl": {"distance_type": "kl_divergence"},
+    "nsl_m0.1": {"graph_multiplier": 0.1},
+    "nsl_m1": {"graph_multiplier": 1.0},
+    "nsl_k1": {"num_neighbours": 1},
+    "nsl_otherclip": {"graph_other_clips": True},
+    "nsl_otherspk": {"graph_other_speakers": True},
+    "nsl_otherspk_egemaps": {"graph_other_speakers": True, "graph_source": "egemaps"},
+    "nsl_egemaps": {"graph_source": "egemaps"},
+    "speech_aug": {"graph_multiplier": 0.0, "augment": True},
+    "speech_meanmax": {"graph_multiplier": 0.0, "pooling": "mean_max"},
+    "speech_wide": {"graph_multiplier": 0.0, "filters": (32, 64, 96, 128)},
+    "speech_wide_meanmax_aug": {
+        "graph_multiplier": 0.0,
+        "filters": (32, 64, 96, 128),
+        "pooling": "mean_max",
+        "augment": True,
+    },
+    "nsl_aug": {"augment": True},
+    "distil": {"graph_multiplier": 0.0, "distil": True},
+    "nsl_distil": {"distil": True},
+    "nsl_otherspk_distil": {"graph_other_speakers": True, "distil": True},
+    "nsl_otherspk_egemaps_distil": {
+        "graph_other_speakers": True,
+        "graph_source": "egemaps",
+        "distil": True,
+    },
+    "speech_pool": {"graph_multiplier": 0.0, "pool_source": True},
+    "nsl_pool": {"pool_source": True},
+    "nsl_otherspk_pool": {"graph_other_speakers": True, "pool_source": True},
+}
+
+
+BASELINES = {  # name: (feature set, linear model, per-speaker normalised)
+    f"{short}_{model}_{norm}": (feature_set, model, norm == "spk")
+    for short, feature_set in (("egemaps", "eGeMAPSv02"), ("compare", "ComParE_2016"))
+    for model in ("lr", "svm")
+    for norm in ("raw", "spk")
+}
+
+
+@dataclasses.dataclass
+class Corpus:
+    """Windows of a corpus: log-mel [n, frames, bands] and per-window speaker, clip, label."""
+
+    logmel: np.ndarray
+    speaker: np.ndarray
+    clip: np.ndarray
+    label: np.ndarray
+    classes: tuple[str, ...]
+
+
+def load(spec: CorpusSpec, classes: tuple[str, ...], audio: AudioConfig, front: FrontendConfig):
+    """Decodes, windows and log-mels every clip (cached on disk by corpus and settings)."""
+    digest = hashlib.sha1(repr((spec.path, classes, audio, front)).encode()).hexdigest()
+    key = f"{spec.kind}-{digest[:10]}"
+    path = CACHE / f"students-{key}.npz"
+    if path.exists():
+        data = np.load(path)
+        return Corpus(*(data[k] for k in ("logmel", "speaker", "clip", "label")), classes)
+    import tensorflow as tf
+
+    from components.audio import frontend
+
+    clips, _ = corpora.list_clips(spec, classes)
+    rows, logmels = [], []
+    for clip in clips:
+        try:
+            cut = windows.window_clip(decode.load_audio(clip.path, audio.sample_rate), audio)
+        except decode.AudioError as e:
+            print(f"skipped {e}")
+            continue
+        pcm = np.stack([w for _, w in cut])
+        logmels.append(frontend.log_mel(tf.constant(pcm), front, audio.sample_rate).numpy())
+        rows += [(clip.speaker, clip.clip_id, classes.index(clip.label))] * len(cut)
+    speaker, clip_ids, label = (np.array(c) for c in zip(*rows, strict=True))
+    CACHE.mkdir(parents=True, exist_ok=True)
+    logmel = np.concatenate(logmels).astype(np.float32)
+    np.savez(path, logmel=logmel, speaker=speaker, clip=clip_ids, label=label)
+    return Corpus(logmel, speaker, clip_ids, label, classes)
+
+
+def speaker_normalised(corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
+    """Each window's log-mel z-scored per band with its speaker's statistics (float64), and
+    the speakers' mean inverse std per band (augmentation's dB scale)."""
+    out = np.empty_like(corpus.logmel)
+    inv_stds = []
+    for speaker in np.unique(corpus.speaker):
+        rows = corpus.speaker == speaker
+        frames = corpus.logmel[rows].reshape(-1, corpus.logmel.shape[-1]).astype(np.float64)
+        mean, std = frames.mean(0), np.maximum(frames.std(0), 1e-6)
+        out[rows] = ((corpus.logmel[rows] - mean) / std).astype(np.float32)
+        inv_stds.append(1 / std)
+    return out, np.mean(inv_stds, axis=0)
+
+
+def logmel_statistics(normalised: np.ndarray) -> np.ndarray:
+    """Mean and std over time of each band: the "logmel" graph candidate."""
+    return np.concatenate([normalised.mean(1), normalised.std(1)], axis=1)
+
+
+def graph(
+    emb: np.ndarray,
+    speaker: np.ndarray,
+    clip: np.ndarray,
+    k: int,
+    threshold: float,
+    other_clips: bool,
+    other_speakers: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact cosine top-k over speaker-centred embeddings: neighbour index [n, k] (-1 = none)
+    and weight [n, k]. `other_clips` / `other_speakers` forbid neighbours from the node's own
+    clip / speaker."""
+    emb = emb.astype(np.float64).copy()
+    for s in np.unique(speaker):
+        emb[speaker == s] -= emb[speaker == s].mean(0)
+    emb /= np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+    sim = emb @ emb.T
+    np.fill_diagonal(sim, -np.inf)
+    if other_clips:
+        sim[clip[:, None] == clip[None, :]] = -np.inf
+    if other_speakers:
+        sim[speaker[:, None] == speaker[None, :]] = -np.inf
+    order = np.argsort(-sim, axis=1)[:, :k]
+    weight = np.take_along_axis(sim, order, axis=1)
+    keep = weight >= threshold
+    return np.where(keep, order, -1), np.where(keep, weight, 0.0).astype(np.float32)
+
+
+def homophily(neighbours: np.ndarray, values: np.ndarray) -> float:
+    """Share of edges joining nodes with equal `values` (labels, speakers or clips)."""
+    src = np.repeat(np.arange(len(neighbours)), neighbours.shape[1])
+    dst = neighbours.ravel()
+    kept = dst >= 0
+    return float(np.mean(values[src[kept]] == values[dst[kept]])) if kept.any() else float("nan")
+
+
+def train_one(task: dict) -> dict:
+    """Trains one variant on one fold with one seed; returns its scores."""
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(task["threads"])
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    import tf_keras as keras
+
+    from components.models import augment, networks
+    from components.student.trainer import graph_regularised
+
+    corpus = load(task["spec"], task["classes"], AudioConfig(), FrontendConfig())
+    normalised, inv_std = speaker_normalised(corpus)
+    n, frames, bands = normalised.shape
+    flat = normalised.reshape(n, -1)
+    split = np.array([task["splits"].get(s, "") for s in corpus.speaker])
+    train, val, test = (np.flatnonzero(split == name) for name in ("train", "eval", "test"))
+
+    options = dict(VARIANTS[task["variant"]])
+    source = options.pop("graph_source", "logmel")
+    other_clips = options.pop("graph_other_clips", False)
+    other_speakers = options.pop("graph_other_speakers", False)
+    pool = options.pop("pool_source", False)
+    distil = options.pop("distil", False)
+    if options.pop("augment", False):
+        options["augment"] = AugmentConfig(enabled=True)
+    cfg = dataclasses.replace(StudentConfig(), seed=task["seed"], **options)
+    keras.utils.set_random_seed(cfg.seed)
+    base = networks.build_student(cfg, frames, bands, len(corpus.classes))
+
+    features = {F.LOGMEL: flat[train]}
+    labels = corpus.label[train]
+    graph_stats = {}
+    if cfg.graph_multiplier > 0:
+        emb = task["embeddings"][source][train] if source != "logmel" else None
+        if emb is None:
+            emb = logmel_statistics(normalised[train])
+        nbr, weight = graph(
+            emb,
+            corpus.speaker[train],
+            corpus.clip[train],
+            cfg.num_neighbours,
+            0.0,
+            other_clips,
+            other_speakers,
+        )
+        for i in range(cfg.num_neighbours):
+            rows = np.where(nbr[:, i] >= 0, nbr[:, i], 0)
+            features[f"{F.NBR_PREFIX}{i}_{F.LOGMEL}"] = flat[train][rows]
+            features[f"{F.NBR_PREFIX}{i}{F.NBR_WEIGHT_SUFFIX}"] = weight[:, i : i + 1]
+        graph_stats = {
+            "label_homophily": homophily(nbr, corpus.label[train]),
+            "speaker_homophily": homophily(nbr, corpus.speaker[train]),
+            "clip_homophily": homophily(nbr, corpus.clip[train]),
+        }
+        model = graph_regularised(base, cfg)
+    else:
+        model = base
+    if pool:  # the source corpus' windows of the target's classes join training, no neighbours
+        extra = load(task["source_spec"], task["source_classes"], AudioConfig(), FrontendConfig())
+        names = np.array(task["source_classes"])[extra.label]
+        keep = np.isin(names, corpus.classes)
+        extra_flat = speaker_normalised(extra)[0][keep].reshape(int(keep.sum()), -1)
+        extra_labels = np.array([corpus.classes.index(c) for c in names[keep]])
+        for key, value in features.items():
+            fill = extra_flat if key == F.LOGMEL else np.zeros((len(extra_flat), *value.shape[1:]))
+            features[key] = np.concatenate([value, fill.astype(np.float32)])
+        labels = np.concatenate([labels, extra_labels])
+    if distil:  # soft labels from an eGeMAPS LR, cross-fitted over the train speakers
+        from components.student.trainer import TEACHER_PROBABILITIES, Distiller
+
+        soft = cross_fitted_probabilities(
+            task["embeddings"]["egemaps"],
+            corpus.label,
+            corpus.speaker,
+            split,
+            len(corpus.classes),
+            cfg.distillation_temperature,
+        )
+        features[TEACHER_PROBABILITIES] = soft[train]
+        model = Distiller(model, cfg.distillation_weight, cfg.distillation_temperature)
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    counts = np.bincount(labels, minlength=len(corpus.classes))
+    weights = {
+        c: float(len(labels) / (np.count_nonzero(counts) * v)) if v else 0.0
+        for c, v in enumerate(counts)
+    }
+    ds = (
+        tf.data.Dataset.from_tensor_slices((features, labels))
+        .shuffle(len(labels), seed=cfg.seed, reshuffle_each_iteration=True)
+        .batch(cfg.batch_size)
+    )
+    ds = augment.augment_dataset(
+        ds, frames, bands, cfg.augment, cfg.seed, augment.db_to_normalised(inv_std)
+    )
+
+    def scores(rows: np.ndarray) -> tuple[float, float]:
+        prob = tf.nn.softmax(base.predict({F.LOGMEL: flat[rows]}, verbose=0, batch_size=256))
+        prob = prob.numpy()
+        window = metrics.summary(corpus.label[rows], prob.argmax(1), corpus.classes)["uar"]
+        clip = metrics.clip_summary(prob, corpus.label[rows], corpus.clip[rows], corpus.classes)
+        clip = clip["uar"]
+        return clip, window
+
+    best = {"val": -1.0, "epoch": 0, "weights": None}
+
+    class Select(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            val = scores(val_rows)[0]
+            if val > best["val"]:
+                best.update(val=val, epoch=epoch + 1, weights=base.get_weights())
+            if epoch + 1 >= 10 and epoch + 1 - best["epoch"] >= 8:
+                self.model.stop_training = True
+
+    val_rows = val
+    start = time.time()
+    model.fit(ds, epochs=cfg.epochs, callbacks=[Select()], class_weight=weights, verbose=0)
+    base.set_weights(best["weights"])
+    clip_uar, window_uar = scores(test)
+    return {
+        "variant": task["variant"],
+        "fold": task["fold"],
+        "seed": task["seed"],
+        "clip_uar": clip_uar,
+        "window_uar": window_uar,
+        "val_clip_uar": best["val"],
+        "best_epoch": best["epoch"],
+        "seconds": round(time.time() - start, 1),
+        "params": base.count_params(),
+        **graph_stats,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--corpus", required=True, help="KIND:PATH, e.g. emovo:../shared/data/emovo16k")
+    p.add_argument(
+        "--folds",
+        required=True,
+        help="test speakers per fold: a+b,c+d,... (names without the corpus prefix)",
+    )
+    p.add_argument("--source", default="", help="KIND:PATH of the source corpus (pool_source)")
+    p.add_argument("--variants", default="speech,nsl")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--baselines", default=",".join(BASELINES), help="openSMILE baselines to fit")
+    p.add_argument("--run-folds", default="", help="indices of the folds to run (default all)")
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--out", default="")
+    args = p.parse_args()
+    kind, path = args.corpus.split(":", 1)
+    spec = CorpusSpec(kind, str(Path(path).absolute()))
+    classes = corpora_classes(spec)
+    corpus = load(spec, classes, AudioConfig(), FrontendConfig())
+    folds = [[f"{kind}/{s}" for s in fold.split("+")] for fold in args.folds.split(",")]
+    run = [int(f) for f in args.run_folds.split(",")] if args.run_folds else range(len(folds))
+    embeddings = {}
+    variants = args.variants.split(",")
+    source_spec, source_classes = None, ()
+    if args.source:
+        source_kind, source_path = args.source.split(":", 1)
+        source_spec = CorpusSpec(source_kind, str(Path(source_path).absolute()))
+        source_classes = corpora_classes(source_spec)
+        load(source_spec, source_classes, AudioConfig(), FrontendConfig())
+    baselines = [b for b in args.baselines.split(",") if b]
+    sets = {BASELINES[b][0] for b in baselines} | {"eGeMAPSv02"}
+    functionals = {
+        (fs, spk): clip_functionals(spec, classes, corpus, fs, spk)
+        for fs in sorted(sets)
+        for spk in (False, True)
+    }
+    embeddings["egemaps"] = functionals[("eGeMAPSv02", True)]
+    tasks = []
+    for f, seed, variant in itertools.product(run, range(args.seeds), variants):
+        splits = {s: "train" for s in np.unique(corpus.speaker)}
+        splits.update(dict.fromkeys(folds[(f + 1) % len(folds)], "eval"))
+        splits.update(dict.fromkeys(folds[f], "test"))
+        tasks.append(
+            dict(
+                spec=spec,
+                classes=classes,
+                splits=splits,
+                variant=variant,
+                fold=f,
+                seed=seed,
+                embeddings=embeddings,
+                threads=max(1, 2 // args.jobs),
+                source_spec=source_spec,
+                source_classes=source_classes,
+            )
+        )
+    rows = []
+    for f in run:
+        splits = {s: "train" for s in np.unique(corpus.speaker)}
+        splits.update(dict.fromkeys(folds[(f + 1) % len(folds)], "eval"))
+        splits.update(dict.fromkeys(folds[f], "test"))
+        for row in baseline_rows(functionals, corpus, splits, f, baselines):
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    reference = variants[0]
+    variants = [*baselines, *variants]
+    with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
+        for row in pool.map(train_one, tasks):
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    table = summarise(rows, variants, reference)
+    print(table)
+    out = Path(args.out or RESULTS / f"students-{kind}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = " ".join(["python -m benchmarks.students", *os.sys.argv[1:]])
+    out.write_text(json.dumps({"command": command, "rows": rows, "table": table}, indent=1))
+
+
+def corpora_classes(spec: CorpusSpec) -> tuple[str, ...]:
+    """The emotions the corpus has (all of the vocabulary that its adapter emits)."""
+    from pipeline.config import EMOTIONS
+
+    vocabulary = (*EMOTIONS, "calm", "surprised")
+    clips, _ = corpora.list_clips(spec, vocabulary)
+    return tuple(c for c in vocabulary if any(clip.label == c for clip in clips))
+
+
+def clip_functionals(
+    spec, classes, corpus: Corpus, feature_set: str, per_speaker: bool
+) -> np.ndarray:
+    """openSMILE functionals of each window's clip (speaker-normalised if `per_speaker`), laid
+    out per window."""
+    from components.expert import functionals as fx
+
+    digest = hashlib.sha1(spec.path.encode()).hexdigest()[:10]
+    path = CACHE / f"students-{spec.kind}-{digest}-{feature_set}.npz"
+    if path.exists():
+        data = dict(np.load(path))
+    else:
+        clips, _ = corpora.list_clips(spec, classes)
+        data = {
+            c.clip_id: fx.functionals(decode.load_audio(c.path), 16000, feature_set) for c in clips
+        }
+        np.savez(path, **data)
+        print(f"{feature_set}: {len(data)} clips", flush=True)
+    ids = sorted(set(corpus.clip))
+    speakers = [corpus.speaker[corpus.clip == i][0] for i in ids]
+    x = np.stack([data[i] for i in ids])
+    if per_speaker:
+        x = fx.speaker_normalise(x, speakers)
+    row = {i: r for r, i in enumerate(ids)}
+    return x[[row[c] for c in corpus.clip]]
+
+
+def baseline_rows(
+    functionals: dict, corpus: Corpus, splits: dict, fold: int, names: list[str]
+) -> list[dict]:
+    """openSMILE functionals + a linear model per clip, C chosen on the validation speakers."""
+    from components.expert.linear import fit_linear
+
+    ids, first = np.unique(corpus.clip, return_index=True)
+    split = np.array([splits.get(s, "") for s in corpus.speaker[first]])
+    label = corpus.label[first]
+    rows = []
+    for name in names:
+        feature_set, model, _ = BASELINES[name]
+        x = functionals[(feature_set, name.endswith("spk"))][first]
+        tr, va, te = (split == n for n in ("train", "eval", "test"))
+        fitted = fit_linear(x[tr], label[tr], x[va], label[va], len(corpus.classes), model)
+        uar = metrics.summary(label[te], fitted.predict(x[te]), corpus.classes)["uar"]
+        rows.append(
+            {
+                "variant": name,
+                "fold": fold,
+                "seed": 0,
+                "clip_uar": uar,
+                "window_uar": float("nan"),
+                "val_clip_uar": fitted.val_uar,
+                "c": fitted.c,
+            }
+        )
+    return rows
+
+
+def cross_fitted_probabilities(
+    x: np.ndarray,
+    label: np.ndarray,
+    speaker: np.ndarray,
+    split: np.ndarray,
+    classes: int,
+    temperature: float,
+) -> np.ndarray:
+    """An expert LR's class probabilities of every train clip, each train speaker's from a
+    model fitted on the other train speakers (C on validation): honest soft labels, not the
+    near-one-hot ones a model gives the clips it was fitted on."""
+    from components.expert.linear import fit_linear
+
+    out = np.zeros((len(x), classes), np.float32)
+    va = split == "eval"
+    for s in np.unique(speaker[split == "train"]):
+        fit = (split == "train") & (speaker != s)
+        model = fit_linear(x[fit], label[fit], x[va], label[va], classes, "lr")
+        out[speaker == s] = model.probabilities(x[speaker == s], temperature)
+    return out
+
+
+def summarise(rows: list[dict], variants: list[str], reference: str) -> str:
+    """Mean ± std of clip UAR per variant, and its paired difference to `reference` (same fold
+    and seed; a baseline, which has no seeds, is paired with the fold's mean over seeds)."""
+    lines = [f"{'variant':28s} clip UAR        window UAR      minus {reference} (paired)"]
+    ref = {(r["fold"], r["seed"]): r["clip_uar"] for r in rows if r["variant"] == reference}
+    for fold in {f for f, _ in ref}:
+        ref[(fold, None)] = np.mean([v for (f, _), v in ref.items() if f == fold])
+    for v in variants:
+        mine = [r for r in rows if r["variant"] == v]
+        if not mine:
+            continue
+        clip = np.array([r["clip_uar"] for r in mine])
+        window = np.array([r["window_uar"] for r in mine])
+        seeded = v not in BASELINES
+        diff = np.array(
+            [
+                r["clip_uar"] - ref[(r["fold"], r["seed"] if seeded else None)]
+                for r in mine
+                if (r["fold"], r["seed"] if seeded else None) in ref
+            ]
+        )
+        lines.append(
+            f"{v:28s} {clip.mean():.3f} ± {clip.std():.3f}   {np.nanmean(window):.3f} ± "
+            f"{np.nanstd(window):.3f}   {diff.mean():+.3f} ± {diff.std():.3f}"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

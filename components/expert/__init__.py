@@ -1,0 +1,1 @@
+"""expert acoustic features (openSMILE eGeMAPS / ComParE functionals) and linear baselines."""
