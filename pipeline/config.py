@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
 import typing
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -658,7 +661,28 @@ class RunConfig:
 
     @classmethod
     def from_json(cls, text: str) -> RunConfig:
-        return from_dict(cls, json.loads(text))
+        """Parses and checks a whole config; any mistake is one `ConfigError`."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from e
+        return from_dict(cls, data)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> RunConfig:
+        """`from_json` of a file, every error prefixed with the file's name."""
+        try:
+            return cls.from_json(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as e:
+            raise ConfigError(f"{path}: no such config file") from e
+        except IsADirectoryError as e:
+            raise ConfigError(f"{path}: is a directory, not a config file") from e
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text, so not a JSON config") from e
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read the config file ({e.strerror})") from e
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from e
 
     def replace(self, **changes: Any) -> RunConfig:
         return dataclasses.replace(self, **changes)
@@ -704,23 +728,78 @@ def section_from_json(cls: type[T], text: str) -> T:
     return from_dict(cls, json.loads(text))
 
 
-def from_dict(cls: type[T], data: dict[str, Any]) -> T:
-    """Builds a (nested) config dataclass from plain data, rejecting unknown keys."""
-    fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = set(data) - fields
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} settings: {sorted(unknown)}")
+class ConfigError(ValueError):
+    """A config that does not fit RunConfig: the message names the field path, the value and what
+    was expected, so the user fixes the file without reading a traceback."""
+
+
+def from_dict(cls: type[T], data: Any, path: str = "") -> T:
+    """Builds a (nested) config dataclass from plain JSON data, checking every field's type.
+
+    Raises ConfigError naming the field (`path`, e.g. "audio.window_seconds") for unknown or
+    missing keys, values of the wrong type and values the dataclass itself refuses.
+    """
+    name = cls.__name__
+    if not isinstance(data, dict):
+        raise ConfigError(_at(path, f"expected an object of {name} settings, got {_show(data)}"))
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in data:
+        if key not in fields:
+            raise ConfigError(
+                _at(_join(path, key), f"unknown {name} setting; known: {', '.join(fields)}")
+            )
+    for key, field in fields.items():
+        missing = dataclasses.MISSING
+        if field.default is missing and field.default_factory is missing and key not in data:
+            raise ConfigError(_at(_join(path, key), f"missing; {name} needs it"))
     hints = typing.get_type_hints(cls)
-    return cls(**{name: _from_plain(hints[name], value) for name, value in data.items()})
+    values = {key: _from_plain(hints[key], value, _join(path, key)) for key, value in data.items()}
+    try:
+        return cls(**values)
+    except ValueError as e:  # the dataclass's own checks (ranges, contradictions)
+        raise ConfigError(_at(path, str(e))) from e
 
 
-def _from_plain(hint: Any, value: Any) -> Any:
-    """JSON data as the field's declared type: dicts become dataclasses, lists tuples (of
-    dataclasses too, e.g. `tuple[CorpusSpec, ...]`, and lists of lists tuples of tuples, e.g.
-    `tuple[tuple[str, ...], ...]`), following the type hints."""
-    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-        return from_dict(hint, value)
-    if isinstance(value, list):
-        items = typing.get_args(hint) if typing.get_origin(hint) is tuple else ()
-        return tuple(_from_plain(items[0] if items else Any, item) for item in value)
+def _from_plain(hint: Any, value: Any, path: str) -> Any:
+    """JSON data as the field's declared type, or ConfigError: dicts become dataclasses, lists
+    `tuple[X, ...]` (of dataclasses or tuples too), an int is a float where one is expected (a
+    bool is neither). Other hints (e.g. Any) take the value unchecked."""
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, path)
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        if not isinstance(value, list):
+            raise ConfigError(_at(path, f"expected {_expected(hint)}, got {_show(value)}"))
+        return tuple(_from_plain(item, x, f"{path}[{i}]") for i, x in enumerate(value))
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if hint in (int, float, str, bool):
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise ConfigError(_at(path, f"expected {_expected(hint)}, got {_show(value)}"))
+        if hint is float and not math.isfinite(value):
+            raise ConfigError(_at(path, f"expected a finite number, got {_show(value)}"))
     return value
+
+
+def _expected(hint: Any) -> str:
+    """What a type hint asks of JSON data, in the user's words."""
+    if dataclasses.is_dataclass(hint):
+        return f"an object of {hint.__name__} settings"
+    if typing.get_origin(hint) is tuple:
+        return f"a list, each item {_expected(typing.get_args(hint)[0])}"
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    return names.get(hint, str(hint))
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it in JSON (a string keeps its quotes), shortened."""
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _at(path: str, message: str) -> str:
+    return f"{path}: {message}" if path else message

@@ -1,0 +1,150 @@
+"""A user's mistakes: each is one clear line and a documented exit code, never a traceback or a
+silent loss (issue 17). Small inputs only; nothing here trains or runs the pipeline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline import cli
+from pipeline.config import ConfigError, RunConfig
+
+REPO = Path(__file__).resolve().parents[1]
+RATE = 16000
+
+
+def tone(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (0.3 * rng.uniform(-1, 1, int(seconds * RATE))).astype(np.float32)
+
+
+def write_config(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, str]:
+    """`emograph ARGS` in this process -> (exit code, stderr)."""
+    status = cli.main([str(a) for a in args])
+    return status, capsys.readouterr().err
+
+
+# --- config files: checked on load, one line naming file, field, value and expectation ---
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"audio": {"window_seconds": "3"}}, 'audio.window_seconds: expected a number, got "3"'),
+        ({"teacher": {"epochs": "twelve"}}, 'teacher.epochs: expected an integer, got "twelve"'),
+        ({"split": {"folds": "three"}}, 'split.folds: expected an integer, got "three"'),
+        ({"teacher": {"epochs": True}}, "teacher.epochs: expected an integer, got true"),
+        ({"graph": {"speaker_centre": 1}}, "graph.speaker_centre: expected true or false, got 1"),
+        ({"teacher": {"filters": 32}}, "teacher.filters: expected a list, each item an integer"),
+        ({"teacher": {"filters": [32, "64"]}}, 'teacher.filters[1]: expected an integer, got "64"'),
+        ({"audio": 3}, "audio: expected an object of AudioConfig settings, got 3"),
+        ({"audio": {"window": 3}}, "audio.window: unknown AudioConfig setting"),
+        ({"colour": "red"}, "colour: unknown RunConfig setting"),
+        ({"target": {"kind": "ravdess"}}, "target.path: missing"),
+        ({"split": {"folds": 1}}, "split: folds must be 0 (off) or >= 2, got 1"),
+        ([1, 2], "expected an object of RunConfig settings, got [1, 2]"),
+        ('{"audio": {', "not valid JSON: Expecting property name"),
+        ('{"audio": {"min_seconds": NaN}}', "audio.min_seconds: expected a finite number"),
+    ],
+)
+def test_config_mistakes_name_file_field_value_and_expectation(tmp_path, data, message):
+    path = write_config(tmp_path, data)
+    with pytest.raises(ConfigError) as raised:
+        RunConfig.from_file(path)
+    assert str(raised.value).startswith(f"{path}: {message}")
+    assert "\n" not in str(raised.value)
+
+
+def test_an_int_is_a_float_but_a_bool_is_neither(tmp_path):
+    config = RunConfig.from_file(write_config(tmp_path, {"audio": {"window_seconds": 2}}))
+    assert config.audio.window_seconds == 2.0 and isinstance(config.audio.window_seconds, float)
+    with pytest.raises(ConfigError, match="expected a number, got false"):
+        RunConfig.from_file(write_config(tmp_path, {"audio": {"window_seconds": False}}))
+
+
+def test_missing_config_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        RunConfig.from_file(tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize(
+    "data", [{"audio": {"window_seconds": "3"}}, '{"audio": ', {"teacher": {"epochz": 1}}]
+)
+def test_cli_refuses_a_bad_config_with_exit_2_in_one_line(tmp_path, capsys, data):
+    path = write_config(tmp_path, data)
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label,speaker\n")
+    args = ("ingest", "--config", path, "--corpus", f"manifest:{manifest}", "--out", tmp_path / "o")
+    status, err = run_cli(capsys, *args)
+    assert status == 2
+    assert err.startswith(f"emograph ingest: {path}: ") and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_config_is_checked_before_tensorflow_is_imported(tmp_path):
+    path = write_config(tmp_path, {"teacher": {"epochs": "twelve"}})
+    code = (
+        "import sys; from pipeline import cli; "
+        f"status = cli.main(['run', '--config', {str(path)!r}]); "
+        "heavy = [m for m in ('tensorflow', 'apache_beam', 'tfx') if m in sys.modules]; "
+        "assert status == 2 and not heavy, (status, heavy)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "teacher.epochs" in done.stderr and "Traceback" not in done.stderr
+
+
+# --- command line: one line on stderr, exit 2 for usage mistakes, tracebacks only with -v ---
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("ingest", "--corpus", "nope:/x", "--out", "o"), "unknown corpus kind 'nope'"),
+        (("ingest", "--corpus", "manifest", "--out", "o"), "KIND:PATH"),
+        (("ingest", "--corpus", "manifest:/no/such.csv", "--out", "o"), "no such manifest file"),
+        (("ingest", "--corpus", "ravdess:/no/such", "--out", "o"), "no such ravdess corpus"),
+        (("ingest", "--config", "/no/such.json", "--corpus", "x:y", "--out", "o"), "no such"),
+        (("run", "--target", "crema-d:/no/such"), "target: no such crema-d corpus folder"),
+        (("run", "--source", "tess:/no/such"), "source: no such tess corpus folder"),
+        (("run", "--target", "timit:/x"), "target: unknown corpus kind 'timit'"),
+        (("run", "--teacher", "/no/such/teacher"), "teacher.model_path: no such file"),
+        (("experiment", "--seeds", "0", "--out", "x"), "--seeds: must be at least 1"),
+        (("synth", "--corpus", "source", "--out", "s", "--speakers", "x"), "expected an integer"),
+        (("ingest", "--corpus", "x:y", "--out", "o", "--interval", "-1"), "must be at least"),
+        (("teach",), "invalid choice: 'teach'"),
+    ],
+)
+def test_usage_mistakes_are_one_line_and_exit_2(capsys, args, message):
+    try:
+        status, err = run_cli(capsys, *args)
+    except SystemExit as e:  # argparse's own errors
+        status, err = e.code, capsys.readouterr().err
+    assert status == 2
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_a_failure_is_one_line_and_exit_1_and_v_shows_the_traceback(capsys, monkeypatch):
+    def broken(args: object) -> int:
+        raise RuntimeError("the disk is full\nand more detail")
+
+    monkeypatch.setattr(cli, "cmd_corpora", broken)
+    status, err = run_cli(capsys, "corpora")
+    assert status == 1
+    assert err == "emograph corpora: RuntimeError: the disk is full (-v shows the traceback)\n"
+    for verbose in (("-v", "corpora"), ("corpora", "--verbose")):
+        with pytest.raises(RuntimeError, match="the disk is full"):
+            cli.main(list(verbose))
