@@ -4,15 +4,18 @@ silent loss (issue 17). Small inputs only; nothing here trains or runs the pipel
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
+from components.audio.corpora import list_clips
 from pipeline import cli
-from pipeline.config import ConfigError, RunConfig
+from pipeline.config import EMOTIONS, ConfigError, CorpusSpec, RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 16000
@@ -148,3 +151,115 @@ def test_a_failure_is_one_line_and_exit_1_and_v_shows_the_traceback(capsys, monk
     for verbose in (("-v", "corpora"), ("corpora", "--verbose")):
         with pytest.raises(RuntimeError, match="the disk is full"):
             cli.main(list(verbose))
+
+
+# --- manifests: a bad row is a rejection with its line number, never an abort ---
+
+
+def write_wavs(root: Path, *names: str) -> None:
+    for i, name in enumerate(names):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / name, tone(seed=i), RATE)
+
+
+def manifest_outcome(path: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """(clips as (name, speaker), rejections as (name, reason, detail)), names relative."""
+    clips, rejections = list_clips(CorpusSpec("manifest", str(path)), EMOTIONS)
+
+    def name(listed: str) -> str:
+        return os.path.relpath(listed, path.parent)
+
+    return (
+        [(name(c.path), c.speaker) for c in clips],
+        [(name(r.path), r.reason, r.detail) for r in rejections],
+    )
+
+
+def test_hostile_manifest_rows_are_rejected_with_line_numbers(tmp_path):
+    write_wavs(tmp_path, "a.wav", "b.wav", "c.wav", "d,e.wav", "f.wav", "g.wav")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(
+        "path,label,speaker\n"  # 1
+        "a.wav,happy,s1\n"  # 2
+        "b.wav,sad\n"  # 3: a column missing
+        "a;b;c\n"  # 4: another separator
+        "c.wav,sad,s2,extra\n"  # 5: a column too many
+        '"d,e.wav",angry,s3\n'  # 6: quoting, read by the csv rules
+        "\n"  # 7: blank, skipped
+        ",sad,s1\n"  # 8: empty path
+        'f.wav,"sad"x,s1\n'  # 9: text after a closing quote
+        "g.wav,happy,s2\n",  # 10
+        encoding="utf-8",
+    )
+    clips, rejections = manifest_outcome(manifest)
+    assert clips == [("a.wav", "manifest/s1"), ("d,e.wav", "manifest/s3"), ("g.wav", "manifest/s2")]
+    assert [(name, reason) for name, reason, _ in rejections] == [
+        ("m.csv:3", "malformed_row"),
+        ("m.csv:4", "malformed_row"),
+        ("m.csv:5", "malformed_row"),
+        ("m.csv:8", "malformed_row"),
+        ("m.csv:9", "malformed_row"),
+    ]
+    details = [detail for *_, detail in rejections]
+    assert details[0].startswith("line 3: 2 fields where the header has 3")
+    assert details[3] == "line 8: empty path column"
+    assert details[4].startswith("line 9: ")
+
+
+def test_an_unclosed_quote_is_one_rejection_naming_the_lines_it_swallowed(tmp_path):
+    write_wavs(tmp_path, "a.wav", "b.wav", "c.wav")
+    manifest = tmp_path / "m.csv"
+    manifest.write_text('path,label,speaker\n"a.wav,happy,s1\nb.wav,sad,s1\nc.wav,sad,s2\n')
+    clips, rejections = manifest_outcome(manifest)
+    assert clips == []
+    assert [(name, reason) for name, reason, _ in rejections] == [("m.csv:2", "malformed_row")]
+    assert rejections[0][2].startswith("lines 2-4: ")
+
+
+def test_manifest_with_a_utf8_bom_is_read(tmp_path):
+    write_wavs(tmp_path, "a.wav")
+    manifest = tmp_path / "m.csv"
+    manifest.write_bytes("path,label,speaker\na.wav,happy,s1\n".encode("utf-8-sig"))
+    assert manifest_outcome(manifest) == ([("a.wav", "manifest/s1")], [])
+
+
+def test_malformed_rows_are_counted_in_the_ingest_report(tmp_path):
+    from components.example_gen.ingest import run_ingest
+    from pipeline.config import AudioConfig, SplitConfig
+
+    speakers = [f"s{i}" for i in range(3)]
+    write_wavs(tmp_path / "c", *(f"{s}_{e}.wav" for s in speakers for e in range(2)))
+    rows = [f"{s}_{e}.wav,{EMOTIONS[e]},{s}" for s in speakers for e in range(2)]
+    manifest = tmp_path / "c" / "m.csv"
+    manifest.write_text("path,label,speaker\n" + "\n".join(rows) + "\nx.wav,sad\na;b;c\n")
+    audio = AudioConfig(window_seconds=1.0, hop_seconds=1.0)
+    spec = CorpusSpec("manifest", str(manifest))
+    report = run_ingest(spec, EMOTIONS, audio, SplitConfig(), str(tmp_path / "out"))
+    assert (report["found"], report["ingested"], report["rejected"]) == (8, 6, 2)
+    assert report["rejected_by_reason"] == {"malformed_row": 2}
+    assert [r["path"] for r in report["rejections"]] == [f"{manifest}:8", f"{manifest}:9"]
+
+
+# --- symlinks are resolved before the outside-root check ---
+
+
+def test_a_symlink_out_of_the_corpus_root_is_rejected(tmp_path):
+    root = tmp_path / "corpus"
+    write_wavs(root, "s1/a.wav")
+    write_wavs(tmp_path, "private/secret.wav")
+    (root / "s1" / "b.wav").symlink_to(tmp_path / "private" / "secret.wav")
+    (root / "s1" / "c.wav").symlink_to(root / "s1" / "a.wav")  # inside: allowed
+    manifest = root / "m.csv"
+    manifest.write_text("path,label,speaker\ns1/a.wav,sad,s1\ns1/b.wav,sad,s1\ns1/c.wav,sad,s1\n")
+    clips, rejections = manifest_outcome(manifest)
+    assert clips == [("s1/a.wav", "manifest/s1"), ("s1/c.wav", "manifest/s1")]
+    assert [(name, reason) for name, reason, _ in rejections] == [("s1/b.wav", "outside_root")]
+
+    ravdess = tmp_path / "ravdess" / "Actor_01"
+    write_wavs(ravdess, "03-01-05-01-01-01-01.wav")
+    (ravdess / "03-01-04-01-01-01-01.wav").symlink_to(tmp_path / "private" / "secret.wav")
+    clips, rejections = list_clips(CorpusSpec("ravdess", str(ravdess.parent)), EMOTIONS)
+    assert [Path(c.path).name for c in clips] == ["03-01-05-01-01-01-01.wav"]
+    assert [(Path(r.path).name, r.reason) for r in rejections] == [
+        ("03-01-04-01-01-01-01.wav", "outside_root")
+    ]

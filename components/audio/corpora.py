@@ -152,8 +152,14 @@ class _Listing:
 
     def __init__(self, root: Path, corpus: str, classes: Sequence[str]) -> None:
         self.root, self.corpus, self.classes = root, corpus, set(classes)
+        self.real_root = root.resolve()
         self.clips: list[Clip] = []
         self.rejections: list[Rejection] = []
+
+    def outside(self, path: Path) -> bool:
+        """Whether `path` lies outside the root once symlinks and ".." are resolved: a link in
+        the corpus must not bring in files from elsewhere."""
+        return not path.resolve().is_relative_to(self.real_root)
 
     def add(self, path: Path, label: str, speaker: str) -> None:
         if label not in self.classes:
@@ -174,36 +180,80 @@ class _Listing:
         self.rejections.append(Rejection(str(path), reason, detail, self.corpus))
 
 
+MANIFEST_COLUMNS = ("path", "label", "speaker")
+
+
 def _list_manifest(
     csv_path: Path, corpus: str, classes: Sequence[str]
 ) -> tuple[list[Clip], list[Rejection]]:
-    """Rows of path,label,speaker; paths are relative to the CSV's folder and stay inside it."""
+    """Rows of path,label,speaker; paths are relative to the CSV's folder and stay inside it.
+
+    The csv module's rules apply (quoting, an optional UTF-8 BOM); a row it cannot read, with the
+    wrong number of fields or an empty path is rejected as "malformed_row" with its line
+    number, named `<csv>:<line>`, so one bad row never stops the listing.
+    """
     if not csv_path.is_file():
         raise ValueError(f"{corpus} manifest not found: {csv_path}")
     root = csv_path.parent
     listing = _Listing(root, corpus, classes)
     seen: set[Path] = set()
-    with csv_path.open(newline="", encoding="utf-8") as f:
-        rows = csv.DictReader(f)
-        missing = {"path", "label", "speaker"} - set(rows.fieldnames or ())
+    with csv_path.open(newline="", encoding="utf-8-sig") as f:
+        rows = csv.reader(f, strict=True)
+        header = [name.strip() for name in next(rows, [])]
+        missing = sorted(set(MANIFEST_COLUMNS) - set(header))
         if missing:
-            raise ValueError(
-                f"{csv_path} lacks columns {sorted(missing)} (needs path,label,speaker)"
-            )
-        for row in rows:
-            path = Path(os.path.normpath(root / row["path"]))  # lexical: ".." cannot hide
-            if not path.is_relative_to(root):
-                listing.reject(path, "outside_root", f"{row['path']!r} escapes {root}")
-            elif path in seen:
-                listing.reject(path, "duplicate", "listed twice in the manifest")
-            elif not path.is_file():
-                listing.reject(path, "missing", "no such file")
-            elif not row["speaker"].strip():
-                listing.reject(path, "no_speaker", "empty speaker column")
+            raise ValueError(f"{csv_path} lacks columns {missing} (needs path,label,speaker)")
+        columns = [header.index(name) for name in MANIFEST_COLUMNS]
+        while True:
+            first = rows.line_num + 1
+            try:
+                fields = next(rows)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                problem = f"{e} (a field that opens a quote must close it)"
             else:
-                listing.add(path, row["label"].strip().lower(), row["speaker"].strip())
-            seen.add(path)
+                if not fields:  # a blank line
+                    continue
+                problem = _malformed(fields, columns, len(header), rows.line_num - first)
+                if not problem:
+                    _add_manifest_row(listing, seen, *(fields[i] for i in columns))
+                    continue
+            lines = f"line {first}" if rows.line_num == first else f"lines {first}-{rows.line_num}"
+            listing.reject(f"{csv_path}:{first}", "malformed_row", f"{lines}: {problem}")
     return listing.clips, listing.rejections
+
+
+def _malformed(fields: list[str], columns: list[int], width: int, extra_lines: int) -> str:
+    """Why a manifest row cannot be read as its header's `width` columns ("" if it can)."""
+    if len(fields) != width:
+        return f"{len(fields)} fields where the header has {width} (is ',' the separator?)"
+    if extra_lines:
+        return "a quoted field spans several lines (an unclosed quote?)"
+    if not fields[columns[0]].strip():
+        return "empty path column"
+    return ""
+
+
+def _add_manifest_row(
+    listing: _Listing, seen: set[Path], name: str, label: str, speaker: str
+) -> None:
+    """One well-formed manifest row: a clip, or a rejection saying why not."""
+    root = listing.root
+    path = Path(os.path.normpath(root / name))  # ".." cannot hide, nor can a symlink (outside)
+    if listing.outside(path):
+        listing.reject(
+            path, "outside_root", f"{name!r} resolves to {path.resolve()}, outside {root}"
+        )
+    elif path in seen:
+        listing.reject(path, "duplicate", "listed twice in the manifest")
+    elif not path.is_file():
+        listing.reject(path, "missing", "no such file")
+    elif not speaker.strip():
+        listing.reject(path, "no_speaker", "empty speaker column")
+    else:
+        listing.add(path, label.strip().lower(), speaker.strip())
+    seen.add(path)
 
 
 def _list_named(
@@ -213,6 +263,9 @@ def _list_named(
     listing = _Listing(root, corpus, classes)
     for path in sorted(root.rglob("*")):
         if path.suffix.lower() not in AUDIO_SUFFIXES or not path.is_file():
+            continue
+        if listing.outside(path):
+            listing.reject(path, "outside_root", f"a link to {path.resolve()}, outside {root}")
             continue
         try:
             listing.add(path, *parse(path))
