@@ -263,3 +263,55 @@ def test_a_symlink_out_of_the_corpus_root_is_rejected(tmp_path):
     assert [(Path(r.path).name, r.reason) for r in rejections] == [
         ("03-01-04-01-01-01-01.wav", "outside_root")
     ]
+
+
+# --- predict: refuses what is not audio, says when a label means little ---
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    from components.edge.testing import build_tiny_model
+
+    root = tmp_path_factory.mktemp("edge-model") / "model"
+    build_tiny_model(root, "float32", RATE, 24000, 16000)
+    return root
+
+
+def test_predict_refuses_nan_and_inf_audio(model, tmp_path, capsys):
+    for bad in (np.nan, np.inf):
+        samples = tone(2.0)
+        samples[100] = bad
+        sf.write(tmp_path / "bad.wav", samples, RATE, subtype="FLOAT")
+        status, err = run_cli(capsys, "predict", model, tmp_path / "bad.wav")
+        assert status == 1 and err.count("\n") == 1
+        assert err.startswith(f"emograph predict: {tmp_path / 'bad.wav'}: holds NaN or Inf")
+
+
+def test_predict_names_a_missing_file_and_a_directory(model, tmp_path, capsys):
+    status, err = run_cli(capsys, "predict", model, tmp_path / "gone.wav")
+    assert (status, err) == (1, f"emograph predict: no such file: {tmp_path / 'gone.wav'}\n")
+    status, err = run_cli(capsys, "predict", model, tmp_path)
+    assert (status, err) == (1, f"emograph predict: {tmp_path} is a directory, not an audio file\n")
+
+
+@pytest.mark.parametrize(
+    "samples, warning",
+    [
+        (np.zeros(2 * RATE, np.float32), "the audio is silent"),
+        (tone(0.3), "0.30 s is shorter than the 0.5 s ingest keeps"),
+    ],
+)
+def test_predict_warns_on_silence_and_short_clips(model, tmp_path, capsys, samples, warning):
+    sf.write(tmp_path / "doubt.wav", samples, RATE)
+    status = cli.main(["predict", str(model), str(tmp_path / "doubt.wav")])
+    out, err = capsys.readouterr()
+    assert status == 0 and out.startswith(f"{tmp_path / 'doubt.wav'}: ")
+    assert err.startswith(f"emograph predict: {tmp_path / 'doubt.wav'}: warning: {warning}")
+    assert err.count("\n") == 1
+
+
+def test_predict_silence_threshold_is_ingests():
+    from components.audio import decode
+    from components.edge import audio
+
+    assert audio.SILENCE_PEAK == decode.SILENCE_PEAK

@@ -15,10 +15,28 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+# Ingest's "silent" threshold (components/audio/decode.py, which a device cannot import): below
+# it predict warns that the audio holds nothing audible.
+SILENCE_PEAK = 1e-4
+
+
+class AudioInputError(ValueError):
+    """Audio a model cannot be run on; the message names the file."""
+
 
 def load(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
-    """Reads any file soundfile reads as float32 mono at `sample_rate`."""
+    """Reads any file soundfile reads as float32 mono at `sample_rate`.
+
+    A missing path, a directory and NaN or Inf samples (which would give a confident-looking
+    label of nothing) raise AudioInputError; a file soundfile cannot read, its LibsndfileError.
+    """
+    if os.path.isdir(path):
+        raise AudioInputError(f"{path} is a directory, not an audio file")
+    if not os.path.exists(path):
+        raise AudioInputError(f"no such file: {path}")
     data, rate = sf.read(path, dtype="float32", always_2d=True)
+    if not np.isfinite(data).all():
+        raise AudioInputError(f"{path}: holds NaN or Inf samples, which are not audio")
     return resample(data.mean(axis=1), rate, sample_rate)
 
 

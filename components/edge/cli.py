@@ -23,6 +23,7 @@ import soundfile as sf
 from components.edge import audio
 from components.edge.metadata import ModelError
 from components.edge.predictor import Prediction, Predictor
+from pipeline.config import AudioConfig
 
 STDIN = "-"
 
@@ -61,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
             predictor.reset_adaptation()
         try:
             samples = _audio(predictor, name, hop)
+            if isinstance(samples, np.ndarray):
+                for warning in _doubts(samples, predictor.sample_rate):
+                    print(f"emograph predict: {name}: warning: {warning}", file=sys.stderr)
             if args.stream:
                 for window in predictor.stream(samples, hop):
                     print(json.dumps({"file": name, **dataclasses.asdict(window)}), flush=True)
@@ -69,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
                     samples = np.concatenate([np.zeros(0, np.float32), *samples])
                 print(_format(name, predictor.predict_clip(samples, hop), args.json), flush=True)
         except (OSError, ValueError, sf.LibsndfileError) as e:
-            print(f"emograph predict: {name}: {e}", file=sys.stderr)
+            message = e if isinstance(e, audio.AudioInputError) else f"{name}: {e}"
+            print(f"emograph predict: {message}", file=sys.stderr)
             status = 1
     return status
 
@@ -79,6 +84,21 @@ def _audio(predictor: Predictor, name: str, hop: int | None) -> np.ndarray | Ite
     if name == STDIN:
         return audio.read_pcm16(sys.stdin.buffer, hop or predictor.metadata.hop_samples)
     return audio.load(name, predictor.sample_rate)
+
+
+def _doubts(samples: np.ndarray, sample_rate: int) -> list[str]:
+    """Why a label of this audio means little: what ingest would have rejected as training data
+    (silence; a clip shorter than its default minimum), said but not refused."""
+    doubts = []
+    if np.abs(samples).max(initial=0.0) < audio.SILENCE_PEAK:
+        doubts.append("the audio is silent (peak below -80 dBFS); its label means nothing")
+    seconds = len(samples) / sample_rate
+    if seconds < AudioConfig.min_seconds:
+        doubts.append(
+            f"{seconds:.2f} s is shorter than the {AudioConfig.min_seconds:g} s ingest keeps "
+            "for training; its label is unreliable"
+        )
+    return doubts
 
 
 def _format(name: str, prediction: Prediction, as_json: bool) -> str:
