@@ -68,7 +68,7 @@ def _check_corpus(spec: CorpusSpec, where: str) -> None:
     if spec.kind == "synthetic" or "://" in spec.path:
         return
     if spec.kind == "manifest" and not path.is_file():
-        raise UsageError(f"{where}: no such manifest file (a CSV path,label,speaker): {path}")
+        raise UsageError(f"{where}: manifest:PATH names a CSV file (path,label,speaker): {path}")
     if spec.kind != "manifest" and not path.is_dir():
         raise UsageError(f"{where}: no such {spec.kind} corpus folder: {path}")
 
@@ -99,6 +99,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     config = _load_config(args)
+    metadata = config.metadata_path
+    if "://" not in metadata and not Path(metadata).is_file():  # reading would create it
+        raise UsageError(f"no run at {config.root} (it has no {Path(metadata).name})")
     from pipeline import report
 
     summary = report.summary(config)

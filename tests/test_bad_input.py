@@ -118,7 +118,8 @@ def test_config_is_checked_before_tensorflow_is_imported(tmp_path):
     [
         (("ingest", "--corpus", "nope:/x", "--out", "o"), "unknown corpus kind 'nope'"),
         (("ingest", "--corpus", "manifest", "--out", "o"), "KIND:PATH"),
-        (("ingest", "--corpus", "manifest:/no/such.csv", "--out", "o"), "no such manifest file"),
+        (("ingest", "--corpus", "manifest:/no/such.csv", "--out", "o"), "names a CSV file"),
+        (("report", "--root", "/no/such/run"), "no run at /no/such/run"),
         (("ingest", "--corpus", "ravdess:/no/such", "--out", "o"), "no such ravdess corpus"),
         (("ingest", "--config", "/no/such.json", "--corpus", "x:y", "--out", "o"), "no such"),
         (("run", "--target", "crema-d:/no/such"), "target: no such crema-d corpus folder"),
@@ -138,6 +139,19 @@ def test_usage_mistakes_are_one_line_and_exit_2(capsys, args, message):
         status, err = e.code, capsys.readouterr().err
     assert status == 2
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_ingest_refuses_an_out_folder_holding_an_earlier_ingest(tmp_path, capsys):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,label,speaker\n")
+    (tmp_path / "out" / "report").mkdir(parents=True)
+    args = ("ingest", "--corpus", f"manifest:{manifest}", "--out", tmp_path / "out")
+    status, err = run_cli(capsys, *args)
+    assert (status, err) == (
+        2,
+        f"emograph ingest: --out: {tmp_path / 'out'} already holds ingest output; "
+        "choose a new folder\n",
+    )
 
 
 def test_a_failure_is_one_line_and_exit_1_and_v_shows_the_traceback(capsys, monkeypatch):
