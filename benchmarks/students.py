@@ -34,43 +34,42 @@ from pipeline.config import AudioConfig, AugmentConfig, CorpusSpec, FrontendConf
 RESULTS = Path(__file__).parent / "results"
 CACHE = Path(os.environ.get("EMOGRAPH_CACHE", Path.home() / ".cache" / "emograph"))
 
-# Each variant: StudentConfig overrides, plus graph options (prefixed "graph_").
-VARIANTS: dict[str, dict] = {
+# A variant is "_"-joined tokens, e.g. "nsl_otherspk_egemaps_distil"; each token adds
+# StudentConfig overrides or graph options (prefixed "graph_"), later tokens win.
+TOKENS: dict[str, dict] = {
     "speech": {"graph_multiplier": 0.0},
     "nsl": {},
-    "nsl_float": {"quantization_aware": False},
-    "speech_float": {"graph_multiplier": 0.0, "quantization_aware": False},
-    "nsl_embedding": {"regularised_layer": "embedding"},
-    "nsl_kl": {"distance_type": "kl_divergence"},
-    "nsl_m0.1": {"graph_multiplier": 0.1},
-    "nsl_m1": {"graph_multiplier": 1.0},
-    "nsl_k1": {"num_neighbours": 1},
-    "nsl_otherclip": {"graph_other_clips": True},
-    "nsl_otherspk": {"graph_other_speakers": True},
-    "nsl_otherspk_egemaps": {"graph_other_speakers": True, "graph_source": "egemaps"},
-    "nsl_egemaps": {"graph_source": "egemaps"},
-    "speech_aug": {"graph_multiplier": 0.0, "augment": True},
-    "speech_meanmax": {"graph_multiplier": 0.0, "pooling": "mean_max"},
-    "speech_wide": {"graph_multiplier": 0.0, "filters": (32, 64, 96, 128)},
-    "speech_wide_meanmax_aug": {
-        "graph_multiplier": 0.0,
-        "filters": (32, 64, 96, 128),
-        "pooling": "mean_max",
-        "augment": True,
-    },
-    "nsl_aug": {"augment": True},
-    "distil": {"graph_multiplier": 0.0, "distil": True},
-    "nsl_distil": {"distil": True},
-    "nsl_otherspk_distil": {"graph_other_speakers": True, "distil": True},
-    "nsl_otherspk_egemaps_distil": {
-        "graph_other_speakers": True,
-        "graph_source": "egemaps",
-        "distil": True,
-    },
-    "speech_pool": {"graph_multiplier": 0.0, "pool_source": True},
-    "nsl_pool": {"pool_source": True},
-    "nsl_otherspk_pool": {"graph_other_speakers": True, "pool_source": True},
+    "float": {"quantization_aware": False},
+    "tdnn": {"architecture": "tdnn", "filters": (48, 48, 48, 96), "pooling": "mean_max"},
+    "tdnnsmall": {"architecture": "tdnn", "filters": (32, 32, 32, 64), "pooling": "mean_max"},
+    "tdnnwide": {"architecture": "tdnn", "filters": (64, 64, 64, 128), "pooling": "mean_max"},
+    "wide": {"filters": (32, 64, 96, 128)},
+    "meanmax": {"pooling": "mean_max"},
+    "embedding": {"regularised_layer": "embedding"},
+    "kl": {"distance_type": "kl_divergence"},
+    "m0.1": {"graph_multiplier": 0.1},
+    "m1": {"graph_multiplier": 1.0},
+    "m3": {"graph_multiplier": 3.0},
+    "k1": {"num_neighbours": 1},
+    "k5": {"num_neighbours": 5},
+    "otherclip": {"graph_other_clips": True},
+    "otherspk": {"graph_other_speakers": True},
+    "egemaps": {"graph_source": "egemaps"},
+    "compare": {"graph_source": "compare"},
+    "aug": {"augment": True},
+    "distil": {"distil": True},
+    "pool": {"pool_source": True},
 }
+
+
+def variant_options(name: str) -> dict:
+    """The merged overrides of a variant's tokens."""
+    options: dict = {}
+    for token in name.split("_"):
+        if token not in TOKENS:
+            raise ValueError(f"variant {name!r}: unknown token {token!r}; known: {list(TOKENS)}")
+        options.update(TOKENS[token])
+    return options
 
 
 BASELINES = {  # name: (feature set, linear model, per-speaker normalised)
@@ -196,7 +195,7 @@ def train_one(task: dict) -> dict:
     split = np.array([task["splits"].get(s, "") for s in corpus.speaker])
     train, val, test = (np.flatnonzero(split == name) for name in ("train", "eval", "test"))
 
-    options = dict(VARIANTS[task["variant"]])
+    options = variant_options(task["variant"])
     source = options.pop("graph_source", "logmel")
     other_clips = options.pop("graph_other_clips", False)
     other_speakers = options.pop("graph_other_speakers", False)
@@ -338,6 +337,8 @@ def main() -> None:
     run = [int(f) for f in args.run_folds.split(",")] if args.run_folds else range(len(folds))
     embeddings = {}
     variants = args.variants.split(",")
+    for variant in variants:
+        variant_options(variant)  # unknown tokens fail before any work
     source_spec, source_classes = None, ()
     if args.source:
         source_kind, source_path = args.source.split(":", 1)
@@ -352,6 +353,8 @@ def main() -> None:
         for spk in (False, True)
     }
     embeddings["egemaps"] = functionals[("eGeMAPSv02", True)]
+    if ("ComParE_2016", True) in functionals:
+        embeddings["compare"] = functionals[("ComParE_2016", True)]
     tasks = []
     for f, seed, variant in itertools.product(run, range(args.seeds), variants):
         splits = {s: "train" for s in np.unique(corpus.speaker)}

@@ -398,6 +398,8 @@ class GraphConfig:
 REGULARISED_LAYERS: tuple[str, ...] = ("logits", "embedding")
 # How a student pools its last feature map over time and frequency.
 POOLINGS: tuple[str, ...] = ("mean", "mean_max")
+# The student's body: depthwise-separable 2-D convolutions or convolutions over time only.
+ARCHITECTURES: tuple[str, ...] = ("dscnn", "tdnn")
 
 
 @dataclass(frozen=True)
@@ -405,7 +407,10 @@ class StudentConfig:
     """The small on-device model and its NSL graph regularisation.
 
     Attributes:
-      filters: channels of the depthwise-separable blocks (the size knob).
+      architecture: one of ARCHITECTURES: "dscnn" (a strided 3x3 conv, then depthwise-separable
+        blocks) or "tdnn" (convolutions over time whose first layer spans every band;
+        components/models/networks.py).
+      filters: channels of the body's layers (the size knob).
       pooling: one of POOLINGS: how the last feature map becomes the embedding, its mean over
         time and frequency ("mean") or that and its maximum ("mean_max": a short emotional
         burst is not averaged away).
@@ -431,6 +436,7 @@ class StudentConfig:
         on 97-99% (README "Edge cost"). False quantises after training instead.
     """
 
+    architecture: str = "dscnn"
     filters: tuple[int, ...] = (24, 32, 48, 64)
     pooling: str = "mean"
     epochs: int = 30
@@ -448,6 +454,12 @@ class StudentConfig:
     quantization_aware: bool = True
 
     def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}"
+            )
+        if self.architecture == "tdnn" and len(self.filters) < 2:
+            raise ValueError(f"a tdnn student needs at least 2 layers, got filters {self.filters}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
         if self.regularised_layer not in REGULARISED_LAYERS:

@@ -103,3 +103,27 @@ def test_mean_max_pooling_doubles_the_embedding_and_regularises_it(quantization_
 def test_unknown_pooling_is_refused():
     with pytest.raises(ValueError, match="pooling"):
         StudentConfig(pooling="attention")
+
+
+@pytest.mark.parametrize("quantization_aware", [True, False])
+def test_tdnn_student_convolves_over_time_only_and_trains_with_the_graph(quantization_aware):
+    cfg = StudentConfig(
+        architecture="tdnn",
+        filters=(4, 6, 8),
+        num_neighbours=1,
+        quantization_aware=quantization_aware,
+    )
+    base = networks.build_student(cfg, FRAMES, BANDS, CLASSES)
+    stem = base.get_layer("stem_conv")
+    stem = getattr(stem, "layer", stem)  # a quantization-aware model wraps its layers
+    assert stem.kernel_size == (5, BANDS)  # the first layer spans every band
+    assert base.get_layer(networks.EMBEDDING_LAYER).output.shape[-1] == 8
+    model = graph_regularised(base, cfg)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True))
+    history = model.fit(_packed_batch(), tf.zeros([BATCH], tf.int64), epochs=1, verbose=0)
+    assert history.history["scaled_graph_loss"][0] > 0
+
+
+def test_unknown_architecture_is_refused():
+    with pytest.raises(ValueError, match="architecture"):
+        StudentConfig(architecture="transformer")

@@ -56,15 +56,10 @@ def build_student(cfg: StudentConfig, frames: int, bands: int, num_classes: int)
     `cfg.filters` is the size knob; the first three blocks halve time and frequency.
     """
     inputs, x = _logmel_input(frames, bands)
-    x = _conv_bn_relu(x, cfg.filters[0], strides=2, name="stem")
-    for i, filters in enumerate(cfg.filters[1:]):
-        strides = 2 if i < 2 else 1
-        x = keras.layers.DepthwiseConv2D(
-            3, strides=strides, padding="same", use_bias=False, name=f"ds{i}_dw"
-        )(x)
-        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"ds{i}_dw_bn")(x)
-        x = keras.layers.ReLU(name=f"ds{i}_dw_relu")(x)
-        x = _conv_bn_relu(x, filters, kernel=1, name=f"ds{i}_pw")
+    if cfg.architecture == "tdnn":
+        x = _time_convolutions(x, cfg.filters, bands)
+    else:
+        x = _depthwise_separable(x, cfg.filters)
     # The penultimate embedding (before dropout, so a sample and its neighbours are compared
     # without independent dropout noise) is what `regularised_layer="embedding"` regularises.
     if cfg.pooling == "mean_max":
@@ -79,6 +74,38 @@ def build_student(cfg: StudentConfig, frames: int, bands: int, num_classes: int)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
     model = keras.Model({F.LOGMEL: inputs}, logits, name="student")
     return quantization_aware(model) if cfg.quantization_aware else model
+
+
+def _depthwise_separable(x, filters: tuple[int, ...]):
+    """DS-CNN body: a strided 3x3 conv, then depthwise-separable blocks, the first two of
+    which halve time and frequency again."""
+    x = _conv_bn_relu(x, filters[0], strides=2, name="stem")
+    for i, width in enumerate(filters[1:]):
+        strides = 2 if i < 2 else 1
+        x = keras.layers.DepthwiseConv2D(
+            3, strides=strides, padding="same", use_bias=False, name=f"ds{i}_dw"
+        )(x)
+        x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"ds{i}_dw_bn")(x)
+        x = keras.layers.ReLU(name=f"ds{i}_dw_relu")(x)
+        x = _conv_bn_relu(x, width, kernel=1, name=f"ds{i}_pw")
+    return x
+
+
+def _time_convolutions(x, filters: tuple[int, ...], bands: int):
+    """TDNN body (x-vector style, convolutions over time only): the first conv spans every
+    band and 5 frames (stride 2 in time), the next ones 3 frames of the previous channels
+    (the first of them also stride 2), the last is pointwise. Each unit sees the whole
+    spectral envelope at once, as utterance-level acoustic features do."""
+    x = keras.layers.Conv2D(
+        filters[0], (5, bands), strides=(2, 1), use_bias=False, name="stem_conv"
+    )(x)
+    x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn")(x)
+    x = keras.layers.ReLU(name="stem_relu")(x)
+    last = len(filters) - 2
+    for i, width in enumerate(filters[1:]):
+        kernel = (1, 1) if i == last else (3, 1)
+        x = _conv_bn_relu(x, width, kernel=kernel, strides=(2, 1) if i == 0 else 1, name=f"td{i}")
+    return x
 
 
 def quantization_aware(model: keras.Model) -> keras.Model:
