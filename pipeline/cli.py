@@ -3,25 +3,31 @@ flags are checked (a mistake costs no TensorFlow import), so `emograph predict` 
 with only numpy, soundfile, scipy and ai-edge-litert installed.
 
 Exit codes: 0 success; 1 the work failed (a run, an ingest, an unreadable audio file in predict);
-2 a usage or config mistake (bad flag, config or corpus spec, missing path, existing output);
-130 interrupted. Errors are one line on stderr; -v shows the traceback and debug logs.
+2 a usage or config mistake (bad flag, config or corpus spec, missing path, existing output, a
+corpus the speaker split cannot use); 130 interrupted. Errors are one line on stderr; -v shows
+the traceback and debug logs. `run`, `experiment` and `ingest` print a line per finished step
+and put the frameworks' logs in a file (LOG_DIR under the run root or the output folder); -v
+shows those on the console instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from components.audio.corpora import SUPPORTED_CORPORA
+from components.audio.splits import SplitError
 from pipeline.config import EMOTIONS, SPANS_KIND, ConfigError, CorpusSpec, RunConfig, SynthConfig
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
+LOG_DIR = "logs"
 
 
 class UsageError(Exception):
@@ -87,13 +93,27 @@ def _check_inputs(config: RunConfig) -> None:
         _check_corpus(spec, where)
 
 
+@contextlib.contextmanager
+def _quiet(args: argparse.Namespace, folder: str, name: str) -> Iterator:
+    """pipeline.console.quiet with the log at folder/LOG_DIR/name (imported here: `predict` runs
+    without absl); a remote folder keeps the console as it is."""
+    from pipeline import console
+
+    verbose = args.verbose or "://" in folder
+    with console.quiet(Path(folder) / LOG_DIR / name, verbose) as steps:
+        yield steps
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     config = _load_config(args)
     _check_inputs(config)
-    from pipeline import local_runner, report
+    with _quiet(args, config.root, "run.log") as steps:
+        from pipeline import local_runner, report
 
-    local_runner.run(config)
-    print("\n" + report.format_summary(report.summary(config)))
+        local_runner.run(config, steps.expect)
+        summary = report.format_summary(report.summary(config))
+    print(steps.summary())
+    print(summary)
     return 0
 
 
@@ -127,16 +147,17 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if (out / "examples").exists() or (out / "report").exists():
         raise UsageError(f"--out: {out} already holds ingest output; choose a new folder")
-    from components.example_gen.ingest import run_ingest
+    with _quiet(args, args.out, "ingest.log"):
+        from components.example_gen.ingest import run_ingest
 
-    summary = run_ingest(
-        corpus,
-        config.classes,
-        config.audio,
-        config.split,
-        args.out,
-        config.beam.pipeline_args(),
-    )
+        summary = run_ingest(
+            corpus,
+            config.classes,
+            config.audio,
+            config.split,
+            args.out,
+            config.beam.pipeline_args(),
+        )
     print(
         f"found {summary['found']} = ingested {summary['ingested']} + rejected "
         f"{summary['rejected']} {summary['rejected_by_reason']}"
@@ -146,20 +167,21 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _watch(args: argparse.Namespace, config: RunConfig, corpus: CorpusSpec) -> int:
-    from components.example_gen.watch import watch
+    with _quiet(args, args.out, "watch.log"):
+        from components.example_gen.watch import watch
 
-    spans = watch(
-        corpus,
-        config.classes,
-        config.audio,
-        config.split,
-        args.out,
-        interval=args.interval,
-        duration=args.duration,
-        max_spans=args.max_spans,
-        settle_seconds=args.settle,
-        beam_args=config.beam.pipeline_args(),
-    )
+        spans = watch(
+            corpus,
+            config.classes,
+            config.audio,
+            config.split,
+            args.out,
+            interval=args.interval,
+            duration=args.duration,
+            max_spans=args.max_spans,
+            settle_seconds=args.settle,
+            beam_args=config.beam.pipeline_args(),
+        )
     for s in spans:
         print(
             f"span-{s['span']}: found {s['found']} = ingested {s['ingested']} + rejected "
@@ -191,9 +213,15 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 def cmd_experiment(args: argparse.Namespace) -> int:
     config = _load_config(args)
     _check_inputs(config)
-    from pipeline import experiment
+    with _quiet(args, args.out, "experiment.log") as steps:
+        from pipeline import experiment
+        from pipeline.pipeline import create_experiment_pipeline
 
-    results = experiment.run_experiment(config, args.folds, args.seeds, args.out)
+        folds = experiment.fold_count(config, args.folds)
+        fold = experiment.fold_config(config, args.out, folds, 0)
+        steps.expect(len(create_experiment_pipeline(fold, args.seeds).components))
+        results = experiment.run_experiment(config, args.folds, args.seeds, args.out)
+    print(steps.summary())
     print((Path(args.out) / "report.md").read_text())
     print(f"results: {args.out}/results.json ({results['seconds']:.0f} s)")
     return 0
@@ -393,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:
         if args.verbose:
             raise
-        if isinstance(e, UsageError | ConfigError):
+        if isinstance(e, UsageError | ConfigError | SplitError):
             message, status = str(e), EXIT_USAGE
         else:  # the work failed: the first line of what went wrong; -v has the rest
             lines = str(e).strip().splitlines() or [""]

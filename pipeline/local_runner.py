@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from tfx import v1 as tfx
@@ -33,10 +34,16 @@ def _source_synth(config: RunConfig):
     return dataclasses.replace(config.synth, speakers=int(config.synth.speakers * 1.5))
 
 
-def run(config: RunConfig) -> None:
-    """Prepares data if synthetic, then runs every component not already cached."""
+def run(config: RunConfig, expect_steps: Callable[[int], None] | None = None) -> None:
+    """Prepares data if synthetic, then runs every component not already cached.
+
+    `expect_steps` is told the pipeline's step count before it runs (the CLI's progress).
+    """
     Path(config.root).mkdir(parents=True, exist_ok=True)
     (Path(config.root) / "config.json").write_text(config.to_json())
     prepare_synthetic(config)
     metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(config, metadata))
+    pipeline = create_pipeline(config, metadata)
+    if expect_steps:
+        expect_steps(len(pipeline.components))
+    tfx.orchestration.LocalDagRunner().run(pipeline)

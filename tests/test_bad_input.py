@@ -329,3 +329,93 @@ def test_predict_silence_threshold_is_ingests():
     from components.edge import audio
 
     assert audio.SILENCE_PEAK == decode.SILENCE_PEAK
+
+
+# --- speaker splits: a corpus the split cannot use is refused in one line, exit 2 ---
+
+
+def test_a_two_speaker_corpus_is_refused_with_what_to_do_instead(tmp_path, capsys):
+    write_wavs(tmp_path / "tess", "OAF_angry/OAF_back_angry.wav", "YAF_sad/YAF_bath_sad.wav")
+    args = ("ingest", "--corpus", f"tess:{tmp_path / 'tess'}", "--out", tmp_path / "out")
+    status, err = run_cli(capsys, *args)
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert f"emograph ingest: tess:{tmp_path / 'tess'}: a speaker-independent" in err
+    assert "needs >= 3 speakers, got 2: ['tess/OAF', 'tess/YAF']" in err
+    assert "repeat --source for the teacher's data, or list the files of both in one" in err
+
+
+def test_a_split_whose_files_were_all_rejected_is_refused(tmp_path, capsys):
+    """Speakers are split before decoding: s3's only files are unreadable, so test ends empty."""
+    corpus = tmp_path / "c"
+    write_wavs(corpus, "s1_0.wav", "s1_1.wav", "s2_0.wav")
+    (corpus / "s3_0.wav").write_bytes(b"RIFF, but not audio")
+    rows = ["s1_0.wav,happy,s1", "s1_1.wav,sad,s1", "s2_0.wav,sad,s2", "s3_0.wav,sad,s3"]
+    (corpus / "m.csv").write_text("path,label,speaker\n" + "\n".join(rows) + "\n")
+    split = {"eval_speakers": ["manifest/s2"], "test_speakers": ["manifest/s3"]}
+    config = write_config(tmp_path, {"split": split, "audio": {"window_seconds": 1.0}})
+    out = tmp_path / "out"
+    args = ("ingest", "--config", config, "--corpus", f"manifest:{corpus / 'm.csv'}", "--out", out)
+    status, err = run_cli(capsys, *args)
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert (
+        f"emograph ingest: manifest:{corpus / 'm.csv'}: no windows in split test "
+        "(speakers manifest/s3): every file of those speakers was rejected ({'unreadable': 1}"
+    ) in err
+    assert json.loads((out / "report" / "ingest_report.json").read_text())["rejected"] == 1
+    assert (out / "logs" / "ingest.log").read_text()  # the Beam job's logs, not the console
+
+
+# --- quiet console: one line per pipeline step, the frameworks' logs in a file ---
+
+QUIET_SCRIPT = """
+import logging, os, sys
+from pathlib import Path
+from absl import logging as absl_logging
+from pipeline import console
+
+logging.basicConfig(level=logging.INFO)
+log = Path(sys.argv[1])
+with console.quiet(log) as steps:
+    steps.expect(2)
+    logging.getLogger("tensorflow").info("tf python noise")
+    logging.getLogger("apache_beam").warning("beam noise")
+    os.write(2, b"c++ noise\\n")
+    print("keras epoch noise")
+    absl_logging.info(console.RUNNING, "source_example_gen")
+    saved = absl_logging.get_verbosity()  # as TF's SavedModel code does
+    absl_logging.set_verbosity(absl_logging.FATAL)
+    absl_logging.set_verbosity(saved)
+    absl_logging.info("absl noise")
+    absl_logging.info(console.FINISHED, "source_example_gen")
+    logging.getLogger("components.tflite_pusher").warning("not blessed")
+print(steps.summary())
+try:
+    with console.quiet(log):
+        absl_logging.info(console.RUNNING, "teacher_trainer")
+        raise RuntimeError("out of memory")
+except RuntimeError:
+    pass
+"""
+
+
+def test_quiet_console_shows_steps_and_sends_framework_logs_to_the_file(tmp_path):
+    log = tmp_path / "logs" / "run.log"
+    done = subprocess.run(
+        [sys.executable, "-c", QUIET_SCRIPT, str(log)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("step 1/2 source_example_gen") and lines[0].endswith(" s")
+    assert lines[1:] == [
+        "warning: not blessed",
+        f"1 steps in 0 s; full log: {log}",
+        f"step 1 teacher_trainer failed after 0 s; full log: {log}",
+    ]
+    assert done.stderr == ""
+    text = log.read_text()
+    for noise in ("tf python noise", "beam noise", "c++ noise", "keras epoch noise", "absl noise"):
+        assert noise in text
+    assert "RuntimeError: out of memory" in text  # the traceback

@@ -9,18 +9,28 @@ from collections.abc import Iterable, Mapping
 
 from pipeline.config import SplitConfig
 
+MIN_SPEAKERS = 3
+
+
+class SplitError(ValueError):
+    """A corpus the speaker split cannot use as given (too few speakers, a split left empty):
+    the user's data or split settings must change, so the CLI reports it as a usage mistake."""
+
 
 def assign_speakers(speakers: Iterable[str], cfg: SplitConfig) -> dict[str, str]:
     """Speaker -> "train", "eval" or "test" by the policy of `cfg` (see SplitConfig).
 
     The same seed and speakers give the same split, whatever their order. Raises ValueError when
-    the policy leaves a split without speakers or names speakers the corpus lacks.
+    the policy leaves a split without speakers or names speakers the corpus lacks (SplitError
+    for too few speakers, which no split setting can fix).
     """
     order = _shuffled(speakers, cfg.seed)
-    if len(order) < 3:
-        raise ValueError(
-            f"a speaker-independent train/eval/test split needs >= 3 speakers, "
-            f"got {len(order)}: {order}"
+    if len(order) < MIN_SPEAKERS:
+        raise SplitError(
+            f"a speaker-independent train/eval/test split needs >= {MIN_SPEAKERS} speakers, "
+            f"got {len(order)}: {sorted(order)}; ingest it together with another corpus: repeat "
+            "--source for the teacher's data, or list the files of both in one manifest CSV "
+            "(path,label,speaker)"
         )
     if cfg.train_speakers or cfg.eval_speakers or cfg.test_speakers:
         splits = _fixed(order, cfg)

@@ -14,7 +14,7 @@ from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples
 
 from components.artifacts import IngestReport
-from components.example_gen.ingest import SPLITS, ingest, summarise
+from components.example_gen.ingest import SPLITS, check_splits, ingest, summarise
 from components.example_gen.watch import SPAN_PREFIX, merge_span_reports, read_spans
 from pipeline.config import (
     SPANS_KIND,
@@ -71,8 +71,9 @@ def AudioExampleGen(  # noqa: N802 (TFX components are named like classes)
                 report.uri,
                 extras,
             )
-    if spec.kind != SPANS_KIND:
+    if spec.kind != SPANS_KIND:  # merge_span_reports checked the spans' splits
         summary = summarise(report.uri)
+        check_splits(report.uri, summary)
     examples.split_names = artifact_utils.encode_split_names(list(SPLITS))
     log.info(
         "ingest: found %d = ingested %d + rejected %d %s; windows per split %s",

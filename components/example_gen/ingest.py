@@ -28,7 +28,7 @@ from apache_beam.pvalue import TaggedOutput
 from components import features
 from components.audio.corpora import Clip, Rejection, list_clips
 from components.audio.decode import AudioError, load_audio
-from components.audio.splits import assign_speakers
+from components.audio.splits import SplitError, assign_speakers
 from components.audio.windows import to_pcm16_bytes, window_clip
 from pipeline.config import AudioConfig, CorpusSpec, SplitConfig, check_corpora
 
@@ -68,7 +68,10 @@ def ingest(
             )
         clips += listed
         listing_rejections += rejected
-    splits = assign_speakers((clip.speaker for clip in clips), split)
+    try:
+        splits = assign_speakers((clip.speaker for clip in clips), split)
+    except SplitError as e:
+        raise SplitError(f"{_names(corpora)}: {e}") from None
     ingest_clips(
         pipeline,
         clips,
@@ -332,6 +335,37 @@ def summarise(report_uri: str) -> dict:
     return report
 
 
+def check_splits(report_uri: str, report: Mapping[str, Any]) -> None:
+    """Refuses an ingest whose train, eval or test split ended with no windows (SplitError).
+
+    Speakers are split before their files are decoded, so a split whose speakers' files were all
+    rejected ends empty; every model step needs all three splits, and a run without test data
+    would report a score of nothing. `report` is `summarise`'s.
+    """
+    empty = [name for name in SPLITS if not report["windows"][name]]
+    if not empty:
+        return
+    listing = _read_json(f"{report_uri}/listing.json")
+    listed = (listing, *listing.get("extra_corpora", []))
+    corpora = [CorpusSpec(c["kind"], c["path"]) for c in listed]
+    splits = _read_json(f"{report_uri}/splits.json")
+    lost = "; ".join(
+        f"{name} (speakers {', '.join(sorted(s for s, n in splits.items() if n == name))})"
+        for name in empty
+    )
+    raise SplitError(
+        f"{_names(corpora)}: no windows in split {lost}: every file of those speakers was "
+        f"rejected ({report['rejected_by_reason']}, each file named in "
+        f"{report_uri}/ingest_report.json); fix those files or choose other speakers for the "
+        "split (split.eval_speakers, split.test_speakers)"
+    )
+
+
+def _names(corpora: Iterable[CorpusSpec]) -> str:
+    """KIND:PATH of each corpus, joined by " + "."""
+    return " + ".join(f"{spec.kind}:{spec.path}" for spec in corpora)
+
+
 def _by_corpus(found: Mapping[str, int], ingested: list[dict], rejections: list[dict]) -> dict:
     """Per corpus: found = ingested + rejected (else AssertionError), reasons, windows, speakers.
 
@@ -364,11 +398,15 @@ def run_ingest(
     out_dir: str,
     beam_args: Sequence[str] = (),
 ) -> dict:
-    """Runs ingest as its own Beam job (`emograph ingest`): out_dir/examples and out_dir/report."""
+    """Runs ingest as its own Beam job (`emograph ingest`): out_dir/examples and out_dir/report.
+
+    Refuses (SplitError, after writing the report) a split that ended with no windows."""
     report_uri = f"{out_dir}/report"
     with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
         ingest(pipeline, corpus, classes, audio, split, f"{out_dir}/examples", report_uri)
-    return summarise(report_uri)
+    report = summarise(report_uri)
+    check_splits(report_uri, report)
+    return report
 
 
 def _write_json(uri: str, data: Any) -> None:

@@ -1,0 +1,208 @@
+"""A quiet console for the long commands (`emograph run`, `experiment`, `ingest`).
+
+The console shows one line per finished pipeline step (its name, seconds and a key figure),
+warnings of emograph's own code and a final summary. Everything the frameworks write (absl,
+TensorFlow, Beam and TFX logging, Keras' epoch lines, TensorFlow's C++ messages, Beam worker
+processes) goes to a log file instead: file descriptors 1 and 2 themselves are redirected, so
+output that bypasses Python logging is caught too. `-v` skips all of this.
+
+Steps are followed through the records TFX's LocalDagRunner and launcher log around each
+component launch: TFX 1.16 has no other hook for a local run, and reading its log changes
+nothing in how the pipeline runs. Should those messages change, the run still works, without
+step lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from absl import logging as absl_logging
+
+# The messages of tfx/orchestration/local/local_dag_runner.py and portable/launcher.py.
+PIPELINE_START = "Using deployment config:\n %s"
+RUNNING, FINISHED = "Component %s is running.", "Component %s is finished."
+CACHED = "A cached execution %d is used."
+PUBLISHING = "Publishing output artifacts %s for execution %s"
+
+OWN_PACKAGES = ("pipeline", "components")
+# Our loggers whose INFO lines belong on the console: an experiment's folds, the watcher's spans.
+SHOWN_INFO = ("pipeline.experiment", "components.example_gen.watch")
+
+
+class StepLines(logging.Handler):
+    """Writes a console line per finished pipeline step, and emograph's own warnings.
+
+    On a terminal, the running step and its latest log message (e.g. a trainer's epoch) stand in
+    one status line that the finished step's line replaces.
+    """
+
+    def __init__(self, console: TextIO, log_path: Path | None) -> None:
+        super().__init__(logging.INFO)
+        self.console, self.log_path = console, log_path
+        self.total = self.step = self.finished = self.cached = 0
+        self._start = time.monotonic()
+        self._node: str | None = None
+        self._node_start = 0.0
+        self._node_cached = False
+        self._outputs: Mapping[str, Sequence[Any]] = {}
+        self._status = ""
+
+    def expect(self, steps: int) -> None:
+        """The step count of each pipeline to come, for "step 5/17"."""
+        self.total = steps
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if record.name == "absl":
+                self._follow(record)
+            elif record.name.split(".")[0] in OWN_PACKAGES:
+                if record.levelno >= logging.WARNING:
+                    self.write(f"{record.levelname.lower()}: {record.getMessage()}")
+                elif record.name in SHOWN_INFO:
+                    self.write(record.getMessage())
+                elif self._node:
+                    self._show_status(f"{self._prefix()} {self._node}: {record.getMessage()}")
+        except Exception:  # a console line must never break the run
+            self.handleError(record)
+
+    def _follow(self, record: logging.LogRecord) -> None:
+        """Tracks the TFX runner's records of one step's launch."""
+        if record.msg == PIPELINE_START:  # an experiment runs one pipeline per fold
+            self.step = 0
+        elif record.msg == RUNNING:
+            self.step += 1
+            self._node, self._node_start = str(record.args[0]), time.monotonic()
+            self._node_cached, self._outputs = False, {}
+            self._show_status(f"{self._prefix()} {self._node} ...")
+        elif record.msg == CACHED:
+            self._node_cached = True
+        elif record.msg == PUBLISHING:
+            self._outputs = record.args[0]
+        elif record.msg == FINISHED and self._node:
+            self.finished += 1
+            self.cached += self._node_cached
+            figure = "cached" if self._node_cached else key_figure(self._outputs)
+            seconds = time.monotonic() - self._node_start
+            self.write(f"{self._prefix()} {self._node:<30} {seconds:6.1f} s  {figure}".rstrip())
+            self._node = None
+
+    def _prefix(self) -> str:
+        """The running or just finished step, as "step  5/17" (aligned for the total)."""
+        if not self.total:
+            return f"step {self.step}"
+        return f"step {self.step:>{len(str(self.total))}}/{self.total}"
+
+    def write(self, line: str) -> None:
+        """One console line (replacing the status line on a terminal)."""
+        self._show_status("")
+        self.console.write(line + "\n")
+        self.console.flush()
+
+    def _show_status(self, text: str) -> None:
+        """The running step on a terminal: one line, rewritten in place."""
+        if not self.console.isatty() or text == self._status:
+            return
+        width = shutil.get_terminal_size().columns - 1
+        self.console.write("\r" + text[:width].ljust(len(self._status[:width])) + "\r")
+        self.console.flush()
+        self._status = text
+
+    def failed(self) -> None:
+        """Names the step that was running when the run failed (if any) and the log file."""
+        if self._node:
+            seconds = time.monotonic() - self._node_start
+            self.write(
+                f"{self._prefix()} {self._node} failed after {seconds:.0f} s; "
+                f"full log: {self.log_path}"
+            )
+
+    def summary(self) -> str:
+        """The last line: steps run, seconds, the log file."""
+        seconds = time.monotonic() - self._start
+        cached = f" ({self.cached} cached)" if self.cached else ""
+        log = f"; full log: {self.log_path}" if self.log_path else ""
+        return f"{self.finished} steps{cached} in {seconds:.0f} s{log}"
+
+
+def key_figure(outputs: Mapping[str, Sequence[Any]]) -> str:
+    """A headline of a finished step from its outputs' small summary files, else "".
+
+    Ingest: windows per split; trainers: best validation UAR; GraphBuilder: nodes and edges;
+    Evaluator: whether the student was blessed.
+    """
+    try:
+        if "report" in outputs:
+            report = _json(outputs["report"], "ingest_report.json")
+            windows = ", ".join(f"{n} {report['windows'][n]}" for n in ("train", "eval", "test"))
+            return f"windows {windows}; {report['rejected']} files rejected"
+        if "model_run" in outputs:
+            run = _json(outputs["model_run"], "training.json")
+            return f"best validation UAR {run['val_uar']:.3f} (epoch {run['best_epoch']})"
+        if "graph" in outputs:
+            stats = _json(outputs["graph"], "stats.json")
+            return f"{stats['nodes']} nodes, {stats['edges']} edges"
+        if "blessing" in outputs:
+            blessed = (Path(outputs["blessing"][0].uri) / "BLESSED").exists()
+            return "blessed" if blessed else "not blessed"
+    except (OSError, LookupError, TypeError, ValueError):
+        pass
+    return ""
+
+
+def _json(artifacts: Sequence[Any], name: str) -> Any:
+    return json.loads((Path(artifacts[0].uri) / name).read_text())
+
+
+@contextlib.contextmanager
+def quiet(log_path: Path, verbose: bool = False) -> Iterator[StepLines]:
+    """Runs the block with every framework message in `log_path` (appended) and step lines on
+    the console; yields the StepLines for the caller's `expect` and `summary`.
+
+    With `verbose`, nothing is redirected and the StepLines yielded is not installed. On an
+    error the traceback goes to the log, the console names the failed step and the log, and the
+    error propagates (the CLI prints its one line once the console is back).
+    """
+    # TF's SavedModel code resets absl's level to its flag's (WARNING), hiding TFX's step records.
+    absl_logging.set_verbosity(absl_logging.DEBUG if verbose else absl_logging.INFO)
+    if verbose:
+        yield StepLines(sys.stdout, None)
+        return
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    console = open(saved[0], "w", buffering=1, errors="replace", closefd=False)  # noqa: SIM115
+    steps = StepLines(console, log_path)
+    root = logging.getLogger()
+    with open(log_path, "a") as log:
+        log.write(f"--- emograph {' '.join(sys.argv[1:])} at {time.strftime('%F %T')}\n")
+        log.flush()
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        root.addHandler(steps)
+        try:
+            yield steps
+        except BaseException:
+            sys.stderr.flush()
+            traceback.print_exc(file=log)
+            steps.failed()
+            raise
+        finally:
+            root.removeHandler(steps)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            console.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
