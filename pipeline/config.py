@@ -369,8 +369,13 @@ class GraphConfig:
     seed: int = 0
     incremental: bool = False
 
+    def source_specs(self) -> tuple[str, ...]:
+        """The source specs the graph may be built from: the candidates under "auto", else
+        the one named."""
+        return self.candidates if self.embedding_source == AUTO else (self.embedding_source,)
+
     def __post_init__(self) -> None:
-        specs = self.candidates if self.embedding_source == AUTO else (self.embedding_source,)
+        specs = self.source_specs()
         if not specs:
             raise ValueError("embedding_source 'auto' needs at least one candidate")
         for spec in specs:

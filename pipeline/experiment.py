@@ -19,11 +19,17 @@ import numpy as np
 from tfx import v1 as tfx
 
 from components.evaluation import evaluate
+from components.expert import baselines
 from components.tflite_pusher import export
 from pipeline import report
 from pipeline.config import RunConfig
 from pipeline.local_runner import prepare_synthetic
-from pipeline.pipeline import VARIANTS, create_experiment_pipeline, experiment_trainer_id
+from pipeline.pipeline import (
+    NSL_STUDENT,
+    VARIANTS,
+    create_experiment_pipeline,
+    experiment_trainer_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +111,10 @@ def score_model(model_dir: str, data: TestData, config: RunConfig) -> dict:
     }
 
 
-def run_fold(config: RunConfig, seeds: int) -> dict:
-    """Runs one fold's pipeline and scores every variant x seed on its test speakers."""
+def run_fold(config: RunConfig, seeds: int, functionals_cache: dict) -> dict:
+    """Runs one fold's pipeline and scores every variant x seed on its test speakers, and the
+    openSMILE + linear baselines on the same clips (`functionals_cache` carries each clip's
+    functionals from fold to fold)."""
     metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
     tfx.orchestration.LocalDagRunner().run(create_experiment_pipeline(config, seeds, metadata))
     outputs = report.outputs_of_last_run(config)
@@ -136,6 +144,17 @@ def run_fold(config: RunConfig, seeds: int) -> dict:
                 scores["int8_online_uar"],
                 scores["int8_strict_uar"],
             )
+    clips = {
+        split: baselines.read_clips(
+            f"{raw_uri}/Split-{split}/*.gz", config.classes, config.audio.sample_rate
+        )
+        for split in ("train", "eval", "test")
+    }
+    expert = baselines.score_baselines(
+        clips, config.classes, config.audio.sample_rate, cache=functionals_cache
+    )
+    for name, scores in expert.items():
+        log.info("fold %d %-18s test clip UAR %.3f", config.split.fold, name, scores["clip_uar"])
     teacher_run = outputs.get("teacher_trainer", {}).get("model_run")  # absent if imported
     teacher = json.loads(Path(teacher_run, "training.json").read_text()) if teacher_run else {}
     return {
@@ -143,6 +162,7 @@ def run_fold(config: RunConfig, seeds: int) -> dict:
         "graph": graph_stats,
         "teacher_validation_homophily": teacher.get("validation_homophily"),
         "rows": rows,
+        "baselines": expert,
         "test_speakers": sorted({s for r in rows for s in r["uar_by_speaker"]}),
     }
 
@@ -165,12 +185,42 @@ def aggregate(folds: list[dict], classes: tuple[str, ...]) -> dict:
         entry["confusion"] = np.sum([r["confusion"] for r in rows], axis=0).tolist()
         entry["runs"] = len(rows)
         table[variant] = entry
-    nsl = [r["int8_clip_uar"] for f in folds for r in f["rows"] if r["variant"] == "nsl_student"]
-    speech = [r["int8_clip_uar"] for f in folds for r in f["rows"] if r["variant"] == "speech_only"]
-    gain = np.subtract(nsl, speech)  # paired: same fold and seed
+    expert = {}
+    for name in folds[0]["baselines"]:
+        scores = [f["baselines"][name]["clip_uar"] for f in folds]
+        expert[name] = {
+            "clip_uar": {"mean": float(np.mean(scores)), "std": float(np.std(scores))},
+            "recall": {
+                c: float(np.nanmean([f["baselines"][name]["recall"][c] for f in folds]))
+                for c in classes
+            },
+            "runs": len(scores),
+        }
+    return {"variants": table, "baselines": expert, "nsl_minus": nsl_differences(folds)}
+
+
+def nsl_differences(folds: list[dict]) -> dict[str, dict]:
+    """The NSL student's int8 clip UAR minus every other model's, paired: a trained model of
+    the same fold and seed (int8 clip UAR), a baseline of the same fold (float, clip UAR).
+    Mean and std over the pairs."""
+    nsl = {
+        (f["fold"], r["seed"]): r["int8_clip_uar"]
+        for f in folds
+        for r in f["rows"]
+        if r["variant"] == NSL_STUDENT
+    }
+    pairs: dict[str, list[float]] = {}
+    for f in folds:
+        for r in f["rows"]:
+            if r["variant"] != NSL_STUDENT and (f["fold"], r["seed"]) in nsl:
+                gain = nsl[(f["fold"], r["seed"])] - r["int8_clip_uar"]
+                pairs.setdefault(r["variant"], []).append(gain)
+        for name, scores in f["baselines"].items():
+            mine = [v for (fold, _), v in nsl.items() if fold == f["fold"]]
+            pairs.setdefault(name, []).extend(v - scores["clip_uar"] for v in mine)
     return {
-        "variants": table,
-        "nsl_gain_over_speech_only": {"mean": float(gain.mean()), "std": float(gain.std())},
+        name: {"mean": float(np.mean(gains)), "std": float(np.std(gains)), "pairs": len(gains)}
+        for name, gains in pairs.items()
     }
 
 
@@ -213,18 +263,29 @@ def write_report(results: dict, out: Path, classes: tuple[str, ...]) -> None:
         evaluate.plot_confusion(
             np.array(e["confusion"]), classes, f"{variant} (all folds and seeds)", str(png)
         )
-    gain = results["summary"]["nsl_gain_over_speech_only"]
+    for name, e in results["summary"]["baselines"].items():
+        lines.append(
+            f"| {name} (openSMILE + linear, float) | {_mean_std(e['clip_uar'])} |" + " - |" * 9
+        )
     lines += [
         "",
-        f"NSL student minus speech-only student (int8, paired by fold and seed): "
-        f"{gain['mean']:+.3f} ± {gain['std']:.3f} clip UAR.",
+        "## NSL student minus each model (int8 clip UAR; paired by fold and seed, a baseline "
+        "by fold)",
+        "",
+        "| model | difference | pairs |",
+        "|---|---|---|",
+    ]
+    for name, d in results["summary"]["nsl_minus"].items():
+        lines.append(f"| {name} | {d['mean']:+.3f} ± {d['std']:.3f} | {d['pairs']} |")
+    lines += [
         "",
         "## Per-class recall (mean)",
         "",
         "| model | " + " | ".join(classes) + " |",
         "|---|" + "---|" * len(classes),
     ]
-    for variant, e in results["summary"]["variants"].items():
+    recalls = {**results["summary"]["variants"], **results["summary"]["baselines"]}
+    for variant, e in recalls.items():
         lines.append(
             f"| {variant} | " + " | ".join(f"{e['recall'][c]:.2f}" for c in classes) + " |"
         )
@@ -318,9 +379,9 @@ def run_experiment(base: RunConfig, folds: int | None, seeds: int, out: str) -> 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     prepare_synthetic(base)
-    start, details = time.time(), []
+    start, details, functionals_cache = time.time(), [], {}
     for fold in range(folds):
-        details.append(run_fold(fold_config(base, out, folds, fold), seeds))
+        details.append(run_fold(fold_config(base, out, folds, fold), seeds, functionals_cache))
         elapsed = time.time() - start
         log.info(
             "experiment: fold %d/%d done, %.0f s elapsed, about %.0f s left",

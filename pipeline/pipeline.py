@@ -18,6 +18,7 @@ from tfx import v1 as tfx
 
 from components.artifacts import SimilarityGraph
 from components.embedder.component import Embedder
+from components.embedder.expert import expert_sources
 from components.evaluation.config import eval_config
 from components.example_gen.component import AudioExampleGen
 from components.example_gen.watch import resolve_spans
@@ -176,6 +177,7 @@ def _shared_steps(config: RunConfig) -> _Shared:
         raw_examples=target_gen.outputs["examples"],
         mel_bands=config.frontend.mel_bands,
         sample_rate=config.audio.sample_rate,
+        expert_features=",".join(expert_sources(config.graph.source_specs())),
     )
     graph_steps = graph_builder(config, embedder.outputs["embeddings"])
     graph = graph_steps[-1]

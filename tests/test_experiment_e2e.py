@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from components.expert.baselines import BASELINES
 from pipeline import cli
 from pipeline.config import RunConfig
 from pipeline.pipeline import VARIANTS
@@ -41,8 +42,16 @@ def test_experiment_writes_results_and_report_with_a_row_per_variant(tmp_path):
     students = results["summary"]["variants"]["nsl_student"]
     assert students["int8_bytes"] <= 64 * 1024  # the edge budget
     assert results["folds_detail"][0]["graph"]["edges"] > 0
+    assert set(results["summary"]["baselines"]) == set(BASELINES)
+    for name, entry in results["summary"]["baselines"].items():
+        assert 0.0 <= entry["clip_uar"]["mean"] <= 1.0, name
+    differences = results["summary"]["nsl_minus"]
+    assert set(differences) == set(VARIANTS[1:]) | set(BASELINES)
+    assert all(d["pairs"] == 1 for d in differences.values())
 
     report = (out / "report.md").read_text()
     for variant in VARIANTS:
         assert f"| {variant} |" in report
+    for name in BASELINES:
+        assert f"| {name} (openSMILE + linear, float) |" in report
         assert (out / f"confusion_{variant}.png").stat().st_size > 0
