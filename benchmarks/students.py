@@ -59,7 +59,11 @@ TOKENS: dict[str, dict] = {
     "aug": {"augment": True},
     "distil": {"distil": True},
     "pool": {"pool_source": True},
+    "hint": {"hint": "egemaps"},
+    "hintcompare": {"hint": "compare"},
 }
+
+HINT = "hint"  # the expert functionals a hinted student's embedding also regresses
 
 
 def variant_options(name: str) -> dict:
@@ -201,6 +205,7 @@ def train_one(task: dict) -> dict:
     other_speakers = options.pop("graph_other_speakers", False)
     pool = options.pop("pool_source", False)
     distil = options.pop("distil", False)
+    hint = options.pop("hint", "")
     if options.pop("augment", False):
         options["augment"] = AugmentConfig(enabled=True)
     cfg = dataclasses.replace(StudentConfig(), seed=task["seed"], **options)
@@ -258,6 +263,10 @@ def train_one(task: dict) -> dict:
         )
         features[TEACHER_PROBABILITIES] = soft[train]
         model = Distiller(model, cfg.distillation_weight, cfg.distillation_temperature)
+    Hinted = _hinted_class()
+    if hint:  # expert knowledge as a second target: a linear head regresses the functionals
+        features[HINT] = task["embeddings"][hint][train].astype(np.float32)
+        model = Hinted(model, base, features[HINT].shape[1], 1.0)
     model.compile(
         optimizer=keras.optimizers.Adam(cfg.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -311,6 +320,40 @@ def train_one(task: dict) -> dict:
         "params": base.count_params(),
         **graph_stats,
     }
+
+
+def _hinted_class():
+    import tensorflow as tf
+    import tf_keras as keras
+
+    class Hinted(keras.Model):
+        """Trains `model` (plain, NSL-wrapped) on its loss + weight x the mean squared error of
+        a linear head on the base's embedding against the batch's HINT vectors."""
+
+        def __init__(self, model, base, dim: int, weight: float):
+            super().__init__(name="hinted")
+            self.inner, self.weight = model, weight
+            embedding = base.get_layer("embedding").output
+            self.embed = keras.Model(base.input, embedding)
+            self.head = keras.layers.Dense(dim, name="hint_head")
+
+        def call(self, inputs, training=False):
+            return self.inner({k: v for k, v in inputs.items() if k != HINT}, training=training)
+
+        def train_step(self, data):
+            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+            with tf.GradientTape() as tape:
+                logits = self(x, training=True)
+                hard = self.compiled_loss(
+                    y, logits, sample_weight, regularization_losses=self.inner.losses
+                )
+                predicted = self.head(self.embed({F.LOGMEL: x[F.LOGMEL]}, training=True))
+                hint = tf.reduce_mean(tf.square(predicted - x[HINT]))
+                loss = hard + self.weight * hint
+            self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
+            return {"loss": loss, "hint": hint}
+
+    return Hinted
 
 
 def main() -> None:

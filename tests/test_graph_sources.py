@@ -155,6 +155,17 @@ def test_prepare_whitens_with_each_speakers_std():
     np.testing.assert_allclose(np.abs(out), np.sqrt(0.5), atol=1e-6)  # both dims now equal
 
 
+def test_expert_functionals_are_whitened_even_when_the_rest_is_not():
+    from components.embedder.expert import EXPERT_CANDIDATES
+
+    assert prepare.ALWAYS_WHITENED == set(EXPERT_CANDIDATES)
+    x = np.array([[0.0, 0.0], [2.0, 20.0]])
+    speakers = np.array(["s", "s"])
+    out = prepare.prepare({"egemaps": x, "x": x}, speakers, "egemaps+x", True, whiten=False)
+    np.testing.assert_allclose(np.abs(out[:, :2]), np.sqrt(0.5), atol=1e-6)  # whitened
+    assert abs(out[0, 3]) > 5 * abs(out[0, 2])  # "x" only centred: its large dimension rules
+
+
 def test_beam_prepare_equals_the_in_memory_one():
     rows = _rows()
     vectors = {"x": np.stack([v["x"] for _, v, _ in rows])}

@@ -1,10 +1,10 @@
 """From candidate embeddings to the vectors the graph compares, removing speaker effects first.
 
 A source spec ("statistics+teacher:0.5", pipeline/config.py `parse_source`) names the candidate
-embeddings to use. Each is centred (and optionally whitened) with its own speaker's statistics,
-so what is compared is how a clip departs from its speaker's average; then L2-normalised and
-scaled by its weight, and the blocks are concatenated: the cosine of two such vectors is the
-weight^2-weighted mean of the blocks' cosines. The numpy functions serve the selection (in
+embeddings to use. Each is centred (and optionally whitened; expert functionals always) with
+its own speaker's statistics, so what is compared is how a clip departs from its speaker's
+average; then L2-normalised and scaled by its weight, and the blocks are concatenated: the
+cosine of two such vectors is the weight^2-weighted mean of the blocks' cosines. The numpy functions serve the selection (in
 memory, small) and the Beam transforms the train graph (any size), with the same arithmetic.
 """
 
@@ -23,6 +23,9 @@ Moments = dict[str, tuple[np.ndarray, np.ndarray, int]]
 # Per source: (mean, std) of one speaker's vectors.
 SpeakerStats = dict[str, tuple[np.ndarray, np.ndarray]]
 MIN_STD = 1e-6
+# openSMILE functionals (components/embedder/expert.py) mix unrelated units (semitones, dB,
+# seconds, spectral slopes): unwhitened, their cosine is decided by the few largest.
+ALWAYS_WHITENED = frozenset({"egemaps", "compare"})
 
 
 def check_sources(spec: str, available: Iterable[str]) -> None:
@@ -74,7 +77,7 @@ def combine(
         if stats is not None:
             mean, std = stats[name]
             x = x - mean
-            if whiten:
+            if whiten or name in ALWAYS_WHITENED:
                 x = x / np.maximum(std, MIN_STD)
         blocks.append(normalise(x) * np.float32(weight))
     return np.concatenate(blocks, axis=1).astype(np.float32)
