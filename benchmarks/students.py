@@ -59,6 +59,7 @@ TOKENS: dict[str, dict] = {
     "aug": {"augment": True},
     "distil": {"distil": True},
     "pool": {"pool_source": True},
+    "selfpad": {"graph_self_pad": True},
     "hint": {"hint": "egemaps"},
     "hintcompare": {"hint": "compare"},
 }
@@ -206,6 +207,7 @@ def train_one(task: dict) -> dict:
     pool = options.pop("pool_source", False)
     distil = options.pop("distil", False)
     hint = options.pop("hint", "")
+    self_pad = options.pop("graph_self_pad", False)
     if options.pop("augment", False):
         options["augment"] = AugmentConfig(enabled=True)
     cfg = dataclasses.replace(StudentConfig(), seed=task["seed"], **options)
@@ -250,6 +252,10 @@ def train_one(task: dict) -> dict:
             fill = extra_flat if key == F.LOGMEL else np.zeros((len(extra_flat), *value.shape[1:]))
             features[key] = np.concatenate([value, fill.astype(np.float32)])
         labels = np.concatenate([labels, extra_labels])
+    if self_pad and cfg.graph_multiplier > 0:  # a missing neighbour is the sample, weight 0
+        for i in range(cfg.num_neighbours):
+            missing = features[f"{F.NBR_PREFIX}{i}{F.NBR_WEIGHT_SUFFIX}"][:, 0] == 0
+            features[f"{F.NBR_PREFIX}{i}_{F.LOGMEL}"][missing] = features[F.LOGMEL][missing]
     if distil:  # soft labels from an eGeMAPS LR, cross-fitted over the train speakers
         from components.student.trainer import TEACHER_PROBABILITIES, Distiller
 

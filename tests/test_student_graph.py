@@ -127,3 +127,20 @@ def test_tdnn_student_convolves_over_time_only_and_trains_with_the_graph(quantiz
 def test_unknown_architecture_is_refused():
     with pytest.raises(ValueError, match="architecture"):
         StudentConfig(architecture="transformer")
+
+
+def test_missing_neighbours_become_the_sample_with_weight_zero():
+    from components.models.training import pad_missing_neighbours
+
+    sample = tf.constant([[1.0, 2.0], [3.0, 4.0]])
+    features = {
+        F.LOGMEL: sample,
+        f"{F.NBR_PREFIX}0_{F.LOGMEL}": tf.constant([[9.0, 9.0], [0.0, 0.0]]),
+        f"{F.NBR_PREFIX}0{F.NBR_WEIGHT_SUFFIX}": tf.constant([[0.7], [0.0]]),
+    }
+    out = pad_missing_neighbours(features, 1)
+    np.testing.assert_array_equal(out[f"{F.NBR_PREFIX}0_{F.LOGMEL}"], [[9.0, 9.0], [3.0, 4.0]])
+    assert (
+        out[f"{F.NBR_PREFIX}0{F.NBR_WEIGHT_SUFFIX}"]
+        is features[f"{F.NBR_PREFIX}0{F.NBR_WEIGHT_SUFFIX}"]
+    )

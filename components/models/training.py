@@ -51,6 +51,19 @@ def feature_spec(frames: int, bands: int, num_neighbours: int = 0) -> dict:
     return spec
 
 
+def pad_missing_neighbours(features: dict, num_neighbours: int) -> dict:
+    """A batch's missing neighbours (weight 0, parsed as all-zero log-mels) replaced by the
+    sample itself, still with weight 0: NSL runs every neighbour slot through the student in
+    training mode, and zero spectrograms in those batches would skew BatchNorm's batch and
+    moving statistics away from real speech. The graph loss is unchanged (weight 0)."""
+    out = dict(features)
+    for i in range(num_neighbours):
+        key = f"{F.NBR_PREFIX}{i}_{F.LOGMEL}"
+        present = features[f"{F.NBR_PREFIX}{i}{F.NBR_WEIGHT_SUFFIX}"] > 0  # [batch, 1]
+        out[key] = tf.where(present, features[key], features[F.LOGMEL])
+    return out
+
+
 def make_dataset(
     file_patterns: Sequence[str], spec: dict, batch_size: int, shuffle: bool, seed: int = 0
 ) -> tf.data.Dataset:

@@ -156,6 +156,9 @@ def train_student(
     )
     spec = training.feature_spec(frames, bands, cfg.num_neighbours if use_graph else 0)
     train = training.make_dataset(train_files, spec, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    if use_graph:
+        k = cfg.num_neighbours
+        train = train.map(lambda f, y: (training.pad_missing_neighbours(f, k), y))
     if teacher_dir:
         train = with_teacher_probabilities(train, teacher_dir, cfg.distillation_temperature)
     if cfg.augment.enabled:  # dB -> normalised units needs Transform's per-band inverse std
