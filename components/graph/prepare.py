@@ -4,8 +4,9 @@ A source spec ("statistics+teacher:0.5", pipeline/config.py `parse_source`) name
 embeddings to use. Each is centred (and optionally whitened; expert functionals always) with
 its own speaker's statistics, so what is compared is how a clip departs from its speaker's
 average; then L2-normalised and scaled by its weight, and the blocks are concatenated: the
-cosine of two such vectors is the weight^2-weighted mean of the blocks' cosines. The numpy functions serve the selection (in
-memory, small) and the Beam transforms the train graph (any size), with the same arithmetic.
+cosine of two such vectors is the weight^2-weighted mean of the blocks' cosines. The numpy
+functions serve the selection (in memory, small) and the Beam transforms the train graph (any
+size), with the same arithmetic.
 """
 
 from __future__ import annotations
