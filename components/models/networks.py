@@ -1,4 +1,5 @@
-"""The two model families: a larger CNN teacher and tiny depthwise-separable CNN students.
+"""The two model families: a larger CNN teacher and tiny students (a depthwise-separable CNN,
+or convolutions over time).
 
 Both read the normalised log-mel of one window, flattened as `logmel` [frames * bands] (the
 Transform output), and output logits. BatchNorm momentum is 0.9: with a few hundred clips the
@@ -51,9 +52,10 @@ def build_teacher(cfg: TeacherConfig, frames: int, bands: int, num_classes: int)
 
 
 def build_student(cfg: StudentConfig, frames: int, bands: int, num_classes: int) -> keras.Model:
-    """DS-CNN (Zhang et al., "Hello Edge"): a strided conv, then depthwise-separable blocks.
+    """The student: a DS-CNN (Zhang et al., "Hello Edge") or a TDNN body (`cfg.architecture`),
+    pooled over time and frequency (`cfg.pooling`), dropout, then linear logits.
 
-    `cfg.filters` is the size knob; the first three blocks halve time and frequency.
+    `cfg.filters` is the size knob.
     """
     inputs, x = _logmel_input(frames, bands)
     if cfg.architecture == "tdnn":
