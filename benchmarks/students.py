@@ -269,10 +269,9 @@ def train_one(task: dict) -> dict:
         )
         features[TEACHER_PROBABILITIES] = soft[train]
         model = Distiller(model, cfg.distillation_weight, cfg.distillation_temperature)
-    Hinted = _hinted_class()
     if hint:  # expert knowledge as a second target: a linear head regresses the functionals
         features[HINT] = task["embeddings"][hint][train].astype(np.float32)
-        model = Hinted(model, base, features[HINT].shape[1], 1.0)
+        model = _hinted_class()(model, base, features[HINT].shape[1], 1.0)
     model.compile(
         optimizer=keras.optimizers.Adam(cfg.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
