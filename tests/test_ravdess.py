@@ -1,10 +1,12 @@
 """RAVDESS through the pipeline's ingest (skipped unless the corpus is on this machine).
 
-Three of the 24 actors, linked into a temporary tree in RAVDESS' own layout, keep it quick.
+Three of the 24 actors, copied into a temporary tree in RAVDESS' own layout, keep it quick (copies,
+not symlinks: ingest rejects links that point outside the corpus root).
 """
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -30,7 +32,7 @@ def test_ravdess_subset_is_ingested_and_split_by_actor(tmp_path):
     for actor in ACTORS:
         (corpus / actor).mkdir(parents=True)
         for source in (RAVDESS / actor).iterdir():
-            (corpus / actor / source.name).symlink_to(source)
+            shutil.copyfile(source, corpus / actor / source.name)
     split = SplitConfig(eval_speakers=("ravdess/Actor_02",), test_speakers=("ravdess/Actor_03",))
     report = run_ingest(
         CorpusSpec("ravdess", str(corpus)), EMOTIONS, AudioConfig(), split, str(tmp_path / "out")
