@@ -43,6 +43,7 @@ TOKENS: dict[str, dict] = {
     "tdnn": {"architecture": "tdnn", "filters": (48, 48, 48, 96), "pooling": "mean_max"},
     "tdnnsmall": {"architecture": "tdnn", "filters": (32, 32, 32, 64), "pooling": "mean_max"},
     "tdnnwide": {"architecture": "tdnn", "filters": (64, 64, 64, 128), "pooling": "mean_max"},
+    "func": {"architecture": "functionals"},
     "wide": {"filters": (32, 64, 96, 128)},
     "meanmax": {"pooling": "mean_max"},
     "embedding": {"regularised_layer": "embedding"},

@@ -403,8 +403,9 @@ class GraphConfig:
 REGULARISED_LAYERS: tuple[str, ...] = ("logits", "embedding")
 # How a student pools its last feature map over time and frequency.
 POOLINGS: tuple[str, ...] = ("mean", "mean_max")
-# The student's body: depthwise-separable 2-D convolutions or convolutions over time only.
-ARCHITECTURES: tuple[str, ...] = ("dscnn", "tdnn")
+# The student's body: depthwise-separable 2-D convolutions, convolutions over time only, or
+# statistics of each band over the window (a linear model on log-mel functionals).
+ARCHITECTURES: tuple[str, ...] = ("dscnn", "tdnn", "functionals")
 
 
 @dataclass(frozen=True)
@@ -413,9 +414,10 @@ class StudentConfig:
 
     Attributes:
       architecture: one of ARCHITECTURES: "dscnn" (a strided 3x3 conv, then depthwise-separable
-        blocks) or "tdnn" (convolutions over time whose first layer spans every band;
-        components/models/networks.py).
-      filters: channels of the body's layers (the size knob).
+        blocks), "tdnn" (convolutions over time whose first layer spans every band) or
+        "functionals" (8 statistics of each band over the window, a BatchNorm and linear
+        logits; components/models/networks.py).
+      filters: channels of the convolutional bodies' layers (their size knob).
       pooling: one of POOLINGS: how the last feature map becomes the embedding, its mean over
         time and frequency ("mean") or that and its maximum ("mean_max": a short emotional
         burst is not averaged away).
@@ -495,8 +497,9 @@ class ExportConfig:
       max_int8_uar_drop: largest test UAR the int8 model may lose against the float SavedModel.
       max_frontend_error: largest |log-mel| difference of the TFLite frontend from the TF one.
       float_layers: layers kept float32 in the int8 model besides the frontend (name parts;
-        "stem" is the student's first conv, the layer most sensitive to 8-bit activations), for
-        post-training quantization only: a quantization-aware student is int8 where it trained.
+        "stem" is the student's first conv, the layer most sensitive to 8-bit activations;
+        "functionals" the functionals student's statistics), for post-training quantization
+        only: a quantization-aware student is int8 where it trained.
       warmup_windows: a speaker-normalised model on a device uses the fallback statistics
         (pooled over train speakers) until it has heard this many windows of its user. The
         statistics of a few windows follow the emotions in them (RAVDESS, one fold: online UAR
@@ -505,7 +508,7 @@ class ExportConfig:
     """
 
     model_name: str = "emograph-student"
-    float_layers: tuple[str, ...] = ("stem",)
+    float_layers: tuple[str, ...] = ("stem", "functionals")
     representative_examples: int = 200
     min_int8_agreement: float = 0.8
     max_int8_uar_drop: float = 0.02

@@ -1,5 +1,5 @@
 """The two model families: a larger CNN teacher and tiny students (a depthwise-separable CNN,
-or convolutions over time).
+convolutions over time, or a linear model on log-mel functionals).
 
 Both read the normalised log-mel of one window, flattened as `logmel` [frames * bands] (the
 Transform output), and output logits. BatchNorm momentum is 0.9: with a few hundred clips the
@@ -14,6 +14,7 @@ over 6 classes), so 8-bit noise flips near-ties.
 
 from __future__ import annotations
 
+import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
@@ -53,10 +54,13 @@ def build_teacher(cfg: TeacherConfig, frames: int, bands: int, num_classes: int)
 
 def build_student(cfg: StudentConfig, frames: int, bands: int, num_classes: int) -> keras.Model:
     """The student: a DS-CNN (Zhang et al., "Hello Edge") or a TDNN body (`cfg.architecture`),
-    pooled over time and frequency (`cfg.pooling`), dropout, then linear logits.
+    pooled over time and frequency (`cfg.pooling`), dropout, then linear logits; or
+    ("functionals") the statistics of each band over the window, then dropout and linear logits.
 
-    `cfg.filters` is the size knob.
+    `cfg.filters` is the size knob of the convolutional bodies.
     """
+    if cfg.architecture == "functionals":
+        return _functionals_student(cfg, frames, bands, num_classes)
     inputs, x = _logmel_input(frames, bands)
     if cfg.architecture == "tdnn":
         x = _time_convolutions(x, cfg.filters, bands)
@@ -108,6 +112,108 @@ def _time_convolutions(x, filters: tuple[int, ...], bands: int):
         kernel = (1, 1) if i == last else (3, 1)
         x = _conv_bn_relu(x, width, kernel=kernel, strides=(2, 1) if i == 0 else 1, name=f"td{i}")
     return x
+
+
+FUNCTIONALS_LAYER = "functionals"
+FUNCTIONALS_PER_BAND = 8
+FUNCTIONALS_L2 = 1e-3  # on the logits' weights: a linear model on 8 x bands inputs overfits
+
+
+class Functionals(keras.layers.Layer):
+    """[batch, frames, bands] -> [batch, 8 * bands]: per band, the mean, std, maximum and minimum
+    over the window, the mean absolute and the std of the frame-to-frame change, and the mean and
+    std over the window's louder frames (at least its mean loudness: the voiced part).
+
+    Utterance statistics of low-level descriptors are what the openSMILE feature sets give a
+    linear model; over speaker-normalised log-mel, with a few hundred clips to learn from, they
+    are a stronger small model than convolutions that must learn their own pooling. Only
+    reductions and element-wise ops: cheap on a microcontroller, kept float in int8 exports.
+    """
+
+    def call(self, x):
+        eps = 1e-6
+        mean = tf.reduce_mean(x, axis=1)
+        std = tf.sqrt(tf.reduce_mean(tf.square(x - mean[:, tf.newaxis]), axis=1) + eps)
+        delta = x[:, 1:] - x[:, :-1]
+        delta_mean = tf.reduce_mean(delta, axis=1)
+        delta_std = tf.sqrt(
+            tf.reduce_mean(tf.square(delta - delta_mean[:, tf.newaxis]), axis=1) + eps
+        )
+        loudness = tf.reduce_mean(x, axis=2, keepdims=True)  # [batch, frames, 1]
+        loud = tf.cast(loudness >= tf.reduce_mean(loudness, axis=1, keepdims=True), x.dtype)
+        count = tf.reduce_sum(loud, axis=1)  # >= 1: the loudest frame is at least the mean
+        loud_mean = tf.reduce_sum(x * loud, axis=1) / count
+        loud_var = tf.reduce_sum(tf.square(x - loud_mean[:, tf.newaxis]) * loud, axis=1) / count
+        return tf.concat(
+            [
+                mean,
+                std,
+                tf.reduce_max(x, axis=1),
+                tf.reduce_min(x, axis=1),
+                tf.reduce_mean(tf.abs(delta), axis=1),
+                delta_std,
+                loud_mean,
+                tf.sqrt(loud_var + eps),
+            ],
+            axis=-1,
+        )
+
+
+class _FloatQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+    """Keeps a layer float inside a quantization-aware model (nothing fake-quantised)."""
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return []
+
+    def get_config(self):
+        return {}
+
+
+def _functionals_student(
+    cfg: StudentConfig, frames: int, bands: int, num_classes: int
+) -> keras.Model:
+    """Functionals, standardised by a BatchNorm (the `embedding`), dropout, linear logits.
+
+    Quantization-aware training fake-quantises the logits layer only: the functionals and their
+    standardisation stay float (ExportConfig.float_layers keeps them float in the int8 TFLite
+    model too). Every layer is annotated, so that quantize_apply clones them all and the
+    `embedding` layer's output is the quantised model's own.
+    """
+    quantise = cfg.quantization_aware
+    annotate = tfmot.quantization.keras.quantize_annotate_layer
+    float_config = _FloatQuantizeConfig()
+
+    def layer(built: keras.layers.Layer, keep_float: bool = True) -> keras.layers.Layer:
+        if not quantise:
+            return built
+        return annotate(built, quantize_config=float_config if keep_float else None)
+
+    inputs = keras.Input(shape=(frames * bands,), name=F.LOGMEL)
+    x = layer(keras.layers.Reshape((frames, bands), name="frames"))(inputs)
+    x = layer(Functionals(name=FUNCTIONALS_LAYER))(x)
+    x = layer(keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=EMBEDDING_LAYER))(x)
+    x = layer(keras.layers.Dropout(cfg.dropout, name=DROPOUT_LAYER))(x)
+    logits = keras.layers.Dense(
+        num_classes, kernel_regularizer=keras.regularizers.l2(FUNCTIONALS_L2), name="logits"
+    )
+    model = keras.Model({F.LOGMEL: inputs}, layer(logits, keep_float=False)(x), name="student")
+    if not quantise:
+        return model
+    scope = {"Functionals": Functionals, "_FloatQuantizeConfig": _FloatQuantizeConfig}
+    with tfmot.quantization.keras.quantize_scope(scope):
+        return tfmot.quantization.keras.quantize_apply(model, quantized_layer_name_prefix="")
 
 
 def quantization_aware(model: keras.Model) -> keras.Model:
