@@ -191,7 +191,7 @@ def train_one(task: dict) -> dict:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     import tf_keras as keras
 
-    from components.models import augment, networks
+    from components.models import augment, networks, training
     from components.student.trainer import graph_regularised
 
     corpus = load(task["spec"], task["classes"], AudioConfig(), FrontendConfig())
@@ -214,8 +214,17 @@ def train_one(task: dict) -> dict:
     cfg = dataclasses.replace(StudentConfig(), seed=task["seed"], **options)
     keras.utils.set_random_seed(cfg.seed)
     base = networks.build_student(cfg, frames, bands, len(corpus.classes))
+    name, _ = training.model_input(base)
+    if name == F.FUNCTIONALS:  # as Transform: functionals of the raw log-mel, per speaker
+        from components.audio.frontend import functionals
+        from components.expert.functionals import speaker_normalise
 
-    features = {F.LOGMEL: flat[train]}
+        stats = functionals(tf.constant(corpus.logmel)).numpy()
+        flat = speaker_normalise(stats, list(corpus.speaker))
+        if pool or hint:
+            raise ValueError(f"{task['variant']}: pool and hint variants need a log-mel student")
+
+    features = {name: flat[train]}
     labels = corpus.label[train]
     graph_stats = {}
     if cfg.graph_multiplier > 0:
@@ -233,7 +242,7 @@ def train_one(task: dict) -> dict:
         )
         for i in range(cfg.num_neighbours):
             rows = np.where(nbr[:, i] >= 0, nbr[:, i], 0)
-            features[f"{F.NBR_PREFIX}{i}_{F.LOGMEL}"] = flat[train][rows]
+            features[f"{F.NBR_PREFIX}{i}_{name}"] = flat[train][rows]
             features[f"{F.NBR_PREFIX}{i}{F.NBR_WEIGHT_SUFFIX}"] = weight[:, i : i + 1]
         graph_stats = {
             "label_homophily": homophily(nbr, corpus.label[train]),
@@ -250,13 +259,13 @@ def train_one(task: dict) -> dict:
         extra_flat = speaker_normalised(extra)[0][keep].reshape(int(keep.sum()), -1)
         extra_labels = np.array([corpus.classes.index(c) for c in names[keep]])
         for key, value in features.items():
-            fill = extra_flat if key == F.LOGMEL else np.zeros((len(extra_flat), *value.shape[1:]))
+            fill = extra_flat if key == name else np.zeros((len(extra_flat), *value.shape[1:]))
             features[key] = np.concatenate([value, fill.astype(np.float32)])
         labels = np.concatenate([labels, extra_labels])
     if self_pad and cfg.graph_multiplier > 0:  # a missing neighbour is the sample, weight 0
         for i in range(cfg.num_neighbours):
             missing = features[f"{F.NBR_PREFIX}{i}{F.NBR_WEIGHT_SUFFIX}"][:, 0] == 0
-            features[f"{F.NBR_PREFIX}{i}_{F.LOGMEL}"][missing] = features[F.LOGMEL][missing]
+            features[f"{F.NBR_PREFIX}{i}_{name}"][missing] = features[name][missing]
     if distil:  # soft labels from an eGeMAPS LR, cross-fitted over the train speakers
         from components.student.trainer import TEACHER_PROBABILITIES, Distiller
 
@@ -292,7 +301,7 @@ def train_one(task: dict) -> dict:
     )
 
     def scores(rows: np.ndarray) -> tuple[float, float]:
-        prob = tf.nn.softmax(base.predict({F.LOGMEL: flat[rows]}, verbose=0, batch_size=256))
+        prob = tf.nn.softmax(base.predict({name: flat[rows]}, verbose=0, batch_size=256))
         prob = prob.numpy()
         window = metrics.summary(corpus.label[rows], prob.argmax(1), corpus.classes)["uar"]
         clip = metrics.clip_summary(prob, corpus.label[rows], corpus.clip[rows], corpus.classes)

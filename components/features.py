@@ -12,6 +12,9 @@ START = "start_seconds"  # float: where the window starts in the clip
 # Transformed examples (Transform output) add:
 LOGMEL = "logmel"  # float[frames * mel_bands], normalised log-mel, row-major (frame, band)
 LABEL_ID = "label_id"  # int64: index of LABEL in the run's class list
+# float[8 * mel_bands]: statistics of each log-mel band over the window (frontend.functionals),
+# normalised like LOGMEL (per speaker or globally); the functionals student's input
+FUNCTIONALS = "functionals"
 
 # Embeddings: the teacher's `embed` signature returns EMBEDDING; the Embedder writes one feature
 # per candidate embedding, EMBEDDING_PREFIX + name (components/embedder/embed.py).

@@ -415,8 +415,9 @@ class StudentConfig:
     Attributes:
       architecture: one of ARCHITECTURES: "dscnn" (a strided 3x3 conv, then depthwise-separable
         blocks), "tdnn" (convolutions over time whose first layer spans every band) or
-        "functionals" (8 statistics of each band over the window, a BatchNorm and linear
-        logits; components/models/networks.py).
+        "functionals" (a linear model on Transform's `functionals`: 8 statistics of each
+        log-mel band over the window, z-scored per speaker like the log-mel, or globally;
+        components/audio/frontend.py, components/models/networks.py).
       filters: channels of the convolutional bodies' layers (their size knob).
       pooling: one of POOLINGS: how the last feature map becomes the embedding, its mean over
         time and frequency ("mean") or that and its maximum ("mean_max": a short emotional
@@ -465,6 +466,11 @@ class StudentConfig:
             raise ValueError(
                 f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}"
             )
+        if self.architecture == "functionals" and self.augment.enabled:
+            raise ValueError(
+                "augment works on log-mel; the functionals student reads functionals: set "
+                "student.augment.enabled to false or use another architecture"
+            )
         if self.architecture == "tdnn" and len(self.filters) < 2:
             raise ValueError(f"a tdnn student needs at least 2 layers, got filters {self.filters}")
         if self.pooling not in POOLINGS:
@@ -497,9 +503,8 @@ class ExportConfig:
       max_int8_uar_drop: largest test UAR the int8 model may lose against the float SavedModel.
       max_frontend_error: largest |log-mel| difference of the TFLite frontend from the TF one.
       float_layers: layers kept float32 in the int8 model besides the frontend (name parts;
-        "stem" is the student's first conv, the layer most sensitive to 8-bit activations;
-        "functionals" the functionals student's statistics), for post-training quantization
-        only: a quantization-aware student is int8 where it trained.
+        "stem" is the student's first conv, the layer most sensitive to 8-bit activations), for
+        post-training quantization only: a quantization-aware student is int8 where it trained.
       warmup_windows: a speaker-normalised model on a device uses the fallback statistics
         (pooled over train speakers) until it has heard this many windows of its user. The
         statistics of a few windows follow the emotions in them (RAVDESS, one fold: online UAR
@@ -508,7 +513,7 @@ class ExportConfig:
     """
 
     model_name: str = "emograph-student"
-    float_layers: tuple[str, ...] = ("stem", "functionals")
+    float_layers: tuple[str, ...] = ("stem",)
     representative_examples: int = 200
     min_int8_agreement: float = 0.8
     max_int8_uar_drop: float = 0.02
@@ -659,6 +664,12 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_corpora((self.source, *self.extra_sources))
+        if self.student.architecture == "functionals" and self.frontend.normalisation != "speaker":
+            raise ValueError(
+                'the functionals student needs frontend.normalisation "speaker" (its inputs are '
+                "z-scored per speaker; an edge model with global functionals statistics baked in "
+                f"is not built), got {self.frontend.normalisation!r}"
+            )
 
     @property
     def pipeline_root(self) -> str:

@@ -148,6 +148,51 @@ def test_speaker_model_matches_training_normalisation(speaker_export, tmp_path):
     np.testing.assert_allclose(probs, expected, atol=1e-4)
 
 
+@pytest.fixture(scope="module")
+def functionals_export(tmp_path_factory) -> tuple[dict, object, str, export.Windows]:
+    """A functionals student trained on per-speaker z-scored functionals of tones vs noise."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    from components.expert.functionals import speaker_normalise
+
+    train, test = _tones_and_noise(96, seed=0), _tones_and_noise(64, seed=1)
+    logmel = frontend.log_mel(tf.constant(train.pcm), FRONT, SR)
+    features = speaker_normalise(frontend.functionals(logmel).numpy(), train.speakers)
+    keras.utils.set_random_seed(0)
+    frames, bands = training.input_shape(AUDIO, FRONT)
+    cfg = StudentConfig(architecture="functionals")
+    model = networks.build_student(cfg, frames, bands, len(CLASSES))
+    model.compile(
+        keras.optimizers.Adam(3e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    model.fit({F.FUNCTIONALS: features}, train.labels, batch_size=16, epochs=15, verbose=0)
+    saved = str(tmp_path_factory.mktemp("functionals-student") / "serving")
+    pcm_fn = training.pcm_signature(model, AUDIO, SPEAKER_FRONT, None)
+    training.save(model, saved, {export.PCM_SIGNATURE: pcm_fn})
+    report = export.export_variants(saved, train, test, CLASSES, SPEAKER_FRONT, SR, (), 2)
+    return report, model, saved, test
+
+
+def test_functionals_student_exports_with_its_own_speaker_statistics(functionals_export):
+    """Its edge model takes and returns statistics of the functionals (8 x bands), fed each
+    speaker's it gives what the Keras model gives on Transform-style inputs, and int8 holds."""
+    import tensorflow as tf
+
+    from components.expert.functionals import speaker_normalise
+
+    report, model, saved, test = functionals_export
+    norm = export.normalisation_for(saved, SPEAKER_FRONT, test, test)
+    width = frontend.FUNCTIONALS_PER_BAND * FRONT.mel_bands
+    assert norm.test_stats.shape == (len(test.pcm), 2, width)
+    probs, _ = export.saved_model_outputs(saved, test.pcm, norm.test_stats)
+    stats = frontend.functionals(frontend.log_mel(tf.constant(test.pcm), FRONT, SR)).numpy()
+    expected = model({F.FUNCTIONALS: speaker_normalise(stats, test.speakers)})
+    np.testing.assert_allclose(probs, tf.nn.softmax(expected).numpy(), atol=1e-3)
+    assert report["saved_model"]["uar"] >= 0.95
+    assert report["int8"]["top1_agreement_with_float"] >= 0.95
+
+
 def test_speaker_export_scores_every_mode(speaker_export):
     report, _, _ = speaker_export
     assert report["normalisation"] == "speaker" and report["primary_mode"] == "adaptive"

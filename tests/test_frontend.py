@@ -3,6 +3,7 @@
 import librosa
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import components  # noqa: F401
 from components.audio import frontend
@@ -113,3 +114,38 @@ def test_decode_pcm16_round_trip(value):
     raw = np.full(4, value, "<i2").tobytes()
     out = frontend.decode_pcm16([raw], 4).numpy()
     np.testing.assert_array_equal(out, np.full((1, 4), value / 32768.0, np.float32))
+
+
+def _numpy_functionals(x: np.ndarray) -> np.ndarray:
+    delta = np.diff(x, axis=1)
+    loudness = x.mean(axis=2)
+    loud = (loudness >= loudness.mean(axis=1, keepdims=True))[..., None]
+    count = loud.sum(axis=1)
+    loud_mean = (x * loud).sum(axis=1) / count
+    loud_std = np.sqrt((np.square(x - loud_mean[:, None]) * loud).sum(axis=1) / count)
+    stats = (x.mean(1), x.std(1), x.max(1), x.min(1), np.abs(delta).mean(1), delta.std(1))
+    return np.concatenate([*stats, loud_mean, loud_std], axis=1)
+
+
+def test_functionals_are_the_statistics_of_each_band():
+    x = np.random.default_rng(2).standard_normal((3, 50, 8)).astype(np.float32)
+    x[0, :10] += 3.0  # a loud start: the loud-frame statistics differ from the whole window's
+    got = frontend.functionals(tf.constant(x)).numpy()
+    assert got.shape == (3, frontend.FUNCTIONALS_PER_BAND * 8)
+    np.testing.assert_allclose(got, _numpy_functionals(x), atol=1e-3)
+
+
+def test_functionals_z_scored_per_speaker_ignore_a_per_band_gain():
+    """Per-band affine changes of the log-mel (a channel's colour, a speaker's level) move every
+    functional affinely, so z-scoring them over a speaker's windows undoes it; this is why
+    Transform may compute them from the raw log-mel."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((20, 50, 8)).astype(np.float32)
+    x[:, :, :] += rng.uniform(0, 2, (20, 1, 1)).astype(np.float32)  # loudness varies by window
+    scaled = 1.7 * x + rng.normal(size=8).astype(np.float32)  # one gain, per-band offsets
+
+    def z(values):
+        return (values - values.mean(0)) / values.std(0)
+
+    a, b = (z(frontend.functionals(tf.constant(v)).numpy()) for v in (x, scaled))
+    np.testing.assert_allclose(a, b, atol=2e-3)

@@ -98,6 +98,22 @@ def test_packed_examples_carry_neighbours(finished_run):
     assert len(feats["NL_nbr_0_logmel"].float_list.value) == len(feats[F.LOGMEL].float_list.value)
 
 
+def test_transformed_functionals_are_z_scored_per_speaker(finished_run):
+    (packed,) = (Path(finished_run.pipeline_root) / "NeighbourPacker" / "packed_examples").iterdir()
+    by_speaker: dict[bytes, list] = {}
+    for split in ("train", "eval", "test"):
+        for e in _records(f"{packed}/Split-{split}/*.gz"):
+            feats = e.features.feature
+            speaker = feats[F.SPEAKER].bytes_list.value[0]
+            by_speaker.setdefault(speaker, []).append(feats[F.FUNCTIONALS].float_list.value)
+    assert len(by_speaker) >= 3
+    for rows in by_speaker.values():
+        rows = np.asarray(rows)
+        assert rows.shape[1] == 8 * finished_run.frontend.mel_bands
+        np.testing.assert_allclose(rows.mean(axis=0), 0.0, atol=1e-3)
+        assert np.median(rows.std(axis=0)) == pytest.approx(1.0, abs=1e-2)
+
+
 def test_pushed_int8_model_runs_in_litert_above_chance(finished_run):
     from ai_edge_litert.interpreter import Interpreter
 

@@ -9,7 +9,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components import features as F
-from components.models import networks
+from components.audio import frontend
+from components.models import networks, training
 from components.student.trainer import graph_regularised
 from pipeline.config import AugmentConfig, StudentConfig
 
@@ -146,25 +147,6 @@ def test_missing_neighbours_become_the_sample_with_weight_zero():
     )
 
 
-def _numpy_functionals(x: np.ndarray) -> np.ndarray:
-    delta = np.diff(x, axis=1)
-    loudness = x.mean(axis=2)
-    loud = (loudness >= loudness.mean(axis=1, keepdims=True))[..., None]
-    count = loud.sum(axis=1)
-    loud_mean = (x * loud).sum(axis=1) / count
-    loud_std = np.sqrt((np.square(x - loud_mean[:, None]) * loud).sum(axis=1) / count)
-    stats = (x.mean(1), x.std(1), x.max(1), x.min(1), np.abs(delta).mean(1), delta.std(1))
-    return np.concatenate([*stats, loud_mean, loud_std], axis=1)
-
-
-def test_functionals_are_the_statistics_of_each_band():
-    x = np.random.default_rng(2).standard_normal((3, FRAMES, BANDS)).astype(np.float32)
-    x[0, :4] += 3.0  # a loud start: the loud-frame statistics differ from the whole window's
-    got = networks.Functionals()(tf.constant(x)).numpy()
-    assert got.shape == (3, networks.FUNCTIONALS_PER_BAND * BANDS)
-    np.testing.assert_allclose(got, _numpy_functionals(x), atol=1e-3)
-
-
 @pytest.mark.parametrize("quantization_aware", [True, False])
 def test_functionals_student_trains_with_the_graph_and_quantises_only_its_logits(
     quantization_aware,
@@ -176,7 +158,9 @@ def test_functionals_student_trains_with_the_graph_and_quantises_only_its_logits
         quantization_aware=quantization_aware,
     )
     base = networks.build_student(cfg, FRAMES, BANDS, CLASSES)
-    assert base.get_layer(networks.EMBEDDING_LAYER).output.shape[-1] == 8 * BANDS
+    width = frontend.FUNCTIONALS_PER_BAND * BANDS
+    assert training.model_input(base) == (F.FUNCTIONALS, width)
+    assert base.get_layer(networks.EMBEDDING_LAYER).output.shape[-1] == width
     fake_quantised = {
         layer.name
         for layer in base.layers
@@ -187,6 +171,17 @@ def test_functionals_student_trains_with_the_graph_and_quantises_only_its_logits
     before = [w.copy() for w in base.get_weights()]
     model = graph_regularised(base, cfg)
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True))
-    history = model.fit(_packed_batch(), tf.zeros([BATCH], tf.int64), epochs=1, verbose=0)
+    rng = np.random.default_rng(0)
+    batch = {
+        F.FUNCTIONALS: rng.standard_normal((BATCH, width)).astype(np.float32),
+        f"{F.NBR_PREFIX}0_{F.FUNCTIONALS}": rng.standard_normal((BATCH, width)).astype(np.float32),
+        WEIGHT: np.ones((BATCH, 1), np.float32),
+    }
+    history = model.fit(batch, np.zeros(BATCH, np.int64), epochs=1, verbose=0)
     assert history.history["scaled_graph_loss"][0] > 0
     assert any(not np.allclose(a, b) for a, b in zip(before, base.get_weights(), strict=True))
+
+
+def test_functionals_student_refuses_augmentation():
+    with pytest.raises(ValueError, match="augment"):
+        StudentConfig(architecture="functionals", augment=AugmentConfig(enabled=True))

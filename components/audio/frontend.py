@@ -269,3 +269,46 @@ def decode_pcm16(raw: tf.Tensor, samples: int) -> tf.Tensor:
     """Serialized little-endian int16 PCM bytes [batch] -> float32 [batch, samples]."""
     pcm = tf.io.decode_raw(raw, tf.int16, little_endian=True)
     return tf.reshape(pcm16_to_float(pcm), [-1, samples])
+
+
+FUNCTIONALS_PER_BAND = 8
+
+
+def functionals(logmel: tf.Tensor) -> tf.Tensor:
+    """[batch, frames, bands] log-mel -> [batch, 8 * bands] statistics of each band over the
+    window: mean, std, maximum, minimum, mean absolute and std of the frame-to-frame change, and
+    mean and std over the window's louder frames (mean log-mel over bands at least the window's
+    average: its voiced part), in that order of blocks of `bands`.
+
+    Utterance statistics of low-level descriptors are what the openSMILE feature sets give a
+    linear model. Every one of them moves with a per-band affine change of the log-mel (a
+    channel's gain and colour, a speaker's level) except the loud-frame choice, so a per-speaker
+    z-score of them (Transform's) does not depend on how the log-mel was normalised first.
+    Only reductions and element-wise ops: cheap on a microcontroller.
+    """
+    x = tf.convert_to_tensor(logmel, tf.float32)
+    eps = 1e-6
+
+    def spread(values: tf.Tensor, mean: tf.Tensor) -> tf.Tensor:
+        return tf.sqrt(tf.reduce_mean(tf.square(values - mean[:, tf.newaxis]), axis=1) + eps)
+
+    mean = tf.reduce_mean(x, axis=1)
+    delta = x[:, 1:] - x[:, :-1]
+    loudness = tf.reduce_mean(x, axis=2, keepdims=True)  # [batch, frames, 1]
+    loud = tf.cast(loudness >= tf.reduce_mean(loudness, axis=1, keepdims=True), tf.float32)
+    count = tf.reduce_sum(loud, axis=1)  # >= 1: the loudest frame is at least the mean
+    loud_mean = tf.reduce_sum(x * loud, axis=1) / count
+    loud_var = tf.reduce_sum(tf.square(x - loud_mean[:, tf.newaxis]) * loud, axis=1) / count
+    return tf.concat(
+        [
+            mean,
+            spread(x, mean),
+            tf.reduce_max(x, axis=1),
+            tf.reduce_min(x, axis=1),
+            tf.reduce_mean(tf.abs(delta), axis=1),
+            spread(delta, tf.reduce_mean(delta, axis=1)),
+            loud_mean,
+            tf.sqrt(loud_var + eps),
+        ],
+        axis=-1,
+    )

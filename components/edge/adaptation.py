@@ -5,8 +5,10 @@ A speaker-normalised model was trained on log-mel z-scored with each speaker's o
 unlabelled audio, so it accumulates the same statistics as it listens: every window the model
 runs on returns its `logmel_moments` (frame means of log-mel and of its square), and the mean and
 variance over all windows so far are exactly the frame-level ones (every window has the same
-number of frames). Until `warmup_windows` windows have been heard, the fallback statistics
-(pooled over the training speakers, from the model's metadata) are used instead.
+number of frames). The functionals student's model returns the moments of its window's
+functionals instead, and their statistics are per window, as Transform's. Until `warmup_windows`
+windows have been heard, the fallback statistics (pooled over the training speakers, from the
+model's metadata) are used instead.
 
 numpy only: this runs on the device.
 """
@@ -23,7 +25,8 @@ def inverse_std(variance: np.ndarray) -> np.ndarray:
 
 
 def statistics_from_moments(moments: np.ndarray) -> np.ndarray:
-    """[windows, 2, bands] per-window moments -> [2, bands] (mean; inverse std) over all frames."""
+    """[windows, 2, n] per-window moments -> [2, n] (mean; inverse std) over all frames (log-mel
+    bands: every window has the same number of frames) or over all windows (functionals)."""
     moments = np.asarray(moments, np.float64)
     mean = moments[:, 0].mean(axis=0)
     variance = moments[:, 1].mean(axis=0) - mean**2
@@ -36,7 +39,7 @@ class SpeakerAdaptation:
     def __init__(self, fallback: np.ndarray, warmup_windows: int) -> None:
         fallback = np.asarray(fallback, np.float32)
         if fallback.ndim != 2 or fallback.shape[0] != 2:
-            raise ValueError(f"fallback statistics must be [2, bands], got {fallback.shape}")
+            raise ValueError(f"fallback statistics must be [2, n], got {fallback.shape}")
         if warmup_windows < 1:
             raise ValueError(f"warmup_windows must be at least 1, got {warmup_windows}")
         self.fallback, self.warmup_windows = fallback, warmup_windows
@@ -52,7 +55,7 @@ class SpeakerAdaptation:
         return self.windows >= self.warmup_windows
 
     def statistics(self) -> np.ndarray:
-        """[2, bands] (mean; inverse std) to normalise the next window with."""
+        """[2, n] (mean; inverse std) to normalise the next window with."""
         if not self.warmed_up:
             return self.fallback
         mean = self._sums[0] / self.windows
@@ -60,7 +63,7 @@ class SpeakerAdaptation:
         return np.stack([mean, inverse_std(variance)]).astype(np.float32)
 
     def update(self, moments: np.ndarray) -> None:
-        """Adds one window's [2, bands] moments."""
+        """Adds one window's [2, n] moments."""
         moments = np.asarray(moments, np.float64)
         if moments.shape != self._sums.shape:
             raise ValueError(f"moments must be {list(self._sums.shape)}, got {list(moments.shape)}")

@@ -22,9 +22,10 @@ metadata.json (format "emograph-edge/1") holds:
     classes         output order; labels.txt must list the same
     quantization    "int8" | "float16" | "float32": how the weights are stored
     normalisation   "global" (statistics inside the model; absent in older pushes) or "speaker":
-                    the model also takes `speaker_stats` [2, bands] and returns
-                    `logmel_moments` [2, bands]; the device accumulates its user's statistics
-                    (components/edge/adaptation.py)
+                    the model also takes `speaker_stats` [2, n] and returns
+                    `logmel_moments` [2, n]; the device accumulates its user's statistics
+                    (components/edge/adaptation.py); n = mel bands, or 8 x bands for the
+                    functionals student (statistics of its functionals)
     adaptation      for "speaker": {"warmup_windows": N, "fallback": [[mean...], [inv_std...]]},
                     the statistics to use until N windows of the user have been heard
     extra           free-form (metrics, sizes, parity figures, lineage), written by the Pusher
@@ -50,8 +51,9 @@ LABELS_FILE = "labels.txt"
 LATEST_FILE = "LATEST"
 QUANTIZATIONS = ("int8", "float16", "float32")
 # The model's I/O: `pcm` -> `probabilities`; a speaker-normalised model also takes
-# `speaker_stats` [2, bands] (per-band mean; inverse std) and returns `logmel_moments` [2, bands]
-# (the window's per-band frame means of log-mel and of its square).
+# `speaker_stats` [2, n] (mean; inverse std) and returns `logmel_moments` [2, n] (the window's
+# means of its features and of their squares): per log-mel band, or per functional (n = 8 x bands)
+# for the functionals student.
 PCM_INPUT = "pcm"
 STATS_INPUT = "speaker_stats"
 PROBABILITIES = "probabilities"

@@ -1,8 +1,9 @@
 """The two model families: a larger CNN teacher and tiny students (a depthwise-separable CNN,
 convolutions over time, or a linear model on log-mel functionals).
 
-Both read the normalised log-mel of one window, flattened as `logmel` [frames * bands] (the
-Transform output), and output logits. BatchNorm momentum is 0.9: with a few hundred clips the
+They read the normalised log-mel of one window, flattened as `logmel` [frames * bands] (a
+Transform output; the functionals student reads Transform's `functionals` instead), and output
+logits. BatchNorm momentum is 0.9: with a few hundred clips the
 Keras default (0.99) leaves moving statistics far from the data and small students collapse.
 
 Students are quantization-aware by default (`StudentConfig.quantization_aware`): they train
@@ -14,11 +15,13 @@ over 6 classes), so 8-bit noise flips near-ties.
 
 from __future__ import annotations
 
-import tensorflow as tf
+from collections.abc import Callable
+
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
 from components import features as F
+from components.audio import frontend
 from pipeline.config import StudentConfig, TeacherConfig
 
 EMBEDDING_LAYER = "embedding"
@@ -54,13 +57,13 @@ def build_teacher(cfg: TeacherConfig, frames: int, bands: int, num_classes: int)
 
 def build_student(cfg: StudentConfig, frames: int, bands: int, num_classes: int) -> keras.Model:
     """The student: a DS-CNN (Zhang et al., "Hello Edge") or a TDNN body (`cfg.architecture`),
-    pooled over time and frequency (`cfg.pooling`), dropout, then linear logits; or
-    ("functionals") the statistics of each band over the window, then dropout and linear logits.
+    pooled over time and frequency (`cfg.pooling`), dropout, then linear logits; or a linear
+    model on the window's per-speaker log-mel functionals ("functionals", input `functionals`).
 
     `cfg.filters` is the size knob of the convolutional bodies.
     """
     if cfg.architecture == "functionals":
-        return _functionals_student(cfg, frames, bands, num_classes)
+        return _functionals_student(cfg, frontend.FUNCTIONALS_PER_BAND * bands, num_classes)
     inputs, x = _logmel_input(frames, bands)
     if cfg.architecture == "tdnn":
         x = _time_convolutions(x, cfg.filters, bands)
@@ -114,49 +117,7 @@ def _time_convolutions(x, filters: tuple[int, ...], bands: int):
     return x
 
 
-FUNCTIONALS_LAYER = "functionals"
-FUNCTIONALS_PER_BAND = 8
 FUNCTIONALS_L2 = 1e-3  # on the logits' weights: a linear model on 8 x bands inputs overfits
-
-
-class Functionals(keras.layers.Layer):
-    """[batch, frames, bands] -> [batch, 8 * bands]: per band, the mean, std, maximum and minimum
-    over the window, the mean absolute and the std of the frame-to-frame change, and the mean and
-    std over the window's louder frames (at least its mean loudness: the voiced part).
-
-    Utterance statistics of low-level descriptors are what the openSMILE feature sets give a
-    linear model; over speaker-normalised log-mel, with a few hundred clips to learn from, they
-    are a stronger small model than convolutions that must learn their own pooling. Only
-    reductions and element-wise ops: cheap on a microcontroller, kept float in int8 exports.
-    """
-
-    def call(self, x):
-        eps = 1e-6
-        mean = tf.reduce_mean(x, axis=1)
-        std = tf.sqrt(tf.reduce_mean(tf.square(x - mean[:, tf.newaxis]), axis=1) + eps)
-        delta = x[:, 1:] - x[:, :-1]
-        delta_mean = tf.reduce_mean(delta, axis=1)
-        delta_std = tf.sqrt(
-            tf.reduce_mean(tf.square(delta - delta_mean[:, tf.newaxis]), axis=1) + eps
-        )
-        loudness = tf.reduce_mean(x, axis=2, keepdims=True)  # [batch, frames, 1]
-        loud = tf.cast(loudness >= tf.reduce_mean(loudness, axis=1, keepdims=True), x.dtype)
-        count = tf.reduce_sum(loud, axis=1)  # >= 1: the loudest frame is at least the mean
-        loud_mean = tf.reduce_sum(x * loud, axis=1) / count
-        loud_var = tf.reduce_sum(tf.square(x - loud_mean[:, tf.newaxis]) * loud, axis=1) / count
-        return tf.concat(
-            [
-                mean,
-                std,
-                tf.reduce_max(x, axis=1),
-                tf.reduce_min(x, axis=1),
-                tf.reduce_mean(tf.abs(delta), axis=1),
-                delta_std,
-                loud_mean,
-                tf.sqrt(loud_var + eps),
-            ],
-            axis=-1,
-        )
 
 
 class _FloatQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
@@ -181,39 +142,41 @@ class _FloatQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
         return {}
 
 
-def _functionals_student(
-    cfg: StudentConfig, frames: int, bands: int, num_classes: int
-) -> keras.Model:
-    """Functionals, standardised by a BatchNorm (the `embedding`), dropout, linear logits.
+def _functionals_student(cfg: StudentConfig, width: int, num_classes: int) -> keras.Model:
+    """Transform's per-speaker functionals [width] (frontend.functionals), a BatchNorm (the
+    `embedding`), dropout, linear logits.
 
-    Quantization-aware training fake-quantises the logits layer only: the functionals and their
-    standardisation stay float (ExportConfig.float_layers keeps them float in the int8 TFLite
-    model too). Every layer is annotated, so that quantize_apply clones them all and the
-    `embedding` layer's output is the quantised model's own.
+    Quantization-aware training fake-quantises the logits layer only; the standardisation stays
+    float. Every layer is annotated, so that quantize_apply clones them all and the `embedding`
+    layer's output is the quantised model's own (NSL's embedding regulariser reads it).
     """
-    quantise = cfg.quantization_aware
-    annotate = tfmot.quantization.keras.quantize_annotate_layer
+    layer = _annotator(cfg.quantization_aware)
+    inputs = keras.Input(shape=(width,), name=F.FUNCTIONALS)
+    x = layer(keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=EMBEDDING_LAYER))(inputs)
+    x = layer(keras.layers.Dropout(cfg.dropout, name=DROPOUT_LAYER))(x)
+    logits = keras.layers.Dense(
+        num_classes, kernel_regularizer=keras.regularizers.l2(FUNCTIONALS_L2), name="logits"
+    )
+    model = keras.Model({F.FUNCTIONALS: inputs}, layer(logits, keep_float=False)(x), name="student")
+    if not cfg.quantization_aware:
+        return model
+    with tfmot.quantization.keras.quantize_scope({"_FloatQuantizeConfig": _FloatQuantizeConfig}):
+        return tfmot.quantization.keras.quantize_apply(model, quantized_layer_name_prefix="")
+
+
+def _annotator(quantise: bool) -> Callable[..., keras.layers.Layer]:
+    """`layer(built, keep_float=True)`: the layer annotated for quantize_apply (float unless
+    `keep_float` is false), or as it is when the model is not quantization-aware."""
     float_config = _FloatQuantizeConfig()
 
     def layer(built: keras.layers.Layer, keep_float: bool = True) -> keras.layers.Layer:
         if not quantise:
             return built
-        return annotate(built, quantize_config=float_config if keep_float else None)
+        return tfmot.quantization.keras.quantize_annotate_layer(
+            built, quantize_config=float_config if keep_float else None
+        )
 
-    inputs = keras.Input(shape=(frames * bands,), name=F.LOGMEL)
-    x = layer(keras.layers.Reshape((frames, bands), name="frames"))(inputs)
-    x = layer(Functionals(name=FUNCTIONALS_LAYER))(x)
-    x = layer(keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=EMBEDDING_LAYER))(x)
-    x = layer(keras.layers.Dropout(cfg.dropout, name=DROPOUT_LAYER))(x)
-    logits = keras.layers.Dense(
-        num_classes, kernel_regularizer=keras.regularizers.l2(FUNCTIONALS_L2), name="logits"
-    )
-    model = keras.Model({F.LOGMEL: inputs}, layer(logits, keep_float=False)(x), name="student")
-    if not quantise:
-        return model
-    scope = {"Functionals": Functionals, "_FloatQuantizeConfig": _FloatQuantizeConfig}
-    with tfmot.quantization.keras.quantize_scope(scope):
-        return tfmot.quantization.keras.quantize_apply(model, quantized_layer_name_prefix="")
+    return layer
 
 
 def quantization_aware(model: keras.Model) -> keras.Model:

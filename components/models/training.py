@@ -34,16 +34,26 @@ def input_shape(audio: AudioConfig, front: FrontendConfig) -> tuple[int, int]:
     return frontend.num_frames(audio.window_samples, front), front.mel_bands
 
 
-def feature_spec(frames: int, bands: int, num_neighbours: int = 0) -> dict:
-    """Parsing spec of (packed) transformed examples: the model input, the label, neighbours."""
+def model_input(model: keras.Model) -> tuple[str, int]:
+    """(name, width) of the one transformed feature `model` reads: `logmel` [frames * bands],
+    or `functionals` for the functionals student."""
+    (name, tensor), *others = model.input.items()
+    if others:
+        raise ValueError(f"expected a model with one input, {model.name} has {sorted(model.input)}")
+    return name, int(tensor.shape[-1])
+
+
+def feature_spec(name: str, width: int, num_neighbours: int = 0) -> dict:
+    """Parsing spec of (packed) transformed examples: the model input `name` [width], the label,
+    neighbours."""
     spec = {
-        F.LOGMEL: tf.io.FixedLenFeature([frames * bands], tf.float32),
+        name: tf.io.FixedLenFeature([width], tf.float32),
         F.LABEL_ID: tf.io.FixedLenFeature([], tf.int64),
     }
     for i in range(num_neighbours):
         prefix = f"{F.NBR_PREFIX}{i}_"
-        spec[prefix + F.LOGMEL] = tf.io.FixedLenFeature(
-            [frames * bands], tf.float32, default_value=[0.0] * (frames * bands)
+        spec[prefix + name] = tf.io.FixedLenFeature(
+            [width], tf.float32, default_value=[0.0] * width
         )
         spec[prefix.rstrip("_") + F.NBR_WEIGHT_SUFFIX] = tf.io.FixedLenFeature(
             [1], tf.float32, default_value=[0.0]
@@ -51,16 +61,16 @@ def feature_spec(frames: int, bands: int, num_neighbours: int = 0) -> dict:
     return spec
 
 
-def pad_missing_neighbours(features: dict, num_neighbours: int) -> dict:
-    """A batch's missing neighbours (weight 0, parsed as all-zero log-mels) replaced by the
+def pad_missing_neighbours(features: dict, num_neighbours: int, name: str = F.LOGMEL) -> dict:
+    """A batch's missing neighbours (weight 0, parsed as all-zero inputs `name`) replaced by the
     sample itself, still with weight 0: NSL runs every neighbour slot through the student in
     training mode, and zero spectrograms in those batches would skew BatchNorm's batch and
     moving statistics away from real speech. The graph loss is unchanged (weight 0)."""
     out = dict(features)
     for i in range(num_neighbours):
-        key = f"{F.NBR_PREFIX}{i}_{F.LOGMEL}"
+        key = f"{F.NBR_PREFIX}{i}_{name}"
         present = features[f"{F.NBR_PREFIX}{i}{F.NBR_WEIGHT_SUFFIX}"] > 0  # [batch, 1]
-        out[key] = tf.where(present, features[key], features[F.LOGMEL])
+        out[key] = tf.where(present, features[key], features[name])
     return out
 
 
@@ -82,18 +92,18 @@ def make_dataset(
 
 
 def load_arrays(
-    file_patterns: Sequence[str], frames: int, bands: int
+    file_patterns: Sequence[str], name: str, width: int
 ) -> tuple[dict, np.ndarray, np.ndarray]:
-    """A whole (small) split in memory, the validation set scored after every epoch:
-    (features, labels, clip id of each window)."""
-    spec = {**feature_spec(frames, bands), F.ID: tf.io.FixedLenFeature([], tf.string)}
+    """A whole (small) split's input `name` in memory, the validation set scored after every
+    epoch: (features, labels, clip id of each window)."""
+    spec = {**feature_spec(name, width), F.ID: tf.io.FixedLenFeature([], tf.string)}
     feats, labels, ids = [], [], []
     for f, y in make_dataset(file_patterns, spec, 256, shuffle=False):
-        feats.append(f[F.LOGMEL].numpy())
+        feats.append(f[name].numpy())
         labels.append(y.numpy())
         ids.append(f[F.ID].numpy().astype(str))
     clips = metrics.clip_of(np.concatenate(ids))
-    return {F.LOGMEL: np.concatenate(feats)}, np.concatenate(labels), clips
+    return {name: np.concatenate(feats)}, np.concatenate(labels), clips
 
 
 def class_weights(file_patterns: Sequence[str], num_classes: int) -> dict[int, float]:
@@ -169,9 +179,10 @@ def normalisation_constants(transform_output: str, audio: AudioConfig) -> tuple[
     return out[MEAN].numpy()[0], out[INV_STD].numpy()[0]
 
 
-def examples_signature(model: keras.Model, frames: int, bands: int) -> Callable:
+def examples_signature(model: keras.Model) -> Callable:
     """`serving_default`: serialized transformed tf.Examples -> class probabilities."""
-    spec = {F.LOGMEL: tf.io.FixedLenFeature([frames * bands], tf.float32)}
+    name, width = model_input(model)
+    spec = {name: tf.io.FixedLenFeature([width], tf.float32)}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve(examples):
@@ -196,17 +207,25 @@ def pcm_signature(
     """`pcm`: one window of float PCM [1, samples] -> probabilities, frontend inside.
 
     Global normalisation bakes `baked` (Transform's constants) in. Speaker normalisation takes
-    the speaker's statistics as a second input, `speaker_stats` [2, bands] (mean; inverse std),
-    and also returns the window's `logmel_moments` [2, bands] (frame means of log-mel and of its
-    square), from which a device accumulates those statistics (components/edge/adaptation.py).
+    the speaker's statistics as a second input, `speaker_stats` [2, n] (mean; inverse std),
+    and also returns the window's `logmel_moments` [2, n] (means over the window of the
+    features and of their squares), from which a device accumulates those statistics
+    (components/edge/adaptation.py). The features are the log-mel frames (n = bands) or, for
+    the functionals student, the window's functionals (n = 8 x bands; they are computed from the
+    raw log-mel, so their moments do not depend on `speaker_stats` either).
     """
     pcm_spec = tf.TensorSpec([1, audio.window_samples], tf.float32, name=edge_metadata.PCM_INPUT)
+    name, width = model_input(model)
 
     def probabilities(normalised: tf.Tensor) -> tf.Tensor:
-        return tf.nn.softmax(model({F.LOGMEL: tf.reshape(normalised, [1, -1])}, training=False))
+        return tf.nn.softmax(model({name: tf.reshape(normalised, [1, -1])}, training=False))
 
     if (front.normalisation == "global") != (baked is not None):
         raise ValueError("a globally normalised model needs its statistics, a speaker one none")
+    if name == F.FUNCTIONALS:
+        if baked is not None:
+            raise ValueError("the functionals student is built for speaker normalisation only")
+        return _functionals_pcm_signature(probabilities, pcm_spec, audio, front, width)
     if baked is not None:
         mean_t, inv_std_t = tf.constant(baked[0], tf.float32), tf.constant(baked[1], tf.float32)
 
@@ -229,6 +248,30 @@ def pcm_signature(
                 [tf.reduce_mean(logmel, axis=-2)[0], tf.reduce_mean(tf.square(logmel), axis=-2)[0]]
             )
             normalised = (logmel - speaker_stats[0]) * speaker_stats[1]
+        return {
+            edge_metadata.PROBABILITIES: probabilities(normalised),
+            edge_metadata.MOMENTS_OUTPUT: moments,
+        }
+
+    return serve_adaptive
+
+
+def _functionals_pcm_signature(
+    probabilities: Callable,
+    pcm_spec: tf.TensorSpec,
+    audio: AudioConfig,
+    front: FrontendConfig,
+    width: int,
+) -> Callable:
+    stats_spec = tf.TensorSpec([2, width], tf.float32, name=edge_metadata.STATS_INPUT)
+
+    @tf.function(input_signature=[pcm_spec, stats_spec])
+    def serve_adaptive(pcm, speaker_stats):
+        logmel = frontend.log_mel(pcm, front, audio.sample_rate)
+        with tf.name_scope(frontend.FRONTEND_SCOPE):
+            stats = frontend.functionals(logmel)[0]
+            moments = tf.stack([stats, tf.square(stats)])
+            normalised = (stats - speaker_stats[0]) * speaker_stats[1]
         return {
             edge_metadata.PROBABILITIES: probabilities(normalised),
             edge_metadata.MOMENTS_OUTPUT: moments,

@@ -154,18 +154,23 @@ def train_student(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    spec = training.feature_spec(frames, bands, cfg.num_neighbours if use_graph else 0)
+    name, width = training.model_input(base)
+    spec = training.feature_spec(name, width, cfg.num_neighbours if use_graph else 0)
+    if teacher_dir:  # the teacher reads the log-mel, whatever the student reads
+        spec.update(training.feature_spec(F.LOGMEL, frames * bands))
     train = training.make_dataset(train_files, spec, cfg.batch_size, shuffle=True, seed=cfg.seed)
     if use_graph:
         k = cfg.num_neighbours
-        train = train.map(lambda f, y: (training.pad_missing_neighbours(f, k), y))
+        train = train.map(lambda f, y: (training.pad_missing_neighbours(f, k, name), y))
     if teacher_dir:
         train = with_teacher_probabilities(train, teacher_dir, cfg.distillation_temperature)
+        if name != F.LOGMEL:
+            train = train.map(lambda f, y: ({n: v for n, v in f.items() if n != F.LOGMEL}, y))
     if cfg.augment.enabled:  # dB -> normalised units needs Transform's per-band inverse std
         _, inv_std = training.normalisation_constants(transform_output, audio)
         db_scale = augment.db_to_normalised(inv_std)
         train = augment.augment_dataset(train, frames, bands, cfg.augment, cfg.seed, db_scale)
-    val_x, val_y, val_clips = training.load_arrays(eval_files, frames, bands)
+    val_x, val_y, val_clips = training.load_arrays(eval_files, name, width)
     best = training.BestValidationUAR(
         base, val_x, val_y, val_clips, classes, patience=8, min_epochs=10
     )
@@ -176,7 +181,7 @@ def train_student(
         base,
         serving_dir,
         {
-            "serving_default": training.examples_signature(base, frames, bands),
+            "serving_default": training.examples_signature(base),
             "pcm": training.pcm_signature(base, audio, front, baked),
         },
     )
@@ -186,6 +191,7 @@ def train_student(
         "history": best.history,
         "params": base.count_params(),
         "graph_multiplier": cfg.graph_multiplier,
+        "architecture": cfg.architecture,
         "regularised_layer": cfg.regularised_layer,
         "augment": cfg.augment.enabled,
         "distilled_from": teacher_dir,

@@ -102,7 +102,7 @@ def train_teacher(
     )
     train = training.make_dataset(
         train_files,
-        training.feature_spec(frames, bands),
+        training.feature_spec(F.LOGMEL, frames * bands),
         cfg.batch_size,
         shuffle=True,
         seed=cfg.seed,
@@ -111,7 +111,7 @@ def train_teacher(
         _, inv_std = training.normalisation_constants(transform_output, audio)
         db_scale = augment.db_to_normalised(inv_std)
         train = augment.augment_dataset(train, frames, bands, cfg.augment, cfg.seed, db_scale)
-    val_x, val_y, val_clips = training.load_arrays(eval_files, frames, bands)
+    val_x, val_y, val_clips = training.load_arrays(eval_files, F.LOGMEL, frames * bands)
     best = training.BestValidationUAR(
         model, val_x, val_y, val_clips, classes, patience=5, min_epochs=5
     )
@@ -122,7 +122,7 @@ def train_teacher(
         model,
         serving_dir,
         {
-            "serving_default": training.examples_signature(model, frames, bands),
+            "serving_default": training.examples_signature(model),
             "embed": imported.embed_signature(model, frames, bands),
             LOGITS_SIGNATURE: logits_signature(model, frames, bands),
             "pcm": training.pcm_signature(model, audio, front, baked),

@@ -84,7 +84,7 @@ def read_windows(pattern: str, classes: Sequence[str], limit: int | None = None)
 
 
 def per_speaker_statistics(moments: np.ndarray, speakers: np.ndarray) -> np.ndarray:
-    """[n, 2, bands]: every window gets its speaker's statistics over all of their windows,
+    """[n, 2, width]: every window gets its speaker's statistics over all of their windows,
     the normalisation Transform applied in training (and a device converges to)."""
     stats = np.empty(moments.shape, np.float32)
     for speaker in np.unique(speakers):
@@ -391,7 +391,9 @@ def normalisation_for(
     do not depend on the statistics fed, so any will do to read them)."""
     if front.normalisation == "global":
         return Normalisation(front.normalisation)
-    unit = np.stack([np.zeros(front.mel_bands), np.ones(front.mel_bands)]).astype(np.float32)
+    serve = tf.saved_model.load(saved_model_dir).signatures[PCM_SIGNATURE]
+    width = serve.structured_input_signature[1][edge_metadata.STATS_INPUT].shape[-1]
+    unit = np.stack([np.zeros(width), np.ones(width)]).astype(np.float32)
 
     def moments(windows: Windows) -> np.ndarray:
         stats = np.broadcast_to(unit, (len(windows.pcm), *unit.shape))
@@ -558,8 +560,9 @@ def model_card(name: str, version: str, meta: dict, report: dict, classes: Seque
     modes = ", ".join(f"{mode} {s['uar']:.3f}" for mode, s in pushed["modes"].items())
     if meta["normalisation"] == "speaker":
         normalisation = (
-            "- Normalisation: per speaker. The model also takes `speaker_stats` [2, bands] "
-            "(per-band log-mel mean; inverse std of its user) and returns `logmel_moments`; "
+            "- Normalisation: per speaker. The model also takes `speaker_stats` [2, n] "
+            "(mean; inverse std of its user's log-mel bands, or of its functionals for the "
+            "functionals student) and returns `logmel_moments`; "
             "the predictor accumulates them, using `adaptation.fallback` for the first "
             f"{meta['adaptation']['warmup_windows']} windows (see metadata.json)."
         )

@@ -9,6 +9,10 @@ Two normalisations (FrontendConfig.normalisation), both per mel band over every 
   so the pipeline analyses all splits in this mode; the edge model then takes the statistics as
   an input and the device accumulates them from its user's audio (components/edge/adaptation.py
   computes the same mean and variance online).
+
+Besides the log-mel it emits `functionals` (frontend.functionals of the raw log-mel, 8 per band),
+z-scored per speaker, or globally: the functionals student's input (which needs the speaker
+mode: pipeline/config.py).
 """
 
 from __future__ import annotations
@@ -46,13 +50,17 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor], custom_config: dict[str, Any]
     frames_per_window = frontend.num_frames(audio.window_samples, front)
     label = tf.reshape(inputs[F.LABEL], [-1])
     speaker = tf.reshape(inputs[F.SPEAKER], [-1])
+    stats = frontend.functionals(logmel)  # of the raw log-mel: see frontend.functionals
     if front.normalisation == "speaker":
         frame_speakers = tf.repeat(speaker, frames_per_window)  # frames are window-major
         normalised = tft.scale_to_z_score_per_key(frames, frame_speakers, elementwise=True)
+        functionals = tft.scale_to_z_score_per_key(stats, speaker, elementwise=True)
     else:
         normalised = (frames - mean) * inv_std
+        functionals = tft.scale_to_z_score(stats, elementwise=True)
     return {
         F.LOGMEL: tf.reshape(normalised, [-1, frames_per_window * front.mel_bands]),
+        F.FUNCTIONALS: functionals,
         F.LABEL_ID: label_ids(label, classes),
         F.LABEL: label,
         F.ID: tf.reshape(inputs[F.ID], [-1]),
