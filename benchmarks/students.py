@@ -282,6 +282,12 @@ def train_one(task: dict) -> dict:
     if hint:  # expert knowledge as a second target: a linear head regresses the functionals
         features[HINT] = task["embeddings"][hint][train].astype(np.float32)
         model = _hinted_class()(model, base, features[HINT].shape[1], 1.0)
+    fraction = task.get("labelled_fraction", 1.0)
+    if fraction < 1.0:  # the other train windows stay in the graph as unlabelled neighbours
+        keep = labelled_clips(corpus.clip[train], corpus.speaker[train], fraction, task["seed"])
+        keep = np.concatenate([keep, np.ones(len(labels) - len(train), bool)])  # pooled rows
+        features = {key: value[keep] for key, value in features.items()}
+        labels = labels[keep]
     model.compile(
         optimizer=keras.optimizers.Adam(cfg.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -333,8 +339,22 @@ def train_one(task: dict) -> dict:
         "best_epoch": best["epoch"],
         "seconds": round(time.time() - start, 1),
         "params": base.count_params(),
+        "labelled_fraction": fraction,
+        "labelled_windows": len(labels),
         **graph_stats,
     }
+
+
+def labelled_clips(clip: np.ndarray, speaker: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Which windows keep their label: a seeded `fraction` of each speaker's clips (at least
+    one), all windows of a chosen clip."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for s in np.unique(speaker):
+        clips = np.unique(clip[speaker == s])
+        count = max(1, int(round(fraction * len(clips))))
+        chosen.extend(rng.choice(clips, count, replace=False))
+    return np.isin(clip, chosen)
 
 
 def _hinted_class():
@@ -384,6 +404,13 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--baselines", default=",".join(BASELINES), help="openSMILE baselines to fit")
     p.add_argument("--run-folds", default="", help="indices of the folds to run (default all)")
+    p.add_argument(
+        "--labelled-fraction",
+        type=float,
+        default=1.0,
+        help="share of each train speaker's clips that keep their label; the others stay in "
+        "the graph as unlabelled neighbours (students only; the baselines use all labels)",
+    )
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", default="")
     args = p.parse_args()
@@ -430,6 +457,7 @@ def main() -> None:
                 threads=max(1, 2 // args.jobs),
                 source_spec=source_spec,
                 source_classes=source_classes,
+                labelled_fraction=args.labelled_fraction,
             )
         )
     rows = []
