@@ -37,10 +37,10 @@ def input_shape(audio: AudioConfig, front: FrontendConfig) -> tuple[int, int]:
 def model_input(model: keras.Model) -> tuple[str, int]:
     """(name, width) of the one transformed feature `model` reads: `logmel` [frames * bands],
     or `functionals` for the functionals student."""
-    (name, tensor), *others = model.input.items()
-    if others:
-        raise ValueError(f"expected a model with one input, {model.name} has {sorted(model.input)}")
-    return name, int(tensor.shape[-1])
+    names = model.input_names
+    if len(names) != 1:
+        raise ValueError(f"expected a model with one input, {model.name} has {names}")
+    return names[0], int(model.inputs[0].shape[-1])
 
 
 def feature_spec(name: str, width: int, num_neighbours: int = 0) -> dict:
