@@ -2,12 +2,12 @@
 flags are checked (a mistake costs no TensorFlow import), so `emograph predict` runs on a device
 with only numpy, soundfile, scipy and ai-edge-litert installed.
 
-Exit codes: 0 success; 1 the work failed (a run, an ingest, an unreadable audio file in predict);
-2 a usage or config mistake (bad flag, config or corpus spec, missing path, existing output, a
-corpus the speaker split cannot use); 130 interrupted. Errors are one line on stderr; -v shows
-the traceback and debug logs. `run`, `experiment` and `ingest` print a line per finished step
-and put the frameworks' logs in a file (LOG_DIR under the run root or the output folder); -v
-shows those on the console instead.
+Exit codes: 0 success; 1 the work failed (a run, an ingest, an audio file predict cannot read or
+refuses: silent or too short, without --force); 2 a usage or config mistake (bad flag, config or
+corpus spec, missing path, existing output, a corpus the speaker split cannot use); 130
+interrupted. Errors are one line on stderr; -v shows the traceback and debug logs. `run`,
+`experiment` and `ingest` print a line per finished step and put the frameworks' logs in a file
+(LOG_DIR under the run root or the output folder); -v shows those on the console instead.
 """
 
 from __future__ import annotations
@@ -28,6 +28,23 @@ from pipeline.config import EMOTIONS, SPANS_KIND, ConfigError, CorpusSpec, RunCo
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 LOG_DIR = "logs"
+# `emograph --help`: what the tool does, for its user (the module docstring is for developers).
+DESCRIPTION = """\
+Trains small speech-emotion classifiers and runs them on devices. A teacher network learns
+from labelled emotional speech (source corpora); its similarity graph of the target corpus
+trains tiny int8 students (neural structured learning) that `predict` runs with LiteRT.
+Try `emograph run` (the whole pipeline on generated speech), then
+`emograph predict runs/demo/pushed/emograph-student some.wav`.
+"""
+EPILOG = """\
+A corpus is KIND:PATH (`emograph corpora` lists the kinds): PATH is the corpus folder, or for
+manifest:PATH the CSV file itself (columns path,label,speaker). `emograph COMMAND --help` shows
+a command's options.
+
+exit codes: 0 success; 1 the work failed (or predict could not read or refused an audio file);
+2 a usage or config mistake (bad flag, config or corpus, missing path, existing output, a corpus
+the speaker split cannot use); 130 interrupted. Errors are one line; -v adds the traceback.
+"""
 
 
 class UsageError(Exception):
@@ -162,6 +179,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         f"found {summary['found']} = ingested {summary['ingested']} + rejected "
         f"{summary['rejected']} {summary['rejected_by_reason']}"
     )
+    if summary["notes"]:
+        print(f"notes on ingested files (what decoding lost): {summary['notes_by_kind']}")
     print(f"windows per split: {summary['windows']}; report: {args.out}/report/ingest_report.json")
     return 0
 
@@ -286,31 +305,46 @@ def add_source_argument(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="emograph", description=__doc__)
+    parser = _Parser(
+        prog="emograph",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="debug logging, and tracebacks of errors"
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, title="commands")
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--config", help="RunConfig JSON (default: the demo configuration)")
         p.add_argument("--root", help="run directory (default runs/demo)")
         return p
 
-    run = with_config(sub.add_parser("run", help="run the whole TFX pipeline locally"))
+    run = with_config(
+        sub.add_parser(
+            "run",
+            help="ingest, train, evaluate and push a student model on this machine (with no "
+            "corpus: a demo on generated speech)",
+        )
+    )
     run.add_argument(
         "--demo", action="store_true", help="the synthetic source and target corpora (the default)"
     )
     add_source_argument(run)
-    run.add_argument("--target", help="target corpus KIND:PATH (student data)")
+    run.add_argument(
+        "--target", metavar="KIND:PATH", help="target corpus (student data), as ingest --corpus"
+    )
     add_teacher_argument(run)
     run.set_defaults(func=cmd_run)
 
-    rep = with_config(sub.add_parser("report", help="summarise a finished run"))
+    rep = with_config(
+        sub.add_parser("report", help="summarise a finished run: data, scores, pushed model")
+    )
     rep.add_argument("--json", action="store_true")
     rep.set_defaults(func=cmd_report)
 
-    synth = sub.add_parser("synth", help="write a synthetic emotional speech corpus")
+    synth = sub.add_parser("synth", help="write a corpus of generated emotional speech")
     synth.add_argument("--corpus", choices=("source", "target"), required=True)
     synth.add_argument("--out", required=True)
     synth.add_argument("--speakers", type=_at_least(1, int), default=SynthConfig.speakers)
@@ -323,15 +357,26 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=cmd_synth)
 
-    ingest = with_config(sub.add_parser("ingest", help="run the ingest Beam job on its own"))
+    ingest = with_config(
+        sub.add_parser(
+            "ingest",
+            help="check a corpus and turn it into training windows, with a report naming every "
+            "file rejected or noted",
+        )
+    )
     ingest.add_argument(
         "--corpus",
         required=True,
-        help="KIND:PATH, see `emograph corpora`; PATH is the corpus folder, or the CSV file for "
-        "manifest:PATH",
+        metavar="KIND:PATH",
+        help="the corpus, KIND from `emograph corpora`; PATH is the corpus folder, except for "
+        "manifest:PATH, where it names the CSV file itself (columns path,label,speaker)",
     )
     ingest.add_argument(
-        "--out", required=True, help="a new folder: examples/ and report/ are written there"
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="a new folder: examples/ (tf.Examples per split), report/ (ingest_report.json: "
+        "every file ingested, rejected or noted) and logs/ are written there",
     )
     watching = ingest.add_argument_group("watch: new files in --corpus become --out/span-N")
     watching.add_argument(
@@ -361,10 +406,16 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.set_defaults(func=cmd_ingest)
 
     exp = with_config(
-        sub.add_parser("experiment", help="cross-validate the NSL student against baselines")
+        sub.add_parser(
+            "experiment", help="cross-validate the student against baselines over speaker folds"
+        )
     )
     add_source_argument(exp)
-    exp.add_argument("--target", help="target corpus KIND:PATH (folds are over its speakers)")
+    exp.add_argument(
+        "--target",
+        metavar="KIND:PATH",
+        help="target corpus (folds are over its speakers), as ingest --corpus",
+    )
     add_teacher_argument(exp)
     exp.add_argument(
         "--folds",
@@ -376,16 +427,22 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", required=True, help="experiment directory")
     exp.set_defaults(func=cmd_experiment)
 
-    sub.add_parser("corpora", help="list supported corpora").set_defaults(func=cmd_corpora)
+    sub.add_parser("corpora", help="list the corpus kinds emograph reads").set_defaults(
+        func=cmd_corpora
+    )
 
-    comp = with_config(sub.add_parser("compile", help="compile the pipeline for an orchestrator"))
+    comp = with_config(
+        sub.add_parser("compile", help="compile the pipeline for Kubeflow or Vertex AI")
+    )
     # dest: `args.target` is the target corpus for _load_config.
     comp.add_argument("--target", dest="orchestrator", choices=("kubeflow",), default="kubeflow")
     comp.add_argument("--image", required=True, help="the emograph image every step runs in")
     comp.add_argument("--out", required=True, help=".yaml: KFP PipelineSpec; .json: Vertex job")
     comp.set_defaults(func=cmd_compile)
 
-    sched = sub.add_parser("schedule", help="upload a compiled spec to KFP and run it on a cron")
+    sched = sub.add_parser(
+        "schedule", help="upload a compiled pipeline to Kubeflow and run it on a cron schedule"
+    )
     sched.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://localhost:8080")
     sched.add_argument("--cron", required=True, help='e.g. "0 3 * * *" (KFP adds seconds first)')
     sched.add_argument("--spec", required=True, help="the .yaml written by `emograph compile`")
@@ -398,7 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     from components.edge.cli import add_arguments
 
-    predict = sub.add_parser("predict", help="classify audio with a pushed model (LiteRT)")
+    predict = sub.add_parser(
+        "predict", help="label the emotion in audio files or live audio with a pushed model"
+    )
     add_arguments(predict)
     predict.set_defaults(func=cmd_predict)
     for command in sub.choices.values():  # -v after the command too; SUPPRESS keeps a -v before it

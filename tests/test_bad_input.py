@@ -279,6 +279,119 @@ def test_a_symlink_out_of_the_corpus_root_is_rejected(tmp_path):
     ]
 
 
+# --- ingest: what a kept file lost is noted; duplicates name their conflict, the same copy wins ---
+
+
+def test_ingest_notes_truncated_and_clipped_files_and_names_duplicate_conflicts(tmp_path, capsys):
+    corpus = tmp_path / "c"
+    speakers = [f"s{i}" for i in range(3)]
+    write_wavs(corpus, *(f"{s}_{e}.wav" for s in speakers for e in range(2)))
+    rows = [f"{s}_{e}.wav,{EMOTIONS[e]},{s}" for s in speakers for e in range(2)]
+    for name, seconds in (("cut.wav", 1.0), ("stub.wav", 0.2)):  # 2 s WAVs cut mid-data
+        sf.write(corpus / name, tone(2.0, seed=7), RATE)
+        (corpus / name).write_bytes((corpus / name).read_bytes()[: 44 + int(2 * seconds * RATE)])
+    loud = tone(1.2, seed=8) * 5  # peak 1.5
+    sf.write(corpus / "loud.wav", loud, RATE, subtype="FLOAT")
+    (corpus / "copy.wav").write_bytes((corpus / "s0_0.wav").read_bytes())
+    rows += ["cut.wav,sad,s0", "stub.wav,sad,s2", "loud.wav,angry,s1", "copy.wav,sad,s1"]
+    (corpus / "m.csv").write_text("path,label,speaker\n" + "\n".join(rows) + "\n")
+    config = write_config(tmp_path, {"audio": {"window_seconds": 1.0, "hop_seconds": 1.0}})
+    out = tmp_path / "out"
+    args = ("ingest", "--config", config, "--corpus", f"manifest:{corpus / 'm.csv'}", "--out", out)
+    assert cli.main([str(a) for a in args]) == 0
+    assert "notes on ingested files (what decoding lost): {'clipped': 1, 'truncated': 1}" in (
+        capsys.readouterr().out
+    )
+
+    report = json.loads((out / "report" / "ingest_report.json").read_text())
+    assert report["notes_by_kind"] == {"clipped": 1, "truncated": 1}
+    assert report["by_corpus"]["manifest"]["notes_by_kind"] == {"clipped": 1, "truncated": 1}
+    beyond = f"{np.mean(np.abs(loud) > 1):.2%} of samples beyond +-1 (peak 1.50) clipped to +-1"
+    assert report["notes"] == [
+        {
+            "path": str(corpus / "cut.wav"),
+            "corpus": "manifest",
+            "kind": "truncated",
+            "detail": "1.00 s read of the 2.00 s its header promises (the file was cut short)",
+        },
+        {
+            "path": str(corpus / "loud.wav"),
+            "corpus": "manifest",
+            "kind": "clipped",
+            "detail": beyond,
+        },
+    ]
+    rejections = {Path(r["path"]).name: (r["reason"], r["detail"]) for r in report["rejections"]}
+    assert rejections["stub.wav"] == (
+        "too_short",
+        "0.20 s < 0.5 s; truncated: 0.20 s read of the 2.00 s its header promises "
+        "(the file was cut short)",
+    )
+    (lost,) = {"copy.wav", "s0_0.wav"} & set(rejections)
+    kept = ({"copy.wav", "s0_0.wav"} - {lost}).pop()
+    reason, detail = rejections[lost]
+    assert reason == "duplicate" and detail.startswith(f"same audio as {corpus / kept}; ")
+    assert "conflicting label: " in detail and "conflicting speaker: " in detail
+
+
+def test_which_duplicate_is_kept_depends_on_the_copies_not_on_paths_or_order():
+    """Three copies of one audio in two corpora: every listing order, and the corpora mounted
+    under swapped folder names, keep the same copy; each rejection names the kept copy and the
+    label or speaker it contradicts."""
+    from itertools import permutations
+
+    from components.audio.corpora import Clip, clip_id
+    from components.example_gen.ingest import _keep_one
+
+    def copies(manifest_root: str, ravdess_root: str) -> list[Clip]:
+        listed = [
+            (manifest_root, "manifest", "s1/a.wav", "happy", "s1"),
+            (manifest_root, "manifest", "s2/b.wav", "sad", "s2"),
+            (ravdess_root, "ravdess", "Actor_01/03-01-03-01-01-01-01.wav", "happy", "Actor_01"),
+        ]
+        return [
+            Clip(f"{root}/{name}", label, f"{corpus}/{speaker}", corpus, clip_id(corpus, name))
+            for root, corpus, name, label, speaker in listed
+        ]
+
+    winners = set()
+    for roots in (("/data/a", "/data/b"), ("/data/b", "/data/a")):
+        for order in permutations(copies(*roots)):
+            (_, (kept, *_)), *rejected = _keep_one(("sha1", [(c, [], []) for c in order]), {})
+            winners.add(kept.clip_id)
+            for tagged in rejected:
+                clip = next(c for c in order if c.path == tagged.value.path)
+                detail = tagged.value.detail
+                assert tagged.value.reason == "duplicate"
+                assert detail.startswith(f"same audio as {kept.path}; ")
+                assert (
+                    f"conflicting speaker: {clip.speaker!r} here, {kept.speaker!r} kept" in detail
+                )
+                assert ("conflicting label: " in detail) == (clip.label != kept.label)
+    assert len(winners) == 1
+
+
+# --- command line help: for the user, and says what KIND:PATH names ---
+
+
+def test_help_describes_the_tool_and_its_commands_for_a_user(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    text = capsys.readouterr().out
+    assert text.split("\n\n")[1].startswith("Trains small speech-emotion classifiers")
+    assert "Heavy imports" not in text and "LOG_DIR" not in text  # the developer docstring
+    for command in ("run", "report", "synth", "ingest", "experiment", "corpora", "predict"):
+        assert f"\n    {command} " in text  # each command with its one-line help
+    flat = " ".join(text.split())
+    assert "for manifest:PATH the CSV file itself" in flat and "exit codes: 0 success" in flat
+
+    with pytest.raises(SystemExit):
+        cli.main(["ingest", "--help"])
+    flat = " ".join(capsys.readouterr().out.split())
+    assert "manifest:PATH, where it names the CSV file itself" in flat
+    assert "--out DIR a new folder: examples/" in flat
+
+
 # --- predict: refuses what is not audio, says when a label means little ---
 
 
@@ -309,19 +422,86 @@ def test_predict_names_a_missing_file_and_a_directory(model, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "samples, warning",
+    "samples, reason",
     [
-        (np.zeros(2 * RATE, np.float32), "the audio is silent"),
-        (tone(0.3), "0.30 s is shorter than the 0.5 s ingest keeps"),
+        (np.zeros(2 * RATE, np.float32), "the audio is silent (peak below -80 dBFS)"),
+        (tone(0.3), "0.30 s is shorter than the 0.5 s ingest keeps for training"),
+        (
+            np.zeros(RATE // 10, np.float32),
+            "the audio is silent (peak below -80 dBFS) and 0.10 s is shorter than the 0.5 s "
+            "ingest keeps for training",
+        ),
     ],
 )
-def test_predict_warns_on_silence_and_short_clips(model, tmp_path, capsys, samples, warning):
-    sf.write(tmp_path / "doubt.wav", samples, RATE)
-    status = cli.main(["predict", str(model), str(tmp_path / "doubt.wav")])
+def test_predict_refuses_silence_and_short_clips_unless_forced(
+    model, tmp_path, capsys, samples, reason
+):
+    doubt, good = tmp_path / "doubt.wav", tmp_path / "good.wav"
+    sf.write(doubt, samples, RATE)
+    sf.write(good, tone(2.0), RATE)
+    status = cli.main(["predict", str(model), str(doubt), str(good)])
     out, err = capsys.readouterr()
-    assert status == 0 and out.startswith(f"{tmp_path / 'doubt.wav'}: ")
-    assert err.startswith(f"emograph predict: {tmp_path / 'doubt.wav'}: warning: {warning}")
-    assert err.count("\n") == 1
+    assert status == 1 and out.startswith(f"{good}: ") and out.count("\n") == 1
+    assert err == (
+        f"emograph predict: {doubt}: refused: {reason}, so its label would mean little "
+        "(--force predicts anyway)\n"
+    )
+    status = cli.main(["predict", str(model), str(doubt), "--force"])
+    out, err = capsys.readouterr()
+    assert status == 0 and out.startswith(f"{doubt}: ")
+    assert err == f"emograph predict: {doubt}: warning: {reason}; its label means little\n"
+
+
+def test_predict_force_documents_the_default_and_its_exit_code(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["predict", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--force predict audio that ingest would reject as training data: silent" in text
+    assert "shorter than 0.5 s. Without it such a file is refused" in text
+    assert "the exit code is 1" in text
+
+
+def test_predict_stream_covers_the_whole_file_as_file_mode_does(model, tmp_path, capsys):
+    """61.4 s: the windows every hop end at 60.5 s; one more, flush with the end, covers the
+    tail, as file mode's windows do (the same windows, so the same mean)."""
+    path = tmp_path / "long.wav"
+    sf.write(path, tone(61.4), RATE)
+    assert cli.main(["predict", str(model), str(path), "--stream"]) == 0
+    windows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (windows[-2]["end_s"], windows[-1]["start_s"], windows[-1]["end_s"]) == (
+        60.5,
+        59.9,
+        61.4,
+    )
+    assert cli.main(["predict", str(model), str(path), "--json"]) == 0
+    whole = json.loads(capsys.readouterr().out)
+    assert whole["windows"] == len(windows) == 61
+    for name, p in whole["probabilities"].items():
+        assert p == pytest.approx(np.mean([w["probabilities"][name] for w in windows]), abs=1e-6)
+
+
+def test_predict_refuses_a_truncated_model_in_one_line(model, tmp_path, capsys):
+    import shutil
+
+    from components.edge.metadata import ModelMetadata, write_metadata
+
+    cut = Path(shutil.copytree(model, tmp_path / "cut"))
+    content = (cut / "model.tflite").read_bytes()
+    (cut / "model.tflite").write_bytes(content[: len(content) // 2])
+    metadata = ModelMetadata.from_json((cut / "metadata.json").read_text())
+    write_metadata(  # the sha256 of the cut file: only the model itself can tell
+        cut,
+        sample_rate=metadata.sample_rate,
+        window_samples=metadata.window_samples,
+        hop_samples=metadata.hop_samples,
+        classes=metadata.classes,
+        quantization=metadata.quantization,
+    )
+    sf.write(tmp_path / "a.wav", tone(2.0), RATE)
+    status, err = run_cli(capsys, "predict", cut, tmp_path / "a.wav")
+    assert status == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"emograph predict: {cut / 'model.tflite'}: LiteRT cannot load it (")
+    assert err.endswith("truncated or corrupt: push the model again\n")
 
 
 def test_predict_silence_threshold_is_ingests():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from components.audio.decode import AudioError, load_audio
+from components.audio.decode import AudioError, Note, load_audio, read_audio
 
 
 def tone(seconds: float = 1.0, rate: int = 16000, freq: float = 440.0) -> np.ndarray:
@@ -61,6 +61,40 @@ def test_truncated_wav_keeps_its_intact_prefix(tmp_path):
     data = (tmp_path / "a.wav").read_bytes()
     (tmp_path / "a.wav").write_bytes(data[: len(data) // 2])
     assert 7000 < len(load_audio(tmp_path / "a.wav")) < 8100
+
+
+def test_a_wav_cut_mid_data_is_noted_as_truncated(tmp_path):
+    sf.write(tmp_path / "a.wav", tone(2.0), 16000)
+    data = (tmp_path / "a.wav").read_bytes()
+    (tmp_path / "a.wav").write_bytes(data[: 44 + 2 * 10720])  # header + 0.67 s of 16-bit frames
+    audio, notes = read_audio(tmp_path / "a.wav")
+    assert len(audio) == 10720
+    assert notes == [
+        Note("truncated", "0.67 s read of the 2.00 s its header promises (the file was cut short)")
+    ]
+
+
+def test_float_samples_beyond_one_are_clipped_and_noted(tmp_path):
+    x = tone()
+    x[:1600] *= 4  # 10 % of the samples, peak 2.0
+    sf.write(tmp_path / "loud.wav", np.stack([x, x], axis=1), 16000, subtype="FLOAT")
+    audio, notes = read_audio(tmp_path / "loud.wav")
+    assert np.abs(audio).max() == 1.0
+    beyond = np.mean(np.abs(x) > 1)
+    assert notes == [
+        Note("clipped", f"{beyond:.2%} of samples beyond +-1 (peak 2.00) clipped to +-1")
+    ]
+    assert 0.05 < beyond < 0.1
+
+
+def test_whole_files_have_no_notes(tmp_path):
+    sf.write(tmp_path / "full.wav", np.sign(tone()), 16000)  # full scale: at +-1, not beyond
+    sf.write(tmp_path / "a.flac", tone(), 16000)
+    sf.write(tmp_path / "trailer.wav", tone(), 16000)
+    with open(tmp_path / "trailer.wav", "ab") as f:  # a chunk after the data, as some tools add
+        f.write(b"LIST\x04\x00\x00\x00INFO")
+    for name in ("full.wav", "a.flac", "trailer.wav"):
+        assert read_audio(tmp_path / name)[1] == []
 
 
 def test_bad_files_get_their_reason(tmp_path):

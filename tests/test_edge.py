@@ -107,6 +107,37 @@ def test_sha256_mismatch_refused(model_copy):
         Predictor(model_copy)
 
 
+@pytest.mark.parametrize(
+    "kept, reason",
+    [
+        (lambda n: 0, "not a TFLite model"),
+        (lambda n: 6, "not a TFLite model"),
+        (lambda n: n // 2, "LiteRT cannot load it"),
+        (lambda n: n - 1, "LiteRT cannot load it"),
+    ],
+    ids=["empty", "6 bytes", "half", "all but the last byte"],
+)
+def test_truncated_model_with_matching_sha256_refused(model_copy, kept, reason):
+    """A model cut short before its metadata was written: the hash matches, LiteRT would fail."""
+    model = model_copy / "model.tflite"
+    content = model.read_bytes()
+    model.write_bytes(content[: kept(len(content))])
+    metadata = ModelMetadata.from_json((model_copy / "metadata.json").read_text())
+    write_metadata(
+        model_copy,
+        sample_rate=metadata.sample_rate,
+        window_samples=metadata.window_samples,
+        hop_samples=metadata.hop_samples,
+        classes=metadata.classes,
+        quantization=metadata.quantization,
+    )
+    with pytest.raises(ModelError) as raised:
+        Predictor(model_copy)
+    message = str(raised.value)
+    assert message.startswith(f"{model}: {reason}") and message.endswith("push the model again")
+    assert "\n" not in message
+
+
 def test_labels_mismatch_refused(model_copy):
     (model_copy / "labels.txt").write_text("\n".join(reversed(CLASSES)) + "\n")
     with pytest.raises(ModelError, match=r"labels\.txt: labels .* do not match"):
@@ -157,7 +188,8 @@ def test_stream_windows_and_timestamps(models):
     predictor = Predictor(models["float32"])
     audio = speech_like(10.0)
     whole = list(predictor.stream(audio, hop_samples=RATE))
-    assert [(w.start_s, w.end_s) for w in whole] == [(s, s + 1.5) for s in range(9)]
+    # every hop, then one window flush with the end, as predict_clip cuts the same audio
+    assert [(w.start_s, w.end_s) for w in whole] == [(s, s + 1.5) for s in range(9)] + [(8.5, 10.0)]
     chunks = np.split(audio, [1000, 1001, 40000, 90000])  # uneven, as from a microphone
     assert list(predictor.stream(iter(chunks), hop_samples=RATE)) == whole
     short = list(predictor.stream(audio[:8000]))
@@ -171,7 +203,7 @@ def test_cli_streams_stdin(models):
         [*command, "--hop", "1"], input=pcm, capture_output=True, cwd=REPO, check=True
     )
     lines = [json.loads(line) for line in result.stdout.decode().splitlines()]
-    assert [line["start_s"] for line in lines] == list(range(9))
+    assert [line["start_s"] for line in lines] == [*range(9), 8.5]  # the last ends at 10 s
     assert all(line["file"] == "-" and set(line["probabilities"]) == set(CLASSES) for line in lines)
 
 

@@ -110,6 +110,11 @@ def test_ingest_accounts_for_every_file(tmp_path):
     assert sorted(outcomes + [(r["path"], "ingested") for r in ingested]) == expected
     assert report["found"] == len(expected) == report["ingested"] + report["rejected"]
     assert report["rejected_by_reason"]["duplicate"] == 2
+    details = {Path(r["path"]).name: r["detail"] for r in report["rejections"]}
+    assert details["copy_b.flac"] == (
+        f"same audio as {root / 'copy_a.wav'}; conflicting speaker: 'synthetic/s0' here, "
+        "'synthetic/s3' kept"
+    )
     assert (tmp_path / "report" / "ingest_report.json").is_file()
 
     splits = json.loads((tmp_path / "report" / "splits.json").read_text())
@@ -205,10 +210,9 @@ def test_two_corpora_are_ingested_as_one_dataset(tmp_path):
     assert splits == assign_speakers(splits, SplitConfig(seed=1))  # one split of the union
     assert set(splits.values()) == set(SPLITS)
     (duplicate,) = [r for r in report["rejections"] if r["reason"] == "duplicate"]
-    assert {duplicate["path"], duplicate["detail"].removeprefix("same audio as ")} == {
-        str(copy),
-        str(synth_clip),
-    }
+    kept, conflict = duplicate["detail"].removeprefix("same audio as ").split("; ")
+    assert {duplicate["path"], kept} == {str(copy), str(synth_clip)}
+    assert conflict.startswith("conflicting speaker: ")  # both copies say happy
     assert report["found"] == 6 + 7 == report["ingested"] + report["rejected"]
     by_corpus = report["by_corpus"]
     assert {name: part["found"] for name, part in by_corpus.items()} == {

@@ -1,12 +1,15 @@
 """Decodes any audio file into the 16 kHz mono float32 the pipeline works in.
 
 Corpora arrive in every format and rate, with the odd broken file; each failure is an `AudioError`
-with a short reason code, so ingest can reject that one file and count rejections by cause.
+with a short reason code, so ingest can reject that one file and count rejections by cause. What
+a kept file lost on the way (a WAV cut short, samples clipped) is a `Note`, so it is reported too.
 """
 
 from __future__ import annotations
 
 import os
+import struct
+from dataclasses import dataclass
 
 import audioread
 import numpy as np
@@ -15,6 +18,8 @@ import soxr
 
 MIN_RATE, MAX_RATE = 8000, 96000
 SILENCE_PEAK = 1e-4  # about -80 dBFS, below one 16-bit step: nothing audible in the file
+# A WAV data size this large is a streaming writer's placeholder for "unknown length".
+WAV_UNKNOWN_SIZE = 0x7FFFF000
 
 
 class AudioError(ValueError):
@@ -32,8 +37,28 @@ class AudioError(ValueError):
         return f"{self.path}: {self.reason}" + (f" ({self.detail})" if self.detail else "")
 
 
+@dataclass(frozen=True)
+class Note:
+    """What decoding lost of a usable file: `kind` a code, `detail` for people.
+
+    Kinds: "truncated" (a WAV holding fewer frames than its header promises: the part read is
+    kept) and "clipped" (float samples beyond +-1, clipped to +-1 as 16-bit PCM must be).
+    """
+
+    kind: str
+    detail: str
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
     """Reads `path` as float32 mono at `sample_rate` (stereo is averaged, other rates resampled)."""
+    return read_audio(path, sample_rate)[0]
+
+
+def read_audio(path: str | os.PathLike, sample_rate: int = 16000) -> tuple[np.ndarray, list[Note]]:
+    """`load_audio` with the `Note`s of what the file lost, for ingest's report.
+
+    Samples beyond +-1 are clipped per channel before the channels are averaged.
+    """
     path = str(path)
     try:
         if os.path.getsize(path) == 0:
@@ -45,15 +70,57 @@ def load_audio(path: str | os.PathLike, sample_rate: int = 16000) -> np.ndarray:
         raise AudioError(path, "empty", "no samples")
     if not MIN_RATE <= rate <= MAX_RATE:
         raise AudioError(path, "unsupported_rate", f"{rate} Hz")
-    audio = data.mean(axis=1, dtype=np.float32)
-    if not np.isfinite(audio).all():
+    if not np.isfinite(data).all():
         raise AudioError(path, "nan_or_inf")
+    notes = []
+    promised = _wav_promised_frames(path)
+    if promised is not None and promised > len(data):
+        notes.append(
+            Note(
+                "truncated",
+                f"{len(data) / rate:.2f} s read of the {promised / rate:.2f} s its header "
+                "promises (the file was cut short)",
+            )
+        )
+    beyond = np.abs(data) > 1.0
+    if beyond.any():
+        notes.append(
+            Note(
+                "clipped",
+                f"{beyond.mean():.2%} of samples beyond +-1 (peak {np.abs(data).max():.2f}) "
+                "clipped to +-1",
+            )
+        )
+        data = np.clip(data, -1.0, 1.0)
+    audio = data.mean(axis=1, dtype=np.float32)
     if np.abs(audio).max() < SILENCE_PEAK:
         raise AudioError(path, "silent")
     if rate != sample_rate:
         # soxr (librosa's default resampler) is ~4x faster than resample_poly at equal quality.
         audio = soxr.resample(audio, rate, sample_rate, quality="HQ")
-    return audio.astype(np.float32, copy=False)
+    return audio.astype(np.float32, copy=False), notes
+
+
+def _wav_promised_frames(path: str) -> int | None:
+    """The frames a RIFF/WAVE header says its data chunk holds, if the file holds fewer bytes
+    than that (None for other formats, a whole file or an unknown length)."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as f:
+        riff = f.read(12)
+        if riff[:4] != b"RIFF" or riff[8:] != b"WAVE":
+            return None
+        block_align = 0
+        while len(header := f.read(8)) == 8:
+            chunk, length = struct.unpack("<4sI", header)
+            if chunk == b"fmt " and length >= 16:
+                block_align = struct.unpack("<12xH", f.read(14))[0]
+                f.seek(length - 14 + length % 2, os.SEEK_CUR)
+            elif chunk == b"data":
+                whole = f.tell() + length <= size or length >= WAV_UNKNOWN_SIZE
+                return None if whole or not block_align else length // block_align
+            else:
+                f.seek(length + length % 2, os.SEEK_CUR)
+    return None
 
 
 def _read(path: str) -> tuple[np.ndarray, int]:

@@ -71,9 +71,10 @@ def sliding_windows(
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """(start, end, window) every `hop` samples of a stream of 1-D chunks, as soon as each fills.
 
-    Keeps only the samples still needed, so memory stays one window however long the stream.
-    A stream shorter than a window gives one centred, padded window; a partial window at the
-    end of a longer stream is dropped (live audio would have completed it).
+    When the stream ends past the last window, one more window flush with its end covers the
+    tail: the same windows as `clip_windows` gives the whole audio, so stream and file mode hear
+    all of it. A stream shorter than a window gives one centred, padded window. Memory stays
+    about a window (or a hop, if longer) plus a chunk, however long the stream.
     """
     buffer = np.zeros(0, np.float32)
     offset = 0  # absolute index of buffer[0]
@@ -86,10 +87,14 @@ def sliding_windows(
         while start + window <= offset + len(buffer):
             yield start, start + window, buffer[start - offset : start - offset + window]
             start += hop
-        cut = min(start - offset, len(buffer))
+        # Keep what the next window needs and the last window's worth for the final flush.
+        cut = max(0, min(start - offset, len(buffer) - window))
         buffer, offset = buffer[cut:], offset + cut
+    end = offset + len(buffer)
     if start == 0 and len(buffer):
         yield 0, len(buffer), pad_centre(buffer, window)
+    elif start and start - hop + window < end:
+        yield end - window, end, buffer[len(buffer) - window :]
 
 
 def read_pcm16(stream: BinaryIO, chunk_samples: int) -> Iterator[np.ndarray]:

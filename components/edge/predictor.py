@@ -92,6 +92,34 @@ def _quantization(detail: dict, name: Path, what: str) -> tuple[float, int]:
     raise ModelError(f"{name}: {what} is {np.dtype(detail['dtype'])} without quantization params")
 
 
+# A TFLite model is a flatbuffer whose bytes 4-8 hold this file identifier.
+TFLITE_IDENTIFIER = b"TFL3"
+
+
+def _interpreter(content: bytes, model_path: Path) -> Interpreter:
+    """A LiteRT interpreter with its tensors allocated, or a ModelError naming the file.
+
+    A model file cut short (a copy or download interrupted, its metadata then written from the
+    cut file, so the sha256 matches) is refused in one line rather than a LiteRT traceback: the
+    identifier is checked first, then LiteRT's flatbuffer verifier and allocation.
+    """
+    if content[4:8] != TFLITE_IDENTIFIER:
+        raise ModelError(
+            f"{model_path}: not a TFLite model ({len(content)} bytes without the flatbuffer "
+            f"identifier {TFLITE_IDENTIFIER.decode()}); push the model again"
+        )
+    try:
+        interpreter = Interpreter(model_content=content, num_threads=1)
+        interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise ModelError(
+            f"{model_path}: LiteRT cannot load it ({reason}); its {len(content)} bytes are "
+            "truncated or corrupt: push the model again"
+        ) from e
+    return interpreter
+
+
 class Predictor:
     """Loads and checks a pushed model once; then predicts windows, clips, files and streams."""
 
@@ -124,8 +152,7 @@ class Predictor:
                 f"the classes in {metadata_path}: {list(self.classes)}"
             )
 
-        self._interpreter = Interpreter(model_content=content, num_threads=1)
-        self._interpreter.allocate_tensors()
+        self._interpreter = _interpreter(content, model_path)
         self.adaptation: SpeakerAdaptation | None = None
         self._adapt = adapt
         if self.metadata.normalisation == "speaker":
@@ -244,7 +271,10 @@ class Predictor:
     def stream(
         self, samples: np.ndarray | Iterable[np.ndarray], hop_samples: int | None = None
     ) -> Iterator[WindowPrediction]:
-        """One prediction per sliding window of long audio: an array or an iterable of chunks."""
+        """One prediction per sliding window of long audio: an array or an iterable of chunks.
+
+        The last window ends where the audio does, so a stream covers what `predict_clip` does.
+        """
         chunks = [samples] if isinstance(samples, np.ndarray) else samples
         for start, end, window in audio.sliding_windows(
             chunks, self.window_samples, self._hop(hop_samples)

@@ -3,7 +3,8 @@
 Listing and the speaker split run in the launching process (a file listing is small); decoding,
 deduplication and serialisation run in Beam, so the same job scales from DirectRunner to
 Dataflow. Every file found ends up exactly once in the report, as ingested or rejected with a
-reason: a bad file is reported, never fatal.
+reason: a bad file is reported, never fatal. What an ingested file lost on the way (a WAV cut
+short, clipped samples) is a note in the report, so nothing is lost silently.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from apache_beam.pvalue import TaggedOutput
 
 from components import features
 from components.audio.corpora import Clip, Rejection, list_clips
-from components.audio.decode import AudioError, load_audio
+from components.audio.decode import AudioError, Note, read_audio
 from components.audio.splits import SplitError, assign_speakers
 from components.audio.windows import to_pcm16_bytes, window_clip
 from pipeline.config import AudioConfig, CorpusSpec, SplitConfig, check_corpora
@@ -36,8 +37,8 @@ SPLITS = ("train", "eval", "test")
 REJECTED = "rejected"
 METRICS = "emograph.ingest"
 
-# A decoded clip: (clip, [(start seconds, pcm16 bytes) per window]).
-Windows = tuple[Clip, list[tuple[float, bytes]]]
+# A decoded clip: (clip, [(start seconds, pcm16 bytes) per window], what decoding lost).
+Windows = tuple[Clip, list[tuple[float, bytes]], list[Note]]
 
 
 def ingest(
@@ -130,9 +131,7 @@ def ingest_clips(
         decoded.decoded
         | "GroupByContent" >> beam.GroupByKey()
         | "Dedupe"
-        >> beam.FlatMap(_first_by_path, dict(known_content or {})).with_outputs(
-            REJECTED, main="kept"
-        )
+        >> beam.FlatMap(_keep_one, dict(known_content or {})).with_outputs(REJECTED, main="kept")
     )
     by_split = (
         kept.kept
@@ -164,7 +163,9 @@ def ingest_clips(
 
 
 class DecodeClip(beam.DoFn):
-    """Clip -> (sha1 of its decoded PCM, windows), or a tagged Rejection."""
+    """Clip -> (sha1 of its decoded PCM, (clip, windows, notes)), or a tagged Rejection.
+
+    A rejection for a clip too short to window names what decoding lost (a WAV cut short)."""
 
     def __init__(self, audio: AudioConfig) -> None:
         self._audio = audio
@@ -173,50 +174,76 @@ class DecodeClip(beam.DoFn):
         self._rejected = beam.metrics.Metrics.counter(METRICS, "clips_rejected")
 
     def process(self, clip: Clip) -> Iterator[Any]:
+        notes: list[Note] = []
         try:
-            samples = load_audio(clip.path, self._audio.sample_rate)
+            samples, notes = read_audio(clip.path, self._audio.sample_rate)
             windows = window_clip(samples, self._audio, clip.path)
         except AudioError as e:
-            rejection = Rejection(clip.path, e.reason, e.detail, clip.corpus)
+            lost = (f"{note.kind}: {note.detail}" for note in notes)
+            detail = "; ".join(filter(None, [e.detail, *lost]))
+            rejection = Rejection(clip.path, e.reason, detail, clip.corpus)
         except Exception as e:  # a file that breaks a decoder must not break the job
             rejection = Rejection(clip.path, "error", f"{type(e).__name__}: {e}", clip.corpus)
         else:
             self._clips.inc()
             self._windows.inc(len(windows))
             digest = hashlib.sha1(to_pcm16_bytes(samples)).hexdigest()
-            yield digest, (clip, [(start, to_pcm16_bytes(w)) for start, w in windows])
+            yield digest, (clip, [(start, to_pcm16_bytes(w)) for start, w in windows], notes)
             return
         self._rejected.inc()
         beam.metrics.Metrics.counter(METRICS, f"rejected_{rejection.reason}").inc()
         yield TaggedOutput(REJECTED, rejection)
 
 
-def _first_by_path(item: tuple[str, Iterable[Windows]], known: dict[str, str]) -> Iterator[Any]:
-    """Identical audio under several names: the first path wins, the others are duplicates.
+def copy_key(digest: str, clip: Clip) -> tuple[str, str]:
+    """The order among copies of one audio (`digest`); the least is kept.
+
+    A hash of the audio's digest and the copy's own label, speaker and clip id (corpus and path
+    inside the corpus), then the path: the same files keep the same copy wherever the corpora are
+    mounted and in whatever order they are listed or grouped, and no corpus, folder, speaker or
+    label wins every tie as the alphabetically first path would.
+    """
+    own = "\0".join((digest, clip.label, clip.speaker, clip.clip_id))
+    return hashlib.sha1(own.encode()).hexdigest(), clip.path
+
+
+def _keep_one(item: tuple[str, Iterable[Windows]], known: dict[str, str]) -> Iterator[Any]:
+    """Identical audio under several names: the copy first by `copy_key` is kept, the others are
+    duplicates, each rejection naming the kept copy and the label or speaker it contradicts.
 
     Audio already in `known` (ingested by an earlier span) has no winner: every copy is a
-    duplicate. Kept clips travel with their digest, which the ingested records carry. The
-    corpus breaks a tie (one file listed by two corpora), so the winner does not depend on order.
+    duplicate. Kept clips travel with their digest, which the ingested records carry.
     """
     digest, copies = item
-    copies = sorted(copies, key=lambda copy: (copy[0].path, copy[0].corpus))
+    copies = sorted(copies, key=lambda copy: copy_key(digest, copy[0]))
     if digest in known:
-        for clip, _ in copies:
-            yield TaggedOutput(REJECTED, _duplicate(clip, known[digest]))
+        for clip, *_ in copies:
+            yield TaggedOutput(REJECTED, _duplicate(clip, f"same audio as {known[digest]}"))
         return
     first, *others = copies
     yield digest, first
-    for clip, _ in others:
-        yield TaggedOutput(REJECTED, _duplicate(clip, first[0].path))
+    kept = first[0]
+    for clip, *_ in others:
+        conflicts = [
+            f"conflicting {name}: {ours!r} here, {theirs!r} kept"
+            for name, ours, theirs in (
+                ("label", clip.label, kept.label),
+                ("speaker", clip.speaker, kept.speaker),
+            )
+            if ours != theirs
+        ]
+        yield TaggedOutput(
+            REJECTED, _duplicate(clip, "; ".join([f"same audio as {kept.path}", *conflicts]))
+        )
 
 
-def _duplicate(clip: Clip, original: str) -> Rejection:
-    return Rejection(clip.path, "duplicate", f"same audio as {original}", clip.corpus)
+def _duplicate(clip: Clip, detail: str) -> Rejection:
+    return Rejection(clip.path, "duplicate", detail, clip.corpus)
 
 
 def _to_examples(item: tuple[str, Windows], splits: dict[str, str]) -> Iterator[tuple[str, bytes]]:
     """One serialised tf.Example per window, keyed by the speaker's split."""
-    _, (clip, windows) = item
+    _, (clip, windows, _) = item
     for index, (start, pcm) in enumerate(windows):
         yield splits[clip.speaker], make_example(clip, index, start, pcm).SerializeToString()
 
@@ -283,12 +310,13 @@ class _RleGzipFile:
 
 
 def _ingested_record(item: tuple[str, Windows], splits: dict[str, str]) -> str:
-    digest, (clip, windows) = item
+    digest, (clip, windows, notes) = item
     record = {
         **dataclasses.asdict(clip),
         "split": splits[clip.speaker],
         "windows": len(windows),
         "sha1": digest,
+        "notes": [dataclasses.asdict(note) for note in notes],
     }
     return json.dumps(record, sort_keys=True)
 
@@ -297,13 +325,23 @@ def summarise(report_uri: str) -> dict:
     """Merges the report shards into report_uri/ingest_report.json and returns it.
 
     Raises AssertionError unless every file found was either ingested or rejected, exactly once,
-    overall and within each corpus ("by_corpus": the same accounting per corpus kind).
+    overall and within each corpus ("by_corpus": the same accounting per corpus kind). "notes"
+    lists what ingested files lost in decoding, as "rejections" lists the files left out: path,
+    kind ("truncated", "clipped"), detail, corpus; "notes_by_kind" counts them.
     """
     listing = _read_json(f"{report_uri}/listing.json")
     found = listing["found"]
     ingested = _read_jsonl(f"{report_uri}/ingested-*.jsonl")
     rejections = sorted(
         _read_jsonl(f"{report_uri}/rejections-*.jsonl"), key=lambda r: (r["path"], r["reason"])
+    )
+    notes = sorted(
+        (
+            {"path": record["path"], "corpus": record["corpus"], **note}
+            for record in ingested
+            for note in record["notes"]
+        ),
+        key=lambda n: (n["path"], n["kind"]),
     )
     if found != len(ingested) + len(rejections):
         raise AssertionError(
@@ -323,13 +361,15 @@ def summarise(report_uri: str) -> dict:
         "found": found,
         "ingested": len(ingested),
         "rejected": len(rejections),
-        "rejected_by_reason": dict(sorted(Counter(r["reason"] for r in rejections).items())),
+        "rejected_by_reason": _count(rejections, "reason"),
         "rejections": rejections,
+        "notes_by_kind": _count(notes, "kind"),
+        "notes": notes,
         "clips": {name: clips[name] for name in SPLITS},
         "windows": {name: windows[name] for name in SPLITS},
         "speakers": {name: len(speakers[name]) for name in SPLITS},
         "labels": {name: dict(sorted(labels[name].items())) for name in SPLITS},
-        "by_corpus": _by_corpus(listing["found_by_corpus"], ingested, rejections),
+        "by_corpus": _by_corpus(listing["found_by_corpus"], ingested, rejections, notes),
     }
     _write_json(f"{report_uri}/ingest_report.json", report)
     return report
@@ -366,8 +406,16 @@ def _names(corpora: Iterable[CorpusSpec]) -> str:
     return " + ".join(f"{spec.kind}:{spec.path}" for spec in corpora)
 
 
-def _by_corpus(found: Mapping[str, int], ingested: list[dict], rejections: list[dict]) -> dict:
-    """Per corpus: found = ingested + rejected (else AssertionError), reasons, windows, speakers.
+def _count(records: Iterable[dict], key: str) -> dict[str, int]:
+    """How many records have each value of `key`, sorted by value."""
+    return dict(sorted(Counter(r[key] for r in records).items()))
+
+
+def _by_corpus(
+    found: Mapping[str, int], ingested: list[dict], rejections: list[dict], notes: list[dict]
+) -> dict:
+    """Per corpus: found = ingested + rejected (else AssertionError), reasons, notes, windows,
+    speakers.
 
     With several source corpora, this shows what each one brought to the teacher's data.
     """
@@ -383,7 +431,8 @@ def _by_corpus(found: Mapping[str, int], ingested: list[dict], rejections: list[
             "found": count,
             "ingested": len(kept),
             "rejected": len(rejected),
-            "rejected_by_reason": dict(sorted(Counter(r["reason"] for r in rejected).items())),
+            "rejected_by_reason": _count(rejected, "reason"),
+            "notes_by_kind": _count((n for n in notes if n["corpus"] == corpus), "kind"),
             "windows": {n: sum(r["windows"] for r in kept if r["split"] == n) for n in SPLITS},
             "speakers": {n: len({r["speaker"] for r in kept if r["split"] == n}) for n in SPLITS},
         }
