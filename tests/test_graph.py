@@ -2,10 +2,12 @@
 
 import dataclasses
 import math
+import uuid
 
 import apache_beam as beam
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import components  # noqa: F401
 from components.graph import beam_graph, similarity
@@ -132,6 +134,27 @@ def test_read_tsv_defaults_weight_to_one(tmp_path):
     path = tmp_path / "g.tsv"
     path.write_text("a\tb\t0.250000\nb\ta\n")
     assert similarity.read_tsv(str(path)) == [("a", "b", 0.25), ("b", "a", 1.0)]
+
+
+@pytest.fixture
+def ram_dir():
+    """A fresh directory on TF's in-memory filesystem, standing in for a gs:// artifact URI."""
+    root = f"ram://graph-{uuid.uuid4().hex}"
+    tf.io.gfile.makedirs(root)
+    yield root
+    tf.io.gfile.rmtree(root)
+
+
+def test_read_tsv_reads_the_shards_of_an_object_store_artifact(ram_dir):
+    for shard, text in enumerate(["a\tb\t0.500000\n", "b\ta\t0.500000\nc\ta\n"]):
+        with tf.io.gfile.GFile(f"{ram_dir}/graph-{shard:05d}-of-00002.tsv", "w") as f:
+            f.write(text)
+    assert similarity.read_tsv(f"{ram_dir}/graph-*.tsv") == [
+        ("a", "b", 0.5),
+        ("b", "a", 0.5),
+        ("c", "a", 1.0),
+    ]
+    assert similarity.read_tsv(f"{ram_dir}/graph-00001-of-00002.tsv")[-1] == ("c", "a", 1.0)
 
 
 # --- Beam transform -----------------------------------------------------------------------------
@@ -268,6 +291,14 @@ def test_graph_statistics_on_a_hand_made_graph(tmp_path):
     assert stats["speaker_chance"] == pytest.approx(0.25 + 1 / 16 + 1 / 16)
     plot_graph_statistics(stats, str(tmp_path / "graph.png"))
     assert (tmp_path / "graph.png").stat().st_size > 1000
+
+
+def test_stats_png_is_written_to_an_object_store(ram_dir):
+    stats = graph_statistics([("a", "b", 0.9)], "abc", {"a": "x", "b": "x", "c": "y"})
+    plot_graph_statistics(stats, f"{ram_dir}/stats.png")
+    with tf.io.gfile.GFile(f"{ram_dir}/stats.png", "rb") as f:
+        png = f.read()
+    assert png.startswith(b"\x89PNG") and len(png) > 1000
 
 
 def test_graph_statistics_of_an_empty_graph():

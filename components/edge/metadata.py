@@ -41,7 +41,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 FORMAT = "emograph-edge/1"
@@ -129,8 +129,17 @@ class ModelMetadata:
         return cls(**{**data, "classes": tuple(data["classes"])})
 
 
+def _gfile() -> ModuleType:
+    """`tf.io.gfile`, imported by the writers only: the Pusher writes to a push root that may be
+    an object store (gs://), while the predictor reads local files and never imports TensorFlow."""
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
 def sha256_file(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    with _gfile().GFile(os.fspath(path), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def write_metadata(
@@ -145,12 +154,13 @@ def write_metadata(
     adaptation: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> ModelMetadata:
-    """Hashes `model_dir/model.tflite` and writes metadata.json and labels.txt beside it."""
-    model_dir = Path(model_dir)
+    """Hashes `model_dir/model.tflite` and writes metadata.json and labels.txt beside it
+    (`model_dir` is any `tf.io.gfile` path)."""
+    model_dir = os.fspath(model_dir)
     metadata = ModelMetadata(
         format=FORMAT,
         model_file=MODEL_FILE,
-        sha256=sha256_file(model_dir / MODEL_FILE),
+        sha256=sha256_file(f"{model_dir}/{MODEL_FILE}"),
         sample_rate=sample_rate,
         window_samples=window_samples,
         hop_samples=hop_samples,
@@ -160,16 +170,25 @@ def write_metadata(
         adaptation=dict(adaptation or {}),
         extra=dict(extra or {}),
     )
-    (model_dir / METADATA_FILE).write_text(metadata.to_json())
-    (model_dir / LABELS_FILE).write_text("".join(f"{c}\n" for c in metadata.classes))
+    gfile = _gfile()
+    with gfile.GFile(f"{model_dir}/{METADATA_FILE}", "w") as f:
+        f.write(metadata.to_json())
+    with gfile.GFile(f"{model_dir}/{LABELS_FILE}", "w") as f:
+        f.write("".join(f"{c}\n" for c in metadata.classes))
     return metadata
 
 
 def write_latest(model_root: str | os.PathLike, version: str) -> None:
-    """Points `model_root/LATEST` at a version atomically, so a reader never sees half a name."""
-    model_root = Path(model_root)
-    if not (model_root / version / METADATA_FILE).is_file():
-        raise ModelError(f"{model_root / version}: no {METADATA_FILE}; write it before LATEST")
-    tmp = model_root / f".{LATEST_FILE}.tmp"
-    tmp.write_text(f"{version}\n")
-    os.replace(tmp, model_root / LATEST_FILE)
+    """Points `model_root/LATEST` (any `tf.io.gfile` path) at a complete version.
+
+    The name goes to a temporary file that is renamed over LATEST: atomic on a local
+    filesystem, and on an object store (gs://) the rename writes LATEST as one object, which
+    is atomic too. Either way a reader sees the old name or the new one, never half of one.
+    """
+    gfile, model_root = _gfile(), os.fspath(model_root)
+    if not gfile.exists(f"{model_root}/{version}/{METADATA_FILE}"):
+        raise ModelError(f"{model_root}/{version}: no {METADATA_FILE}; write it before LATEST")
+    tmp = f"{model_root}/.{LATEST_FILE}.{version}.tmp"  # per version: concurrent pushes differ
+    with gfile.GFile(tmp, "w") as f:
+        f.write(f"{version}\n")
+    gfile.rename(tmp, f"{model_root}/{LATEST_FILE}", overwrite=True)

@@ -8,7 +8,6 @@ target id, both descending.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import heapq
 from collections.abc import Iterable, Sequence
@@ -198,10 +197,13 @@ def exact_edges(ids: Sequence[str], emb: np.ndarray, threshold: float, k: int = 
 def read_tsv(path: str) -> list[Edge]:
     """Reads an NSL TSV graph ("source\\ttarget[\\tweight]", weight 1.0 when absent).
 
-    `path` may be a glob, e.g. `f"{prefix}-*.tsv"` for the shards `write_tsv` wrote.
+    `path` may be a glob, e.g. `f"{prefix}-*.tsv"` for the shards `write_tsv` wrote, and any
+    `tf.io.gfile` path: GraphBuilder reads artifact URIs, object-store paths (gs://) on a cluster.
     """
+    import tensorflow as tf  # here, not at the top: the numpy core imports without TensorFlow
+
     rows = []
-    for name in sorted(glob.glob(path)) or [path]:
-        with open(name) as f:
+    for name in sorted(tf.io.gfile.glob(path)) or [path]:
+        with tf.io.gfile.GFile(name) as f:
             rows += [line.rstrip("\n").split("\t") for line in f if line.strip()]
     return [(r[0], r[1], float(r[2]) if len(r) > 2 else 1.0) for r in rows]

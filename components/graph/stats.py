@@ -59,8 +59,15 @@ def _homophily(
 
 
 def plot_graph_statistics(stats: dict, png_path: str) -> None:
-    """Degree and weight histograms, and homophily against chance, in one PNG."""
+    """Degree and weight histograms, and homophily against chance, in one PNG.
+
+    `png_path` is any `tf.io.gfile` path: GraphBuilder writes into its artifact, an object-store
+    path (gs://) on a cluster, so the figure is rendered in memory and written in one piece.
+    """
+    import io
+
     import matplotlib
+    import tensorflow as tf
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -79,5 +86,8 @@ def plot_graph_statistics(stats: dict, png_path: str) -> None:
     hom.set(title="homophily", xticks=x, xticklabels=names, ylim=(0, 1))
     hom.legend()
     fig.tight_layout()
-    fig.savefig(png_path, dpi=100)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
     plt.close(fig)
+    with tf.io.gfile.GFile(png_path, "wb") as f:
+        f.write(png.getvalue())

@@ -3,9 +3,8 @@
 import dataclasses
 import json
 import logging
-import time
-from pathlib import Path
 
+import tensorflow as tf
 from tfx.dsl.component.experimental.annotations import InputArtifact, OutputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils
@@ -57,10 +56,12 @@ def export_and_push(
     front: FrontendConfig,
     classes: tuple[str, ...],
     lineage: dict,
-) -> Path:
-    """Converts, checks parity against `cfg`'s limits, pushes `<push_root>/<model_name>/<version>`.
+) -> str:
+    """Converts, checks parity against `cfg`'s limits, pushes `<push_root>/<model_name>/<version>`
+    and returns that directory.
 
-    `audio` and `front` must be the configuration the model was trained with.
+    `audio` and `front` must be the configuration the model was trained with; `raw_examples_uri`
+    and `push_root` are `tf.io.gfile` paths (gs:// on a cluster).
     """
     representative = export.read_windows(
         f"{raw_examples_uri}/Split-train/*.gz", classes, cfg.representative_examples
@@ -78,7 +79,8 @@ def export_and_push(
     )
     models = {q: report[q].pop("model") for q in export.QUANTIZATIONS}
     check_limits(report, cfg)
-    version = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    model_root = f"{push_root.rstrip('/')}/{cfg.model_name}"
+    version = export.new_version(model_root)
     extra = {
         "test": report,
         "lineage": lineage,
@@ -86,7 +88,7 @@ def export_and_push(
         "frontend": dataclasses.asdict(front),  # benchmarks/edge.py --split rebuilds it
     }
 
-    def write_contents(directory: Path) -> None:
+    def write_contents(directory: str) -> None:
         meta = edge_metadata.write_metadata(
             directory,
             sample_rate=audio.sample_rate,
@@ -101,11 +103,10 @@ def export_and_push(
         card = export.model_card(
             cfg.model_name, version, json.loads(meta.to_json()), report, classes
         )
-        (directory / "MODEL_CARD.md").write_text(card)
+        with tf.io.gfile.GFile(f"{directory}/MODEL_CARD.md", "w") as f:
+            f.write(card)
 
-    return export.push(
-        Path(push_root) / cfg.model_name, version, models[PUSHED_VARIANT], write_contents
-    )
+    return export.push(model_root, version, models[PUSHED_VARIANT], write_contents)
 
 
 @component
@@ -130,7 +131,8 @@ def TFLitePusher(  # noqa: N802
         log.warning("model %s is not blessed: nothing pushed", model.uri)
         pushed_model.set_int_custom_property("pushed", 0)
         return
-    raw_uri = str(Path(artifact_utils.get_split_uri([examples], "train")).parent)
+    # A string split, not pathlib: Path("gs://b/x") is "gs:/b/x".
+    raw_uri = artifact_utils.get_split_uri([examples], "train").rsplit("/", 1)[0]
     destination = export_and_push(
         path_utils.serving_model_path(model.uri),
         raw_uri,
@@ -142,5 +144,5 @@ def TFLitePusher(  # noqa: N802
         {"model": model.uri, "examples": examples.uri},
     )
     pushed_model.set_int_custom_property("pushed", 1)
-    pushed_model.set_string_custom_property("pushed_destination", str(destination))
+    pushed_model.set_string_custom_property("pushed_destination", destination)
     log.info("pushed %s", destination)

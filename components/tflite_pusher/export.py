@@ -24,9 +24,9 @@ and "strict" (fallback only) modes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -512,37 +512,69 @@ def export_variants(
     return report
 
 
-def _fsync_tree(root: Path) -> None:
-    for path in root.rglob("*"):
+VERSION_FORMAT = "%Y%m%dT%H%M%S"  # UTC, to the second: "20261124T113344"
+
+
+def new_version(model_root: str | os.PathLike, now: time.struct_time | None = None) -> str:
+    """A version name not yet under `model_root`: the UTC second of `now` (default: the
+    current time), with "-1", "-2", ... appended when that second already has a push, so a
+    second push (or a retry) within one second gets its own version instead of failing."""
+    root = os.fspath(model_root)
+    base = time.strftime(VERSION_FORMAT, now or time.gmtime())
+    version, n = base, 0
+    while tf.io.gfile.exists(f"{root}/{version}"):
+        n += 1
+        version = f"{base}-{n}"
+    return version
+
+
+def _fsync_tree(root: str) -> None:
+    """Flushes a local staging directory's files to disk before the rename publishes them."""
+    for path in Path(root).rglob("*"):
         if path.is_file():
             with open(path, "rb") as f:
                 os.fsync(f.fileno())
+
+
+def _discard(path: str) -> None:
+    """Removes a partial version, best effort: the error that stopped the push is the one to see."""
+    with contextlib.suppress(tf.errors.OpError):
+        tf.io.gfile.rmtree(path)
 
 
 def push(
     model_root: str | os.PathLike,
     version: str,
     model: bytes,
-    write_contents: Callable[[Path], None],
-) -> Path:
-    """Writes a complete version directory atomically, then moves LATEST to it.
+    write_contents: Callable[[str], None],
+) -> str:
+    """Writes the version directory `<model_root>/<version>`, then moves LATEST to it.
 
-    Everything is written into `.tmp-<version>`, fsynced and renamed into place: a crash at any
-    point leaves either no version or a complete one, and LATEST still names the previous one.
+    `model_root` is any `tf.io.gfile` path; `write_contents` gets the directory to write into
+    (through `tf.io.gfile`). On a local filesystem everything is written into `.tmp-<version>`,
+    fsynced and renamed into place: a crash leaves either no version or a complete one. Object
+    stores (gs://) cannot rename a directory atomically, so there the files are written in
+    place, each object atomically. Either way LATEST moves last and still names the previous
+    version if the push fails; a push that raises removes what it wrote.
     """
-    model_root = Path(model_root)
-    final, tmp = model_root / version, model_root / f".tmp-{version}"
-    if final.exists():
+    model_root = os.fspath(model_root)
+    final = f"{model_root}/{version}"
+    if tf.io.gfile.exists(final):
         raise FileExistsError(f"{final} already exists; versions are immutable")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    local = "://" not in model_root
+    staging = f"{model_root}/.tmp-{version}" if local else final
+    if local:
+        _discard(staging)  # left by a crashed push of this version
+    tf.io.gfile.makedirs(staging)
     try:
-        (tmp / edge_metadata.MODEL_FILE).write_bytes(model)
-        write_contents(tmp)
-        _fsync_tree(tmp)
-        os.rename(tmp, final)
+        with tf.io.gfile.GFile(f"{staging}/{edge_metadata.MODEL_FILE}", "wb") as f:
+            f.write(model)
+        write_contents(staging)
+        if local:
+            _fsync_tree(staging)
+            tf.io.gfile.rename(staging, final)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _discard(staging)
         raise
     edge_metadata.write_latest(model_root, version)
     return final
