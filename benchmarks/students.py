@@ -44,6 +44,8 @@ TOKENS: dict[str, dict] = {
     "tdnnsmall": {"architecture": "tdnn", "filters": (32, 32, 32, 64), "pooling": "mean_max"},
     "tdnnwide": {"architecture": "tdnn", "filters": (64, 64, 64, 128), "pooling": "mean_max"},
     "func": {"architecture": "functionals"},
+    "h64": {"hidden_units": (64,)},
+    "h128": {"hidden_units": (128,)},
     "wide": {"filters": (32, 64, 96, 128)},
     "meanmax": {"pooling": "mean_max"},
     "embedding": {"regularised_layer": "embedding"},

@@ -419,6 +419,8 @@ class StudentConfig:
         log-mel band over the window, z-scored per speaker like the log-mel, or globally;
         components/audio/frontend.py, components/models/networks.py).
       filters: channels of the convolutional bodies' layers (their size knob).
+      hidden_units: the functionals student's hidden ReLU layers between its standardised
+        functionals and the logits (empty: a linear model).
       pooling: one of POOLINGS: how the last feature map becomes the embedding, its mean over
         time and frequency ("mean") or that and its maximum ("mean_max": a short emotional
         burst is not averaged away).
@@ -446,6 +448,7 @@ class StudentConfig:
 
     architecture: str = "dscnn"
     filters: tuple[int, ...] = (24, 32, 48, 64)
+    hidden_units: tuple[int, ...] = ()
     pooling: str = "mean"
     epochs: int = 30
     batch_size: int = 32

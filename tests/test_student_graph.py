@@ -147,12 +147,14 @@ def test_missing_neighbours_become_the_sample_with_weight_zero():
     )
 
 
+@pytest.mark.parametrize("hidden_units", [(), (6,)])
 @pytest.mark.parametrize("quantization_aware", [True, False])
-def test_functionals_student_trains_with_the_graph_and_quantises_only_its_logits(
-    quantization_aware,
+def test_functionals_student_trains_with_the_graph_and_quantises_only_its_dense_layers(
+    quantization_aware, hidden_units
 ):
     cfg = StudentConfig(
         architecture="functionals",
+        hidden_units=hidden_units,
         num_neighbours=1,
         regularised_layer="embedding",
         quantization_aware=quantization_aware,
@@ -160,14 +162,16 @@ def test_functionals_student_trains_with_the_graph_and_quantises_only_its_logits
     base = networks.build_student(cfg, FRAMES, BANDS, CLASSES)
     width = frontend.FUNCTIONALS_PER_BAND * BANDS
     assert training.model_input(base) == (F.FUNCTIONALS, width)
-    assert base.get_layer(networks.EMBEDDING_LAYER).output.shape[-1] == width
+    embedding = hidden_units[-1] if hidden_units else width
+    assert base.get_layer(networks.EMBEDDING_LAYER).output.shape[-1] == embedding
     fake_quantised = {
         layer.name
         for layer in base.layers
         if hasattr(layer, "quantize_config")
         and layer.quantize_config.get_weights_and_quantizers(layer.layer)
     }
-    assert fake_quantised == ({"logits"} if quantization_aware else set())
+    dense = {"logits", networks.EMBEDDING_LAYER} if hidden_units else {"logits"}
+    assert fake_quantised == (dense if quantization_aware else set())
     before = [w.copy() for w in base.get_weights()]
     model = graph_regularised(base, cfg)
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(True))

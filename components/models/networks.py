@@ -143,8 +143,9 @@ class _FloatQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
 
 
 def _functionals_student(cfg: StudentConfig, width: int, num_classes: int) -> keras.Model:
-    """Transform's per-speaker functionals [width] (frontend.functionals), a BatchNorm (the
-    `embedding`), dropout, linear logits.
+    """Transform's per-speaker functionals [width] (frontend.functionals), a BatchNorm, the
+    `cfg.hidden_units` ReLU layers (each after dropout), dropout, linear logits. The
+    `embedding` is the last layer before the logits' dropout (the BatchNorm if none is hidden).
 
     Quantization-aware training fake-quantises the logits layer only; the standardisation stays
     float. Every layer is annotated, so that quantize_apply clones them all and the `embedding`
@@ -152,7 +153,14 @@ def _functionals_student(cfg: StudentConfig, width: int, num_classes: int) -> ke
     """
     layer = _annotator(cfg.quantization_aware)
     inputs = keras.Input(shape=(width,), name=F.FUNCTIONALS)
-    x = layer(keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=EMBEDDING_LAYER))(inputs)
+    names = [f"hidden{i}" for i in range(len(cfg.hidden_units))]
+    names.insert(0, "standardise")
+    names[-1] = EMBEDDING_LAYER  # the penultimate layer, what the graph term may regularise
+    x = layer(keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=names[0]))(inputs)
+    for units, name in zip(cfg.hidden_units, names[1:], strict=True):
+        hidden = keras.layers.Dense(units, activation="relu", name=name)
+        dropout = keras.layers.Dropout(cfg.dropout, name=f"{name}_dropout")
+        x = layer(hidden, keep_float=False)(layer(dropout)(x))
     x = layer(keras.layers.Dropout(cfg.dropout, name=DROPOUT_LAYER))(x)
     logits = keras.layers.Dense(
         num_classes, kernel_regularizer=keras.regularizers.l2(FUNCTIONALS_L2), name="logits"
