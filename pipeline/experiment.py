@@ -64,48 +64,57 @@ def fold_config(base: RunConfig, out: str, folds: int, fold: int) -> RunConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TestData:
-    """A fold's raw windows and their normalisation statistics, shared by every model scored
-    (all models of a run have the same frontend, so the statistics are the same)."""
+    """A fold's raw windows, shared by every model scored, and their normalisation statistics
+    by the width of a model's speaker statistics (log-mel bands for most models, the
+    functionals student's own width for it)."""
 
     test_pattern: str
     representative: export.Windows
     test: export.Windows
-    norm: export.Normalisation
+    norms: dict = dataclasses.field(default_factory=dict)
+
+    def normalisation(self, model_dir: str, config: RunConfig) -> export.Normalisation:
+        width = export.statistics_width(model_dir)
+        if width not in self.norms:
+            self.norms[width] = export.normalisation_for(
+                model_dir, config.frontend, self.representative, self.test
+            )
+        return self.norms[width]
 
 
-def test_data(model_dir: str, test_pattern: str, raw_uri: str, config: RunConfig) -> TestData:
+def test_data(test_pattern: str, raw_uri: str, config: RunConfig) -> TestData:
     representative = export.read_windows(
         f"{raw_uri}/Split-train/*.gz", config.classes, config.export.representative_examples
     )
     test = export.read_windows(f"{raw_uri}/Split-test/*.gz", config.classes)
-    norm = export.normalisation_for(model_dir, config.frontend, representative, test)
-    return TestData(test_pattern, representative, test, norm)
+    return TestData(test_pattern, representative, test)
 
 
 def score_model(model_dir: str, data: TestData, config: RunConfig) -> dict:
     """Float metrics from the SavedModel (on Transform's features: adaptive in speaker mode);
     bytes of the float and int8 TFLite models and int8 UAR in every normalisation mode."""
     result = evaluate.evaluate(model_dir, data.test_pattern, config.classes)
+    norm = data.normalisation(model_dir, config)
     float_model = export.convert(
-        model_dir, "float32", data.representative.pcm, (), data.norm.representative_stats
+        model_dir, "float32", data.representative.pcm, (), norm.representative_stats
     )
     int8_model = export.convert(
         model_dir,
         "int8",
         data.representative.pcm,
         config.export.float_layers,
-        data.norm.representative_stats,
+        norm.representative_stats,
     )
     scores = export.score_tflite(
-        int8_model, data.test, data.norm, config.classes, config.export.warmup_windows
+        int8_model, data.test, norm, config.classes, config.export.warmup_windows
     )
     strict = scores["strict"]["uar"]
     return {
         **result,
         "float_bytes": len(float_model),
         "int8_bytes": len(int8_model),
-        "int8_uar": scores[export.primary_mode(data.norm)]["uar"],
-        "int8_clip_uar": scores[export.primary_mode(data.norm)]["clip_uar"],
+        "int8_uar": scores[export.primary_mode(norm)]["uar"],
+        "int8_clip_uar": scores[export.primary_mode(norm)]["clip_uar"],
         "int8_online_uar": scores.get("online", scores["strict"])["uar"],
         "int8_strict_uar": strict,
     }
@@ -125,7 +134,7 @@ def run_fold(config: RunConfig, seeds: int, functionals_cache: dict) -> dict:
     def model_dir(variant: str, seed: int) -> str:
         return f"{outputs[experiment_trainer_id(variant, seed)]['model']}/Format-Serving"
 
-    data = test_data(model_dir(VARIANTS[0], 0), test_pattern, raw_uri, config)
+    data = test_data(test_pattern, raw_uri, config)
     rows = []
     for seed in range(seeds):
         for variant in VARIANTS:

@@ -384,6 +384,16 @@ class Normalisation:
     test_stats: np.ndarray | None = None
 
 
+def statistics_width(saved_model_dir: str) -> int:
+    """n of the `pcm` signature's `speaker_stats` [2, n] (mel bands, or the functionals student's
+    8 x bands); 0 for a globally normalised model, which takes none."""
+    inputs = (
+        tf.saved_model.load(saved_model_dir).signatures[PCM_SIGNATURE].structured_input_signature
+    )
+    stats = inputs[1].get(edge_metadata.STATS_INPUT)
+    return 0 if stats is None else int(stats.shape[-1])
+
+
 def normalisation_for(
     saved_model_dir: str, front: FrontendConfig, representative: Windows, test: Windows
 ) -> Normalisation:
@@ -391,8 +401,7 @@ def normalisation_for(
     do not depend on the statistics fed, so any will do to read them)."""
     if front.normalisation == "global":
         return Normalisation(front.normalisation)
-    serve = tf.saved_model.load(saved_model_dir).signatures[PCM_SIGNATURE]
-    width = serve.structured_input_signature[1][edge_metadata.STATS_INPUT].shape[-1]
+    width = statistics_width(saved_model_dir)
     unit = np.stack([np.zeros(width), np.ones(width)]).astype(np.float32)
 
     def moments(windows: Windows) -> np.ndarray:
