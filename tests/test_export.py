@@ -193,6 +193,18 @@ def test_functionals_student_exports_with_its_own_speaker_statistics(functionals
     assert report["int8"]["top1_agreement_with_float"] >= 0.95
 
 
+def test_statistics_width_is_what_each_model_takes(functionals_export, speaker_export, tmp_path):
+    """The experiment scores the functionals student and log-mel models of one fold with
+    statistics of each one's own width."""
+    _, model, _ = speaker_export
+    saved = str(tmp_path / "logmel")
+    pcm_fn = training.pcm_signature(model, AUDIO, SPEAKER_FRONT, None)
+    training.save(model, saved, {export.PCM_SIGNATURE: pcm_fn})
+    assert export.statistics_width(saved) == FRONT.mel_bands
+    functionals_dir = functionals_export[2]
+    assert export.statistics_width(functionals_dir) == 8 * FRONT.mel_bands
+
+
 def test_speaker_export_scores_every_mode(speaker_export):
     report, _, _ = speaker_export
     assert report["normalisation"] == "speaker" and report["primary_mode"] == "adaptive"
