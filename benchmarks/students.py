@@ -411,7 +411,7 @@ def main() -> None:
         type=float,
         default=1.0,
         help="share of each train speaker's clips that keep their label; the others stay in "
-        "the graph as unlabelled neighbours (students only; the baselines use all labels)",
+        "the graph as unlabelled neighbours (the baselines are fitted on the same labels)",
     )
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", default="")
@@ -423,7 +423,7 @@ def main() -> None:
     folds = [[f"{kind}/{s}" for s in fold.split("+")] for fold in args.folds.split(",")]
     run = [int(f) for f in args.run_folds.split(",")] if args.run_folds else range(len(folds))
     embeddings = {}
-    variants = args.variants.split(",")
+    variants = [v for v in args.variants.split(",") if v]
     for variant in variants:
         variant_options(variant)  # unknown tokens fail before any work
     source_spec, source_classes = None, ()
@@ -467,10 +467,10 @@ def main() -> None:
         splits = {s: "train" for s in np.unique(corpus.speaker)}
         splits.update(dict.fromkeys(folds[(f + 1) % len(folds)], "eval"))
         splits.update(dict.fromkeys(folds[f], "test"))
-        for row in baseline_rows(functionals, corpus, splits, f, baselines):
+        for row in baseline_rows(functionals, corpus, splits, f, baselines, args.labelled_fraction):
             rows.append(row)
             print(json.dumps(row), flush=True)
-    reference = variants[0]
+    reference = variants[0] if variants else baselines[0]
     variants = [*baselines, *variants]
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
         for row in pool.map(train_one, tasks):
@@ -521,9 +521,15 @@ def clip_functionals(
 
 
 def baseline_rows(
-    functionals: dict, corpus: Corpus, splits: dict, fold: int, names: list[str]
+    functionals: dict,
+    corpus: Corpus,
+    splits: dict,
+    fold: int,
+    names: list[str],
+    labelled_fraction: float = 1.0,
 ) -> list[dict]:
-    """openSMILE functionals + a linear model per clip, C chosen on the validation speakers."""
+    """openSMILE functionals + a linear model per clip, C chosen on the validation speakers,
+    fitted on the train clips that keep their label (`labelled_clips` with seed 0)."""
     from components.expert.linear import fit_linear
 
     ids, first = np.unique(corpus.clip, return_index=True)
@@ -534,6 +540,10 @@ def baseline_rows(
         feature_set, model, _ = BASELINES[name]
         x = functionals[(feature_set, name.endswith("spk"))][first]
         tr, va, te = (split == n for n in ("train", "eval", "test"))
+        if labelled_fraction < 1.0:  # the same clips as the students' seed 0
+            keep = np.zeros(len(ids), bool)
+            keep[tr] = labelled_clips(ids[tr], corpus.speaker[first][tr], labelled_fraction, 0)
+            tr = tr & keep
         fitted = fit_linear(x[tr], label[tr], x[va], label[va], len(corpus.classes), model)
         uar = metrics.summary(label[te], fitted.predict(x[te]), corpus.classes)["uar"]
         rows.append(
@@ -545,6 +555,7 @@ def baseline_rows(
                 "window_uar": float("nan"),
                 "val_clip_uar": fitted.val_uar,
                 "c": fitted.c,
+                "labelled_fraction": labelled_fraction,
             }
         )
     return rows

@@ -1,0 +1,75 @@
+"""Learning curves from benchmarks/students.py results: clip UAR per variant against the share of
+labelled clips (mean ± std over folds x seeds), one PNG.
+
+    .venv/bin/python -m benchmarks.curves docs/results/students-emovo-functionals-labels-*.json \
+        docs/results/baselines-emovo-labels-*.json docs/results/students-emovo-functionals.json \
+        --out docs/results/emovo-labels.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+
+def curves(results: list[dict]) -> dict[str, dict[float, list[float]]]:
+    """variant -> labelled fraction -> clip UARs of every fold and seed (a baseline: by fold;
+    rows without a fraction were fitted on all labels)."""
+    out: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    seen: set[tuple] = set()
+    for result in results:
+        for row in result["rows"]:
+            fraction = row.get("labelled_fraction", 1.0)
+            key = (row["variant"], fraction, row["fold"], row["seed"])
+            if key not in seen:  # a baseline repeated in several files counts once
+                seen.add(key)
+                out[row["variant"]][fraction].append(row["clip_uar"])
+    return out
+
+
+def plot(data: dict[str, dict[float, list[float]]], title: str, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for variant, by_fraction in sorted(data.items()):
+        fractions = sorted(by_fraction)
+        mean = np.array([np.mean(by_fraction[f]) for f in fractions])
+        std = np.array([np.std(by_fraction[f]) for f in fractions])
+        ax.errorbar(fractions, mean, yerr=std, marker="o", capsize=3, label=variant)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled share of each train speaker's clips")
+    ax.set_ylabel("test clip UAR (mean ± std, folds x seeds)")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("results", nargs="+", help="benchmarks/students.py JSON files")
+    p.add_argument("--variants", default="", help="comma-separated variants to plot (default all)")
+    p.add_argument("--title", default="")
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    data = curves([json.loads(Path(f).read_text()) for f in args.results])
+    if args.variants:
+        data = {v: data[v] for v in args.variants.split(",")}
+    plot(data, args.title, Path(args.out))
+    for variant, by_fraction in sorted(data.items()):
+        cells = "  ".join(
+            f"{f:g}: {np.mean(v):.3f} ± {np.std(v):.3f}" for f, v in sorted(by_fraction.items())
+        )
+        print(f"{variant:32s} {cells}")
+
+
+if __name__ == "__main__":
+    main()
