@@ -14,7 +14,11 @@ from components.audio.corpora import SUPPORTED_CORPORA, list_clips
 from components.audio.decode import load_audio
 from pipeline.config import EMOTIONS, CorpusSpec
 
-RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess16k"
+RAVDESS = Path(
+    os.environ.get(
+        "EMOGRAPH_RAVDESS", Path(__file__).resolve().parents[2] / "shared/data/ravdess16k"
+    )
+)
 EMOVO = Path(
     os.environ.get("EMOGRAPH_EMOVO", Path(__file__).resolve().parents[2] / "shared/data/emovo16k")
 )
@@ -217,7 +221,7 @@ def test_mappings_target_the_vocabulary():
 
 
 @pytest.mark.ravdess
-@pytest.mark.skipif(not RAVDESS.is_dir(), reason="needs ../shared/data/ravdess16k")
+@pytest.mark.skipif(not RAVDESS.is_dir(), reason=f"RAVDESS not found at {RAVDESS}")
 def test_real_ravdess():
     clips, rejections = list_clips(CorpusSpec("ravdess", str(RAVDESS)), EMOTIONS)
     assert len(clips) + len(rejections) == 1440  # 24 actors x 60 speech files
