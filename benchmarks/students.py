@@ -218,11 +218,11 @@ def train_one(task: dict) -> dict:
     base = networks.build_student(cfg, frames, bands, len(corpus.classes))
     name, _ = training.model_input(base)
     if name == F.FUNCTIONALS:  # as Transform: functionals of the raw log-mel, per speaker
-        from components.audio.frontend import functionals
+        from components.audio.frontend import bounded, functionals
         from components.expert.functionals import speaker_normalise
 
         stats = functionals(tf.constant(corpus.logmel)).numpy()
-        flat = speaker_normalise(stats, list(corpus.speaker))
+        flat = bounded(tf.constant(speaker_normalise(stats, list(corpus.speaker)))).numpy()
         if pool or hint:
             raise ValueError(f"{task['variant']}: pool and hint variants need a log-mel student")
 

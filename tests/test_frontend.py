@@ -149,3 +149,10 @@ def test_functionals_z_scored_per_speaker_ignore_a_per_band_gain():
 
     a, b = (z(frontend.functionals(tf.constant(v)).numpy()) for v in (x, scaled))
     np.testing.assert_allclose(a, b, atol=2e-3)
+
+
+def test_bounded_functionals_are_finite_and_clipped():
+    z = tf.constant([[np.nan, np.inf, -np.inf, 1e9, -3.0, 0.5]], tf.float32)
+    got = frontend.bounded(z).numpy()
+    bound = frontend.FUNCTIONALS_BOUND
+    np.testing.assert_array_equal(got, [[0.0, 0.0, 0.0, bound, -3.0, 0.5]])

@@ -272,6 +272,16 @@ def decode_pcm16(raw: tf.Tensor, samples: int) -> tf.Tensor:
 
 
 FUNCTIONALS_PER_BAND = 8
+FUNCTIONALS_BOUND = 8.0  # z-scores of functionals are clipped to +-this
+
+
+def bounded(z: tf.Tensor) -> tf.Tensor:
+    """z-scored functionals made safe: a feature that does not vary within a speaker (e.g. a
+    band's minimum at the log floor in every window) has a variance of ~0, which float
+    rounding can make negative (NaN) or tiny (huge z); such values become 0, and every z is
+    clipped to +-FUNCTIONALS_BOUND. Transform, the edge model and the harness all apply it."""
+    z = tf.where(tf.math.is_finite(z), z, tf.zeros_like(z))
+    return tf.clip_by_value(z, -FUNCTIONALS_BOUND, FUNCTIONALS_BOUND)
 
 
 def functionals(logmel: tf.Tensor) -> tf.Tensor:

@@ -271,7 +271,7 @@ def _functionals_pcm_signature(
         with tf.name_scope(frontend.FRONTEND_SCOPE):
             stats = frontend.functionals(logmel)[0]
             moments = tf.stack([stats, tf.square(stats)])
-            normalised = (stats - speaker_stats[0]) * speaker_stats[1]
+            normalised = frontend.bounded((stats - speaker_stats[0]) * speaker_stats[1])
         return {
             edge_metadata.PROBABILITIES: probabilities(normalised),
             edge_metadata.MOMENTS_OUTPUT: moments,

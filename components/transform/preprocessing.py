@@ -60,7 +60,7 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor], custom_config: dict[str, Any]
         functionals = tft.scale_to_z_score(stats, elementwise=True)
     return {
         F.LOGMEL: tf.reshape(normalised, [-1, frames_per_window * front.mel_bands]),
-        F.FUNCTIONALS: functionals,
+        F.FUNCTIONALS: frontend.bounded(functionals),
         F.LABEL_ID: label_ids(label, classes),
         F.LABEL: label,
         F.ID: tf.reshape(inputs[F.ID], [-1]),
