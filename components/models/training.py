@@ -222,10 +222,8 @@ def pcm_signature(
 
     if (front.normalisation == "global") != (baked is not None):
         raise ValueError("a globally normalised model needs its statistics, a speaker one none")
-    if name == F.FUNCTIONALS:
-        if baked is not None:
-            raise ValueError("the functionals student is built for speaker normalisation only")
-        return _functionals_pcm_signature(probabilities, pcm_spec, audio, front, width)
+    if name == F.FUNCTIONALS and baked is not None:
+        raise ValueError("the functionals student is built for speaker normalisation only")
     if baked is not None:
         mean_t, inv_std_t = tf.constant(baked[0], tf.float32), tf.constant(baked[1], tf.float32)
 
@@ -238,40 +236,26 @@ def pcm_signature(
 
         return serve
 
-    stats_spec = tf.TensorSpec([2, front.mel_bands], tf.float32, name=edge_metadata.STATS_INPUT)
+    stats_width = width if name == F.FUNCTIONALS else front.mel_bands
+    stats_spec = tf.TensorSpec([2, stats_width], tf.float32, name=edge_metadata.STATS_INPUT)
 
     @tf.function(input_signature=[pcm_spec, stats_spec])
     def serve_adaptive(pcm, speaker_stats):
         logmel = frontend.log_mel(pcm, front, audio.sample_rate)
         with tf.name_scope(frontend.FRONTEND_SCOPE):
+            # [1, rows, n]: the log-mel frames, or the window's functionals as one row
+            features = logmel
+            if name == F.FUNCTIONALS:
+                features = frontend.functionals(logmel)[:, tf.newaxis]
             moments = tf.stack(
-                [tf.reduce_mean(logmel, axis=-2)[0], tf.reduce_mean(tf.square(logmel), axis=-2)[0]]
+                [
+                    tf.reduce_mean(features, axis=-2)[0],
+                    tf.reduce_mean(tf.square(features), axis=-2)[0],
+                ]
             )
-            normalised = (logmel - speaker_stats[0]) * speaker_stats[1]
-        return {
-            edge_metadata.PROBABILITIES: probabilities(normalised),
-            edge_metadata.MOMENTS_OUTPUT: moments,
-        }
-
-    return serve_adaptive
-
-
-def _functionals_pcm_signature(
-    probabilities: Callable,
-    pcm_spec: tf.TensorSpec,
-    audio: AudioConfig,
-    front: FrontendConfig,
-    width: int,
-) -> Callable:
-    stats_spec = tf.TensorSpec([2, width], tf.float32, name=edge_metadata.STATS_INPUT)
-
-    @tf.function(input_signature=[pcm_spec, stats_spec])
-    def serve_adaptive(pcm, speaker_stats):
-        logmel = frontend.log_mel(pcm, front, audio.sample_rate)
-        with tf.name_scope(frontend.FRONTEND_SCOPE):
-            stats = frontend.functionals(logmel)[0]
-            moments = tf.stack([stats, tf.square(stats)])
-            normalised = frontend.bounded((stats - speaker_stats[0]) * speaker_stats[1])
+            normalised = (features - speaker_stats[0]) * speaker_stats[1]
+            if name == F.FUNCTIONALS:
+                normalised = frontend.bounded(normalised)
         return {
             edge_metadata.PROBABILITIES: probabilities(normalised),
             edge_metadata.MOMENTS_OUTPUT: moments,
