@@ -483,20 +483,10 @@ def test_predict_stream_covers_the_whole_file_as_file_mode_does(model, tmp_path,
 def test_predict_refuses_a_truncated_model_in_one_line(model, tmp_path, capsys):
     import shutil
 
-    from components.edge.metadata import ModelMetadata, write_metadata
+    from components.edge.testing import truncate_model
 
     cut = Path(shutil.copytree(model, tmp_path / "cut"))
-    content = (cut / "model.tflite").read_bytes()
-    (cut / "model.tflite").write_bytes(content[: len(content) // 2])
-    metadata = ModelMetadata.from_json((cut / "metadata.json").read_text())
-    write_metadata(  # the sha256 of the cut file: only the model itself can tell
-        cut,
-        sample_rate=metadata.sample_rate,
-        window_samples=metadata.window_samples,
-        hop_samples=metadata.hop_samples,
-        classes=metadata.classes,
-        quantization=metadata.quantization,
-    )
+    truncate_model(cut, (cut / "model.tflite").stat().st_size // 2)
     sf.write(tmp_path / "a.wav", tone(2.0), RATE)
     status, err = run_cli(capsys, "predict", cut, tmp_path / "a.wav")
     assert status == 2 and err.count("\n") == 1 and "Traceback" not in err

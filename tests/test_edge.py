@@ -16,7 +16,7 @@ import soundfile as sf
 
 from components.edge import ModelError, ModelMetadata, Predictor, cli, write_latest, write_metadata
 from components.edge.adaptation import SpeakerAdaptation, statistics_from_moments
-from components.edge.testing import CLASSES, VARIANTS, build_tiny_model
+from components.edge.testing import CLASSES, VARIANTS, build_tiny_model, truncate_model
 
 REPO = Path(__file__).resolve().parents[1]
 RATE, WINDOW, HOP = 16000, 24000, 16000  # 1.5 s windows, 1 s hop
@@ -120,17 +120,7 @@ def test_sha256_mismatch_refused(model_copy):
 def test_truncated_model_with_matching_sha256_refused(model_copy, kept, reason):
     """A model cut short before its metadata was written: the hash matches, LiteRT would fail."""
     model = model_copy / "model.tflite"
-    content = model.read_bytes()
-    model.write_bytes(content[: kept(len(content))])
-    metadata = ModelMetadata.from_json((model_copy / "metadata.json").read_text())
-    write_metadata(
-        model_copy,
-        sample_rate=metadata.sample_rate,
-        window_samples=metadata.window_samples,
-        hop_samples=metadata.hop_samples,
-        classes=metadata.classes,
-        quantization=metadata.quantization,
-    )
+    truncate_model(model_copy, kept(model.stat().st_size))
     with pytest.raises(ModelError) as raised:
         Predictor(model_copy)
     message = str(raised.value)

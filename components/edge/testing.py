@@ -151,3 +151,19 @@ def build_tiny_model(
         adaptation={"warmup_windows": 2, "fallback": fallback} if adaptive else None,
         extra={"tiny_test_model": variant},
     )
+
+
+def truncate_model(directory: str | os.PathLike, keep: int) -> None:
+    """Cuts `directory`'s model file to its first `keep` bytes and rewrites the metadata's
+    sha256 to match: a damaged model that only the model file itself can give away."""
+    model = Path(directory) / MODEL_FILE
+    model.write_bytes(model.read_bytes()[:keep])
+    metadata = ModelMetadata.from_json((Path(directory) / "metadata.json").read_text())
+    write_metadata(
+        directory,
+        sample_rate=metadata.sample_rate,
+        window_samples=metadata.window_samples,
+        hop_samples=metadata.hop_samples,
+        classes=metadata.classes,
+        quantization=metadata.quantization,
+    )
