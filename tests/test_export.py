@@ -157,8 +157,8 @@ def functionals_export(tmp_path_factory) -> tuple[dict, object, str, export.Wind
     from components.expert.functionals import speaker_normalise
 
     train, test = _tones_and_noise(96, seed=0), _tones_and_noise(64, seed=1)
-    logmel = frontend.log_mel(tf.constant(train.pcm), FRONT, SR)
-    features = speaker_normalise(frontend.functionals(logmel).numpy(), train.speakers)
+    logmel, voice = frontend.log_mel_and_voice(tf.constant(train.pcm), FRONT, SR)
+    features = speaker_normalise(frontend.functionals(logmel, voice).numpy(), train.speakers)
     keras.utils.set_random_seed(0)
     frames, bands = training.input_shape(AUDIO, FRONT)
     cfg = StudentConfig(architecture="functionals")
@@ -183,10 +183,11 @@ def test_functionals_student_exports_with_its_own_speaker_statistics(functionals
 
     report, model, saved, test = functionals_export
     norm = export.normalisation_for(saved, SPEAKER_FRONT, test, test)
-    width = frontend.FUNCTIONALS_PER_BAND * FRONT.mel_bands
+    width = frontend.functionals_width(FRONT.mel_bands)
     assert norm.test_stats.shape == (len(test.pcm), 2, width)
     probs, _ = export.saved_model_outputs(saved, test.pcm, norm.test_stats)
-    stats = frontend.functionals(frontend.log_mel(tf.constant(test.pcm), FRONT, SR)).numpy()
+    logmel, voice = frontend.log_mel_and_voice(tf.constant(test.pcm), FRONT, SR)
+    stats = frontend.functionals(logmel, voice).numpy()
     expected = model({F.FUNCTIONALS: speaker_normalise(stats, test.speakers)})
     np.testing.assert_allclose(probs, tf.nn.softmax(expected).numpy(), atol=1e-3)
     assert report["saved_model"]["uar"] >= 0.95

@@ -127,10 +127,10 @@ def _numpy_functionals(x: np.ndarray) -> np.ndarray:
     return np.concatenate([*stats, loud_mean, loud_std], axis=1)
 
 
-def test_functionals_are_the_statistics_of_each_band():
+def test_band_functionals_are_the_statistics_of_each_band():
     x = np.random.default_rng(2).standard_normal((3, 50, 8)).astype(np.float32)
     x[0, :10] += 3.0  # a loud start: the loud-frame statistics differ from the whole window's
-    got = frontend.functionals(tf.constant(x)).numpy()
+    got = frontend.band_functionals(tf.constant(x)).numpy()
     assert got.shape == (3, frontend.FUNCTIONALS_PER_BAND * 8)
     np.testing.assert_allclose(got, _numpy_functionals(x), atol=1e-3)
 
@@ -147,8 +147,65 @@ def test_functionals_z_scored_per_speaker_ignore_a_per_band_gain():
     def z(values):
         return (values - values.mean(0)) / values.std(0)
 
-    a, b = (z(frontend.functionals(tf.constant(v)).numpy()) for v in (x, scaled))
+    a, b = (z(frontend.band_functionals(tf.constant(v)).numpy()) for v in (x, scaled))
     np.testing.assert_allclose(a, b, atol=2e-3)
+
+
+def _harmonic(f0: float, seconds: float = 3.0, gaps: bool = False) -> np.ndarray:
+    """A voice-like harmonic series at f0 (1/h amplitudes up to 4 kHz), optionally with the
+    middle third silent but for faint noise."""
+    t = np.arange(int(seconds * SR)) / SR
+    x = sum(0.2 / h * np.sin(2 * np.pi * f0 * h * t) for h in range(1, int(4000 // f0) + 1))
+    if gaps:
+        third = len(t) // 3
+        x[third : 2 * third] = 1e-3 * np.random.default_rng(0).standard_normal(third)
+    return x.astype(np.float32)
+
+
+def _voice(x: np.ndarray) -> np.ndarray:
+    return frontend.log_mel_and_voice(tf.constant(x[np.newaxis]), FrontendConfig(), SR)[1][0]
+
+
+@pytest.mark.parametrize("f0", [110.0, 180.0, 320.0])
+def test_voice_track_finds_the_pitch_of_a_harmonic_voice(f0):
+    voice = _voice(_harmonic(f0)).numpy()
+    expected = 12 * np.log2(f0 / frontend.PITCH_REFERENCE_HZ)
+    assert np.mean(voice[:, 1] > 0) > 0.95  # voiced
+    assert np.median(np.abs(voice[:, 0] - expected)) <= 0.55  # the grid is one per semitone
+
+
+def test_silence_and_noise_are_not_voiced():
+    voice = _voice(_harmonic(180.0, gaps=True)).numpy()
+    third = len(voice) // 3
+    assert np.mean(voice[third + 3 : 2 * third - 3, 1] > 0) < 0.05  # the faint-noise gap
+    assert np.mean(voice[: third - 3, 1] > 0) > 0.9
+    assert not np.any(_voice(np.zeros(SR, np.float32)).numpy()[:, 1] > 0)
+
+
+def test_log_mel_and_voice_log_mel_is_log_mel():
+    x = _harmonic(150.0, seconds=1.0)[np.newaxis]
+    both = frontend.log_mel_and_voice(tf.constant(x), FrontendConfig(), SR)[0]
+    np.testing.assert_array_equal(both, frontend.log_mel(tf.constant(x), FrontendConfig(), SR))
+
+
+def test_pitch_functionals_of_a_known_contour():
+    pitch = np.array([[40.0, 41.0, 43.0, 0.0, 42.0, 41.0]], np.float32)
+    voiced = np.array([[1, 1, 1, 0, 1, 1]], np.float32)
+    voice = tf.constant(np.stack([pitch, 2 * voiced - 1], -1))
+    got = frontend.pitch_functionals(voice).numpy()[0]
+    on = pitch[0][voiced[0] > 0]
+    changes = np.array([1.0, 2.0, -1.0])  # consecutive voiced pairs only
+    expected = [on.mean(), on.std(), 43.0, 40.0, 1.0, 1 / 3, changes.std(), 5 / 6]
+    np.testing.assert_allclose(got, expected, atol=1e-3)
+    unvoiced = frontend.pitch_functionals(tf.constant([[[50.0, -1.0]] * 4])).numpy()
+    np.testing.assert_allclose(unvoiced, np.zeros((1, 8)), atol=2e-3)  # sqrt(eps) in the stds
+
+
+def test_functionals_width():
+    x = _harmonic(150.0, seconds=1.0)[np.newaxis]
+    logmel, voice = frontend.log_mel_and_voice(tf.constant(x), FrontendConfig(), SR)
+    got = frontend.functionals(logmel, voice)
+    assert got.shape == (1, frontend.functionals_width(FrontendConfig().mel_bands))
 
 
 def test_bounded_functionals_are_finite_and_clipped():

@@ -12,7 +12,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 
 from components import features as F
 from components.audio.corpora import Clip
-from components.audio.frontend import FUNCTIONALS_PER_BAND, num_frames
+from components.audio.frontend import functionals_width, num_frames
 from components.audio.windows import to_pcm16_bytes, window_clip
 from components.example_gen.ingest import make_example
 from components.neighbours.packing import pack_example
@@ -70,7 +70,7 @@ def transformed_example(seed: int) -> tf.train.Example:
 
     feature = {
         F.LOGMEL: floats(size),
-        F.FUNCTIONALS: floats(FUNCTIONALS_PER_BAND * bands),
+        F.FUNCTIONALS: floats(functionals_width(bands)),
         F.LABEL_ID: tf.train.Feature(int64_list=tf.train.Int64List(value=[seed % 6])),
         F.LABEL: text("sad"),
         F.ID: text(f"clip{seed}:0"),
@@ -97,7 +97,7 @@ def test_packed_schema_matches_the_default_config():
     assert schema[F.LOGMEL].shape.dim[0].size == size
     assert schema[f"{F.NBR_PREFIX}{k - 1}_{F.LOGMEL}"].value_count.max == size
     assert schema[MEAN].shape.dim[0].size == FrontendConfig().mel_bands
-    width = FUNCTIONALS_PER_BAND * FrontendConfig().mel_bands
+    width = functionals_width(FrontendConfig().mel_bands)
     assert schema[F.FUNCTIONALS].shape.dim[0].size == width
     assert schema[f"{F.NBR_PREFIX}{k - 1}_{F.FUNCTIONALS}"].value_count.max == width
 

@@ -63,7 +63,7 @@ def build_student(cfg: StudentConfig, frames: int, bands: int, num_classes: int)
     `cfg.filters` is the size knob of the convolutional bodies.
     """
     if cfg.architecture == "functionals":
-        return _functionals_student(cfg, frontend.FUNCTIONALS_PER_BAND * bands, num_classes)
+        return _functionals_student(cfg, frontend.functionals_width(bands), num_classes)
     inputs, x = _logmel_input(frames, bands)
     if cfg.architecture == "tdnn":
         x = _time_convolutions(x, cfg.filters, bands)

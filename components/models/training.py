@@ -241,12 +241,13 @@ def pcm_signature(
 
     @tf.function(input_signature=[pcm_spec, stats_spec])
     def serve_adaptive(pcm, speaker_stats):
-        logmel = frontend.log_mel(pcm, front, audio.sample_rate)
+        voiced = name == F.FUNCTIONALS
+        logmel, voice = frontend.log_mel_and_voice(pcm, front, audio.sample_rate, voiced)
         with tf.name_scope(frontend.FRONTEND_SCOPE):
             # [1, rows, n]: the log-mel frames, or the window's functionals as one row
             features = logmel
             if name == F.FUNCTIONALS:
-                features = frontend.functionals(logmel)[:, tf.newaxis]
+                features = frontend.functionals(logmel, voice)[:, tf.newaxis]
             moments = tf.stack(
                 [
                     tf.reduce_mean(features, axis=-2)[0],

@@ -42,7 +42,7 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor], custom_config: dict[str, Any]
     classes = tuple(custom_config["classes"])
 
     pcm = frontend.decode_pcm16(tf.reshape(inputs[F.AUDIO], [-1]), audio.window_samples)
-    logmel = frontend.log_mel(pcm, front, audio.sample_rate)  # [B, T, M]
+    logmel, voice = frontend.log_mel_and_voice(pcm, front, audio.sample_rate)  # [B, T, M|2]
     frames = tf.reshape(logmel, [-1, front.mel_bands])  # analyzers reduce over every frame
     mean = tft.mean(frames, reduce_instance_dims=False)
     inv_std = tf.math.rsqrt(tft.var(frames, reduce_instance_dims=False) + 1e-6)
@@ -50,7 +50,7 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor], custom_config: dict[str, Any]
     frames_per_window = frontend.num_frames(audio.window_samples, front)
     label = tf.reshape(inputs[F.LABEL], [-1])
     speaker = tf.reshape(inputs[F.SPEAKER], [-1])
-    stats = frontend.functionals(logmel)  # of the raw log-mel: see frontend.functionals
+    stats = frontend.functionals(logmel, voice)  # of the raw log-mel: see frontend.functionals
     if front.normalisation == "speaker":
         frame_speakers = tf.repeat(speaker, frames_per_window)  # frames are window-major
         normalised = tft.scale_to_z_score_per_key(frames, frame_speakers, elementwise=True)
