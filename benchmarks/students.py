@@ -51,6 +51,7 @@ TOKENS: dict[str, dict] = {
     "embedding": {"regularised_layer": "embedding"},
     "kl": {"distance_type": "kl_divergence"},
     "m0.1": {"graph_multiplier": 0.1},
+    "m0.3": {"graph_multiplier": 0.3},
     "m1": {"graph_multiplier": 1.0},
     "m3": {"graph_multiplier": 3.0},
     "k1": {"num_neighbours": 1},
@@ -90,9 +91,11 @@ BASELINES = {  # name: (feature set, linear model, per-speaker normalised)
 
 @dataclasses.dataclass
 class Corpus:
-    """Windows of a corpus: log-mel [n, frames, bands] and per-window speaker, clip, label."""
+    """Windows of a corpus: log-mel [n, frames, bands], voice track [n, frames, 2] and
+    per-window speaker, clip, label."""
 
     logmel: np.ndarray
+    voice: np.ndarray
     speaker: np.ndarray
     clip: np.ndarray
     label: np.ndarray
@@ -101,18 +104,20 @@ class Corpus:
 
 def load(spec: CorpusSpec, classes: tuple[str, ...], audio: AudioConfig, front: FrontendConfig):
     """Decodes, windows and log-mels every clip (cached on disk by corpus and settings)."""
-    digest = hashlib.sha1(repr((spec.path, classes, audio, front)).encode()).hexdigest()
+    from components.audio import frontend
+
+    voicing = (frontend.VOICING_WEIGHTS, frontend.VOICING_BIAS, frontend.SILENCE_LOG_ENERGY)
+    key = repr((spec.path, classes, audio, front, voicing, frontend.PITCH_FMAX_HZ))
+    digest = hashlib.sha1(key.encode()).hexdigest()
     key = f"{spec.kind}-{digest[:10]}"
     path = CACHE / f"students-{key}.npz"
     if path.exists():
         data = np.load(path)
-        return Corpus(*(data[k] for k in ("logmel", "speaker", "clip", "label")), classes)
+        return Corpus(*(data[k] for k in ("logmel", "voice", "speaker", "clip", "label")), classes)
     import tensorflow as tf
 
-    from components.audio import frontend
-
     clips, _ = corpora.list_clips(spec, classes)
-    rows, logmels = [], []
+    rows, logmels, voices = [], [], []
     for clip in clips:
         try:
             cut = windows.window_clip(decode.load_audio(clip.path, audio.sample_rate), audio)
@@ -120,13 +125,16 @@ def load(spec: CorpusSpec, classes: tuple[str, ...], audio: AudioConfig, front: 
             print(f"skipped {e}")
             continue
         pcm = np.stack([w for _, w in cut])
-        logmels.append(frontend.log_mel(tf.constant(pcm), front, audio.sample_rate).numpy())
+        logmel, voice = frontend.log_mel_and_voice(tf.constant(pcm), front, audio.sample_rate)
+        logmels.append(logmel.numpy())
+        voices.append(voice.numpy())
         rows += [(clip.speaker, clip.clip_id, classes.index(clip.label))] * len(cut)
     speaker, clip_ids, label = (np.array(c) for c in zip(*rows, strict=True))
     CACHE.mkdir(parents=True, exist_ok=True)
     logmel = np.concatenate(logmels).astype(np.float32)
-    np.savez(path, logmel=logmel, speaker=speaker, clip=clip_ids, label=label)
-    return Corpus(logmel, speaker, clip_ids, label, classes)
+    voice = np.concatenate(voices).astype(np.float32)
+    np.savez(path, logmel=logmel, voice=voice, speaker=speaker, clip=clip_ids, label=label)
+    return Corpus(logmel, voice, speaker, clip_ids, label, classes)
 
 
 def speaker_normalised(corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
@@ -221,7 +229,7 @@ def train_one(task: dict) -> dict:
         from components.audio.frontend import bounded, functionals
         from components.expert.functionals import speaker_normalise
 
-        stats = functionals(tf.constant(corpus.logmel)).numpy()
+        stats = functionals(tf.constant(corpus.logmel), tf.constant(corpus.voice)).numpy()
         flat = bounded(tf.constant(speaker_normalise(stats, list(corpus.speaker)))).numpy()
         if pool or hint:
             raise ValueError(f"{task['variant']}: pool and hint variants need a log-mel student")
@@ -413,6 +421,12 @@ def main() -> None:
         help="share of each train speaker's clips that keep their label; the others stay in "
         "the graph as unlabelled neighbours (the baselines are fitted on the same labels)",
     )
+    p.add_argument(
+        "--select",
+        default="",
+        help="NAME=V1+V2+...: a row per fold and seed for the variant among V1, V2, ... with the "
+        "best validation clip UAR (the first on ties), as a trainer choosing on validation would",
+    )
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", default="")
     args = p.parse_args()
@@ -476,6 +490,10 @@ def main() -> None:
         for row in pool.map(train_one, tasks):
             rows.append(row)
             print(json.dumps(row), flush=True)
+    if args.select:
+        name, candidates = args.select.split("=", 1)
+        rows += selected_rows(rows, name, candidates.split("+"))
+        variants.append(name)
     table = summarise(rows, variants, reference)
     print(table)
     out = Path(args.out or RESULTS / f"students-{kind}.json")
@@ -580,6 +598,18 @@ def cross_fitted_probabilities(
         fit = (split == "train") & (speaker != s)
         model = fit_linear(x[fit], label[fit], x[va], label[va], classes, "lr")
         out[speaker == s] = model.probabilities(x[speaker == s], temperature)
+    return out
+
+
+def selected_rows(rows: list[dict], name: str, candidates: list[str]) -> list[dict]:
+    """Per fold and seed, the row of the candidate variant with the best validation clip UAR
+    (the earliest candidate on ties), renamed `name` and naming its choice in `selected`."""
+    by_key = {(r["variant"], r["fold"], r["seed"]): r for r in rows}
+    out = []
+    for fold, seed in sorted({(r["fold"], r["seed"]) for r in rows if r["variant"] in candidates}):
+        mine = [by_key[(c, fold, seed)] for c in candidates if (c, fold, seed) in by_key]
+        best = max(mine, key=lambda r: (r["val_clip_uar"], -mine.index(r)))
+        out.append({**best, "variant": name, "selected": best["variant"]})
     return out
 
 

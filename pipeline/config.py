@@ -425,6 +425,10 @@ class StudentConfig:
         time and frequency ("mean") or that and its maximum ("mean_max": a short emotional
         burst is not averaged away).
       graph_multiplier: weight of the graph loss; 0 trains on speech alone (the baseline).
+      graph_multipliers: more multipliers to try (0 allowed): the trainer fits one student per
+        multiplier, graph_multiplier first, and keeps the one with the best validation clip UAR
+        (the earlier on ties). A graph that does not help on the validation speakers is then
+        not used; training.json names the multiplier chosen.
       num_neighbours: neighbours read per example (NSL `max_neighbors`).
       distance_type: NSL distance between sample and neighbour outputs ("l2", "cosine",
         "kl_divergence", "jensen_shannon_divergence"; the divergences softmax both first).
@@ -455,6 +459,7 @@ class StudentConfig:
     learning_rate: float = 3e-3
     dropout: float = 0.2
     graph_multiplier: float = 0.3
+    graph_multipliers: tuple[float, ...] = ()
     num_neighbours: int = 3
     distance_type: str = "l2"
     regularised_layer: str = "logits"
@@ -482,6 +487,11 @@ class StudentConfig:
             raise ValueError(
                 f"regularised_layer must be one of {REGULARISED_LAYERS}, "
                 f"got {self.regularised_layer!r}"
+            )
+        if min((self.graph_multiplier, *self.graph_multipliers)) < 0:
+            raise ValueError(
+                "graph_multiplier and graph_multipliers must be >= 0, got "
+                f"{self.graph_multiplier} and {self.graph_multipliers}"
             )
         if not 0.0 <= self.distillation_weight <= 1.0 or self.distillation_temperature <= 0:
             raise ValueError(

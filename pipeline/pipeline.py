@@ -235,7 +235,9 @@ def _variant_trainer(
     if variant in (SPEECH_ONLY, DISTILLED_STUDENT):  # the distilled one also reads a teacher
         if variant == DISTILLED_STUDENT and distil_from is None:
             raise ValueError(f"{DISTILLED_STUDENT} needs a teacher to distil from")
-        student = dataclasses.replace(config.student, seed=seed, graph_multiplier=0.0)
+        student = dataclasses.replace(
+            config.student, seed=seed, graph_multiplier=0.0, graph_multipliers=()
+        )
         return _trainer(
             name,
             STUDENT_RUN_FN,

@@ -160,7 +160,7 @@ def test_functionals_student_trains_with_the_graph_and_quantises_only_its_dense_
         quantization_aware=quantization_aware,
     )
     base = networks.build_student(cfg, FRAMES, BANDS, CLASSES)
-    width = frontend.FUNCTIONALS_PER_BAND * BANDS
+    width = frontend.functionals_width(BANDS)
     assert training.model_input(base) == (F.FUNCTIONALS, width)
     embedding = hidden_units[-1] if hidden_units else width
     assert base.get_layer(networks.EMBEDDING_LAYER).output.shape[-1] == embedding
@@ -189,3 +189,65 @@ def test_functionals_student_trains_with_the_graph_and_quantises_only_its_dense_
 def test_functionals_student_refuses_augmentation():
     with pytest.raises(ValueError, match="augment"):
         StudentConfig(architecture="functionals", augment=AugmentConfig(enabled=True))
+
+
+def _write_examples(path, x: np.ndarray, y: np.ndarray, neighbours: int = 0) -> str:
+    """Gzipped tf.Examples of functionals windows (one clip each), with `neighbours` copies of
+    another window as neighbours, as the packer writes them."""
+    rng = np.random.default_rng(len(x))
+    with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:
+        for i, (row, label) in enumerate(zip(x, y, strict=True)):
+            feature = {
+                F.FUNCTIONALS: tf.train.Feature(float_list=tf.train.FloatList(value=row)),
+                F.LABEL_ID: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                F.ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[f"c{i}:0".encode()])),
+            }
+            for k in range(neighbours):
+                other = x[rng.integers(len(x))]
+                feature[f"{F.NBR_PREFIX}{k}_{F.FUNCTIONALS}"] = tf.train.Feature(
+                    float_list=tf.train.FloatList(value=other)
+                )
+                feature[f"{F.NBR_PREFIX}{k}{F.NBR_WEIGHT_SUFFIX}"] = tf.train.Feature(
+                    float_list=tf.train.FloatList(value=[1.0])
+                )
+            example = tf.train.Example(features=tf.train.Features(feature=feature))
+            writer.write(example.SerializeToString())
+    return str(path)
+
+
+@pytest.mark.slow
+def test_student_trainer_keeps_the_multiplier_that_validates_best(tmp_path):
+    """With graph_multipliers the trainer fits one student per multiplier and exports the one
+    with the best validation UAR; training.json's figures say which and why."""
+    from components.student.trainer import train_student
+    from pipeline.config import AudioConfig, FrontendConfig
+
+    audio, front = AudioConfig(window_seconds=1.0), FrontendConfig()
+    width = frontend.functionals_width(front.mel_bands)
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % CLASSES
+    x = rng.standard_normal((60, width)).astype(np.float32) + y[:, None] * 0.3
+    train = _write_examples(tmp_path / "train.gz", x[:40], y[:40], neighbours=2)
+    val = _write_examples(tmp_path / "val.gz", x[40:], y[40:])
+    cfg = StudentConfig(
+        architecture="functionals",
+        epochs=2,
+        num_neighbours=2,
+        graph_multiplier=3.0,
+        graph_multipliers=(0.0, 0.5),
+    )
+    summary = train_student(
+        [train], [val], str(tmp_path / "serving"), "", cfg, audio, front, ("a", "b", "c")
+    )
+    scores = summary["val_uar_by_multiplier"]
+    assert list(scores) == [3.0, 0.0, 0.5]
+    first_best = max(scores, key=lambda m: (scores[m], -list(scores).index(m)))
+    assert summary["graph_multiplier"] == first_best
+    assert summary["val_uar"] == scores[first_best]
+    served = tf.saved_model.load(str(tmp_path / "serving"))
+    assert "pcm" in served.signatures
+
+
+def test_negative_multipliers_are_refused():
+    with pytest.raises(ValueError, match="must be >= 0"):
+        StudentConfig(graph_multipliers=(0.1, -1.0))

@@ -9,6 +9,7 @@ softened probabilities as a second target.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import neural_structured_learning as nsl
@@ -138,13 +139,59 @@ def train_student(
     teacher_dir: str | None = None,
 ) -> dict:
     """Fits the student (NSL when the multiplier is positive, distilled from the teacher at
-    `teacher_dir` when one is given), exports the base model."""
+    `teacher_dir` when one is given), exports the base model. With `cfg.graph_multipliers`
+    it fits one student per multiplier (graph_multiplier first) and exports the one with the
+    best validation UAR, so a graph that does not help on the validation speakers is not used."""
+    if teacher_dir and (cfg.graph_multiplier > 0 or cfg.graph_multipliers):
+        raise ValueError("a distilled student is trained without the graph (multiplier 0)")
+    choices = {}
+    base, best = None, None
+    for multiplier in dict.fromkeys((cfg.graph_multiplier, *cfg.graph_multipliers)):
+        candidate = dataclasses.replace(cfg, graph_multiplier=multiplier, graph_multipliers=())
+        model, fitted = _fit(
+            candidate, train_files, eval_files, transform_output, audio, front, classes, teacher_dir
+        )
+        choices[multiplier] = fitted.best_uar
+        if best is None or fitted.best_uar > best.best_uar:
+            base, best, chosen = model, fitted, multiplier
+    baked = training.baked_statistics(transform_output, audio, front)
+    training.save(
+        base,
+        serving_dir,
+        {
+            "serving_default": training.examples_signature(base),
+            "pcm": training.pcm_signature(base, audio, front, baked),
+        },
+    )
+    return {
+        "best_epoch": best.best_epoch,
+        "val_uar": best.best_uar,
+        "history": best.history,
+        "params": base.count_params(),
+        "graph_multiplier": chosen,
+        "val_uar_by_multiplier": choices,
+        "architecture": cfg.architecture,
+        "regularised_layer": cfg.regularised_layer,
+        "augment": cfg.augment.enabled,
+        "distilled_from": teacher_dir,
+    }
+
+
+def _fit(
+    cfg: StudentConfig,
+    train_files,
+    eval_files,
+    transform_output: str,
+    audio: AudioConfig,
+    front: FrontendConfig,
+    classes: tuple[str, ...],
+    teacher_dir: str | None,
+) -> tuple[keras.Model, training.BestValidationUAR]:
+    """One student fitted with `cfg.graph_multiplier`; its weights are the best epoch's."""
     keras.utils.set_random_seed(cfg.seed)
     frames, bands = training.input_shape(audio, front)
     base = networks.build_student(cfg, frames, bands, len(classes))
     use_graph = cfg.graph_multiplier > 0
-    if use_graph and teacher_dir:
-        raise ValueError("a distilled student is trained without the graph (multiplier 0)")
     if teacher_dir:
         model = Distiller(base, cfg.distillation_weight, cfg.distillation_temperature)
     else:
@@ -176,26 +223,7 @@ def train_student(
     )
     weights = training.class_weights(train_files, len(classes))
     model.fit(train, epochs=cfg.epochs, callbacks=[best], class_weight=weights, verbose=2)
-    baked = training.baked_statistics(transform_output, audio, front)
-    training.save(
-        base,
-        serving_dir,
-        {
-            "serving_default": training.examples_signature(base),
-            "pcm": training.pcm_signature(base, audio, front, baked),
-        },
-    )
-    return {
-        "best_epoch": best.best_epoch,
-        "val_uar": best.best_uar,
-        "history": best.history,
-        "params": base.count_params(),
-        "graph_multiplier": cfg.graph_multiplier,
-        "architecture": cfg.architecture,
-        "regularised_layer": cfg.regularised_layer,
-        "augment": cfg.augment.enabled,
-        "distilled_from": teacher_dir,
-    }
+    return base, best
 
 
 def run_fn(fn_args) -> None:
