@@ -24,7 +24,16 @@ from pathlib import Path
 
 from components.audio.corpora import SUPPORTED_CORPORA
 from components.audio.splits import SplitError
-from pipeline.config import EMOTIONS, SPANS_KIND, ConfigError, CorpusSpec, RunConfig, SynthConfig
+from pipeline.config import (
+    EMOTIONS,
+    SPANS_KIND,
+    VARIANTS,
+    ConfigError,
+    CorpusSpec,
+    RunConfig,
+    SynthConfig,
+    check_variants,
+)
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 LOG_DIR = "logs"
@@ -238,8 +247,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
         folds = experiment.fold_count(config, args.folds)
         fold = experiment.fold_config(config, args.out, folds, 0)
-        steps.expect(len(create_experiment_pipeline(fold, args.seeds).components))
-        results = experiment.run_experiment(config, args.folds, args.seeds, args.out)
+        pipeline = create_experiment_pipeline(fold, args.seeds, variants=args.variants)
+        steps.expect(len(pipeline.components))
+        results = experiment.run_experiment(config, args.folds, args.seeds, args.out, args.variants)
     print(steps.summary())
     print((Path(args.out) / "report.md").read_text())
     print(f"results: {args.out}/results.json ({results['seconds']:.0f} s)")
@@ -265,6 +275,14 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> typing.NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _variants(text: str) -> tuple[str, ...]:
+    """An argparse type: comma-separated experiment variants (pipeline.config.check_variants)."""
+    try:
+        return check_variants([v.strip() for v in text.split(",") if v.strip()])
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _at_least(minimum: float, kind: type[int] | type[float]) -> Callable[[str], float]:
@@ -424,6 +442,13 @@ def build_parser() -> argparse.ArgumentParser:
         "config's split.fold_speakers if set, which another value contradicts, else 3)",
     )
     exp.add_argument("--seeds", type=_at_least(1, int), default=3, help="training seeds per fold")
+    exp.add_argument(
+        "--variants",
+        type=_variants,
+        default=",".join(VARIANTS),
+        help=f"models to train and compare, comma-separated (default all: {','.join(VARIANTS)}); "
+        "the openSMILE baselines are always scored",
+    )
     exp.add_argument("--out", required=True, help="experiment directory")
     exp.set_defaults(func=cmd_experiment)
 

@@ -847,3 +847,23 @@ def _join(path: str, key: str) -> str:
 
 def _at(path: str, message: str) -> str:
     return f"{path}: {message}" if path else message
+
+
+# The models an experiment compares.
+NSL_STUDENT, SPEECH_ONLY, FINETUNED_TEACHER = "nsl_student", "speech_only", "finetuned_teacher"
+DISTILLED_STUDENT = "distilled_student"
+# In dependency order: the distilled student learns from the same seed's fine-tuned teacher.
+VARIANTS = (NSL_STUDENT, SPEECH_ONLY, FINETUNED_TEACHER, DISTILLED_STUDENT)
+
+
+def check_variants(variants: Sequence[str]) -> tuple[str, ...]:
+    """The experiment's models in VARIANTS order; the NSL student (what the others are compared
+    with) is always one, and the distilled student needs the fine-tuned teacher."""
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise ValueError(f"unknown variants {unknown}; valid: {list(VARIANTS)}")
+    if NSL_STUDENT not in variants:
+        raise ValueError(f"the variants must include {NSL_STUDENT!r}, the model compared")
+    if DISTILLED_STUDENT in variants and FINETUNED_TEACHER not in variants:
+        raise ValueError(f"{DISTILLED_STUDENT!r} is distilled from {FINETUNED_TEACHER!r}: add it")
+    return tuple(v for v in VARIANTS if v in variants)

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +23,9 @@ from components.evaluation import evaluate
 from components.expert import baselines
 from components.tflite_pusher import export
 from pipeline import report
-from pipeline.config import RunConfig
+from pipeline.config import NSL_STUDENT, VARIANTS, RunConfig, check_variants
 from pipeline.local_runner import prepare_synthetic
-from pipeline.pipeline import (
-    NSL_STUDENT,
-    VARIANTS,
-    create_experiment_pipeline,
-    experiment_trainer_id,
-)
+from pipeline.pipeline import create_experiment_pipeline, experiment_trainer_id
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +116,16 @@ def score_model(model_dir: str, data: TestData, config: RunConfig) -> dict:
     }
 
 
-def run_fold(config: RunConfig, seeds: int, functionals_cache: dict) -> dict:
+def run_fold(
+    config: RunConfig, seeds: int, functionals_cache: dict, variants: Sequence[str] = VARIANTS
+) -> dict:
     """Runs one fold's pipeline and scores every variant x seed on its test speakers, and the
     openSMILE + linear baselines on the same clips (`functionals_cache` carries each clip's
     functionals from fold to fold)."""
     metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
-    tfx.orchestration.LocalDagRunner().run(create_experiment_pipeline(config, seeds, metadata))
+    variants = check_variants(variants)
+    pipeline = create_experiment_pipeline(config, seeds, metadata, variants)
+    tfx.orchestration.LocalDagRunner().run(pipeline)
     outputs = report.outputs_of_last_run(config)
     test_pattern = f"{outputs['target_transform']['transformed_examples']}/Split-test/*"
     raw_uri = outputs["target_example_gen"]["examples"]
@@ -137,7 +137,7 @@ def run_fold(config: RunConfig, seeds: int, functionals_cache: dict) -> dict:
     data = test_data(test_pattern, raw_uri, config)
     rows = []
     for seed in range(seeds):
-        for variant in VARIANTS:
+        for variant in variants:
             scores = score_model(model_dir(variant, seed), data, config)
             rows.append({"variant": variant, "seed": seed, **scores})
             log.info(
@@ -181,6 +181,8 @@ def aggregate(folds: list[dict], classes: tuple[str, ...]) -> dict:
     table = {}
     for variant in VARIANTS:
         rows = [r for f in folds for r in f["rows"] if r["variant"] == variant]
+        if not rows:
+            continue
         entry = {
             k: {
                 "mean": float(np.mean([r[k] for r in rows])),
@@ -381,16 +383,19 @@ def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def run_experiment(base: RunConfig, folds: int | None, seeds: int, out: str) -> dict:
-    """Runs every fold (`fold_count` of them), writes out/results.json and out/report.md,
-    returns the results."""
+def run_experiment(
+    base: RunConfig, folds: int | None, seeds: int, out: str, variants: Sequence[str] = VARIANTS
+) -> dict:
+    """Runs every fold (`fold_count` of them) with the models `variants`, writes
+    out/results.json and out/report.md, returns the results."""
     folds = fold_count(base, folds)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     prepare_synthetic(base)
     start, details, functionals_cache = time.time(), [], {}
     for fold in range(folds):
-        details.append(run_fold(fold_config(base, out, folds, fold), seeds, functionals_cache))
+        config = fold_config(base, out, folds, fold)
+        details.append(run_fold(config, seeds, functionals_cache, variants))
         elapsed = time.time() - start
         log.info(
             "experiment: fold %d/%d done, %.0f s elapsed, about %.0f s left",

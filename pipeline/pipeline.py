@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from tfx import v1 as tfx
@@ -27,17 +28,23 @@ from components.models.training import input_shape
 from components.neighbours.component import NeighbourPacker
 from components.teacher.imported import stage_teacher
 from components.tflite_pusher.component import TFLitePusher
-from pipeline.config import CorpusSpec, RunConfig, SplitConfig, section_to_json
+from pipeline.config import (
+    DISTILLED_STUDENT,
+    FINETUNED_TEACHER,
+    NSL_STUDENT,
+    SPEECH_ONLY,
+    VARIANTS,
+    CorpusSpec,
+    RunConfig,
+    SplitConfig,
+    check_variants,
+    section_to_json,
+)
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "raw_audio" / "schema.pbtxt"
 PREPROCESSING_FN = "components.transform.preprocessing.preprocessing_fn"
 TEACHER_RUN_FN = "components.teacher.trainer.run_fn"
 STUDENT_RUN_FN = "components.student.trainer.run_fn"
-
-NSL_STUDENT, SPEECH_ONLY, FINETUNED_TEACHER = "nsl_student", "speech_only", "finetuned_teacher"
-DISTILLED_STUDENT = "distilled_student"
-# In dependency order: the distilled student learns from the same seed's fine-tuned teacher.
-VARIANTS = (NSL_STUDENT, SPEECH_ONLY, FINETUNED_TEACHER, DISTILLED_STUDENT)
 
 
 def _ingest_and_validate(
@@ -275,7 +282,10 @@ def experiment_trainer_id(variant: str, seed: int) -> str:
 
 
 def create_experiment_pipeline(
-    config: RunConfig, seeds: int, metadata_connection_config=None
+    config: RunConfig,
+    seeds: int,
+    metadata_connection_config=None,
+    variants: Sequence[str] = VARIANTS,
 ) -> tfx.dsl.Pipeline:
     """The shared steps plus every variant x seed trainer (no Evaluator/Pusher): one fold of
     `emograph experiment`. Teacher, embeddings and graph are computed once and reused."""
@@ -283,7 +293,7 @@ def create_experiment_pipeline(
     trainers = []
     for seed in range(seeds):
         by_variant: dict = {}
-        for variant in VARIANTS:
+        for variant in check_variants(variants):
             teacher = by_variant.get(FINETUNED_TEACHER)
             by_variant[variant] = _variant_trainer(
                 variant,

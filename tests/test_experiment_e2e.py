@@ -6,8 +6,7 @@ import pytest
 
 from components.expert.baselines import BASELINES
 from pipeline import cli
-from pipeline.config import RunConfig
-from pipeline.pipeline import VARIANTS
+from pipeline.config import VARIANTS, RunConfig
 
 pytestmark = pytest.mark.e2e
 
