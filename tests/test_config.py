@@ -61,3 +61,15 @@ def test_extra_sources_round_trip_as_corpus_specs():
 def test_sources_that_cannot_be_ingested_together_are_refused(extra, error):
     with pytest.raises(ValueError, match=error):
         RunConfig.tiny("/tmp/x").replace(extra_sources=extra)
+
+
+def test_experiment_variants_keep_the_nsl_student_and_the_distilled_students_teacher():
+    from pipeline.config import check_variants
+
+    assert check_variants(["speech_only", "nsl_student"]) == ("nsl_student", "speech_only")
+    with pytest.raises(ValueError, match="must include 'nsl_student'"):
+        check_variants(["speech_only"])
+    with pytest.raises(ValueError, match="distilled from 'finetuned_teacher'"):
+        check_variants(["nsl_student", "distilled_student"])
+    with pytest.raises(ValueError, match="unknown variants"):
+        check_variants(["nsl_student", "teacher"])
