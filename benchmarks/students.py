@@ -425,7 +425,8 @@ def main() -> None:
         "--select",
         default="",
         help="NAME=V1+V2+...: a row per fold and seed for the variant among V1, V2, ... with the "
-        "best validation clip UAR (the first on ties), as a trainer choosing on validation would",
+        "best validation clip UAR (the first on ties), as the student trainer chooses among "
+        "graph_multipliers (list them by ascending multiplier)",
     )
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", default="")

@@ -426,9 +426,9 @@ class StudentConfig:
         burst is not averaged away).
       graph_multiplier: weight of the graph loss; 0 trains on speech alone (the baseline).
       graph_multipliers: more multipliers to try (0 allowed): the trainer fits one student per
-        multiplier, graph_multiplier first, and keeps the one with the best validation clip UAR
-        (the earlier on ties). A graph that does not help on the validation speakers is then
-        not used; training.json names the multiplier chosen.
+        multiplier (these and graph_multiplier) and keeps the one with the best validation clip
+        UAR, the smaller multiplier on ties. A graph that does not help on the validation
+        speakers is then not used; training.json names the multiplier chosen.
       num_neighbours: neighbours read per example (NSL `max_neighbors`).
       distance_type: NSL distance between sample and neighbour outputs ("l2", "cosine",
         "kl_divergence", "jensen_shannon_divergence"; the divergences softmax both first).

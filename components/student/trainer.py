@@ -140,19 +140,20 @@ def train_student(
 ) -> dict:
     """Fits the student (NSL when the multiplier is positive, distilled from the teacher at
     `teacher_dir` when one is given), exports the base model. With `cfg.graph_multipliers`
-    it fits one student per multiplier (graph_multiplier first) and exports the one with the
-    best validation UAR, so a graph that does not help on the validation speakers is not used."""
+    it fits one student per multiplier and exports the one with the best validation UAR (the
+    smaller multiplier on ties): a graph that does not help on the validation speakers is not
+    used."""
     if teacher_dir and (cfg.graph_multiplier > 0 or cfg.graph_multipliers):
         raise ValueError("a distilled student is trained without the graph (multiplier 0)")
     choices = {}
     base, best = None, None
-    for multiplier in dict.fromkeys((cfg.graph_multiplier, *cfg.graph_multipliers)):
+    for multiplier in sorted({cfg.graph_multiplier, *cfg.graph_multipliers}):
         candidate = dataclasses.replace(cfg, graph_multiplier=multiplier, graph_multipliers=())
         model, fitted = _fit(
             candidate, train_files, eval_files, transform_output, audio, front, classes, teacher_dir
         )
         choices[multiplier] = fitted.best_uar
-        if best is None or fitted.best_uar > best.best_uar:
+        if best is None or fitted.best_uar > best.best_uar:  # ties: the smaller multiplier
             base, best, chosen = model, fitted, multiplier
     baked = training.baked_statistics(transform_output, audio, front)
     training.save(
