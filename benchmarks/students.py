@@ -221,7 +221,10 @@ def train_one(task: dict) -> dict:
     self_pad = options.pop("graph_self_pad", False)
     if options.pop("augment", False):
         options["augment"] = AugmentConfig(enabled=True)
-    cfg = dataclasses.replace(StudentConfig(), seed=task["seed"], **options)
+    # variants start from the DS-CNN with one multiplier (the tokens change both), whatever
+    # the pipeline's default student is
+    start = StudentConfig(architecture="dscnn", graph_multipliers=())
+    cfg = dataclasses.replace(start, seed=task["seed"], **options)
     keras.utils.set_random_seed(cfg.seed)
     base = networks.build_student(cfg, frames, bands, len(corpus.classes))
     name, _ = training.model_input(base)

@@ -413,11 +413,12 @@ class StudentConfig:
     """The small on-device model and its NSL graph regularisation.
 
     Attributes:
-      architecture: one of ARCHITECTURES: "dscnn" (a strided 3x3 conv, then depthwise-separable
-        blocks), "tdnn" (convolutions over time whose first layer spans every band) or
-        "functionals" (a linear model on Transform's `functionals`: 8 statistics of each
-        log-mel band over the window, z-scored per speaker like the log-mel, or globally;
-        components/audio/frontend.py, components/models/networks.py).
+      architecture: one of ARCHITECTURES: "functionals" (the default: a linear model on
+        Transform's `functionals`, 8 statistics of each log-mel band and 8 of the pitch over the
+        window, z-scored per speaker; components/audio/frontend.py, components/models/
+        networks.py), "dscnn" (a strided 3x3 conv, then depthwise-separable blocks) or "tdnn"
+        (convolutions over time whose first layer spans every band). On RAVDESS and EMOVO the
+        functionals student beats both convolutional ones (docs/experiments.md).
       filters: channels of the convolutional bodies' layers (their size knob).
       hidden_units: the functionals student's hidden ReLU layers between its standardised
         functionals and the logits (empty: a linear model).
@@ -450,7 +451,7 @@ class StudentConfig:
         on 97-99% (README "Edge cost"). False quantises after training instead.
     """
 
-    architecture: str = "dscnn"
+    architecture: str = "functionals"
     filters: tuple[int, ...] = (24, 32, 48, 64)
     hidden_units: tuple[int, ...] = ()
     pooling: str = "mean"
@@ -459,7 +460,7 @@ class StudentConfig:
     learning_rate: float = 3e-3
     dropout: float = 0.2
     graph_multiplier: float = 0.3
-    graph_multipliers: tuple[float, ...] = ()
+    graph_multipliers: tuple[float, ...] = (0.0, 0.1, 1.0)
     num_neighbours: int = 3
     distance_type: str = "l2"
     regularised_layer: str = "logits"

@@ -62,7 +62,7 @@ def _trained_student(features: np.ndarray, labels: np.ndarray, quantization_awar
 
     keras.utils.set_random_seed(0)
     frames, bands = training.input_shape(AUDIO, FRONT)
-    cfg = StudentConfig(filters=(8, 16), quantization_aware=quantization_aware)
+    cfg = StudentConfig("dscnn", filters=(8, 16), quantization_aware=quantization_aware)
     model = networks.build_student(cfg, frames, bands, len(CLASSES))
     model.compile(
         keras.optimizers.Adam(3e-3),
@@ -313,7 +313,10 @@ def test_post_training_int8_keeps_the_audio_float(tmp_path):
     audio, front = AudioConfig(), FrontendConfig(mel_bands=24, normalisation="global")
     frames, bands = training.input_shape(audio, front)
     model = networks.build_student(
-        StudentConfig(filters=(8, 16), quantization_aware=False), frames, bands, len(CLASSES)
+        StudentConfig("dscnn", filters=(8, 16), quantization_aware=False),
+        frames,
+        bands,
+        len(CLASSES),
     )
     saved = str(tmp_path / "serving")
     stats = np.stack([np.zeros(bands), np.ones(bands)]).astype(np.float32)

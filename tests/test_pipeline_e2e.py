@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from components import features as F
+from components.audio import frontend
 from pipeline import local_runner, report
 from pipeline.config import RunConfig
 
@@ -109,7 +110,7 @@ def test_transformed_functionals_are_z_scored_per_speaker(finished_run):
     assert len(by_speaker) >= 3
     for rows in by_speaker.values():
         rows = np.asarray(rows)
-        assert rows.shape[1] == 8 * finished_run.frontend.mel_bands
+        assert rows.shape[1] == frontend.functionals_width(finished_run.frontend.mel_bands)
         np.testing.assert_allclose(rows.mean(axis=0), 0.0, atol=1e-3)
         assert np.median(rows.std(axis=0)) == pytest.approx(1.0, abs=1e-2)
 
@@ -133,7 +134,8 @@ def test_pushed_int8_model_runs_in_litert_above_chance(finished_run):
     inputs = interpreter.get_signature_runner().get_input_details()
     assert inputs["pcm"]["dtype"] == np.float32
     assert list(inputs["pcm"]["shape"]) == [1, finished_run.audio.window_samples]
-    assert list(inputs["speaker_stats"]["shape"]) == [2, finished_run.frontend.mel_bands]
+    width = frontend.functionals_width(finished_run.frontend.mel_bands)  # the default student's
+    assert list(inputs["speaker_stats"]["shape"]) == [2, width]
     assert any(t["dtype"] == np.int8 for t in interpreter.get_tensor_details())
     predictor = Predictor(pushed)  # checks the metadata's adaptation against the model
     pcm = np.random.default_rng(0).uniform(-0.1, 0.1, finished_run.audio.window_samples)

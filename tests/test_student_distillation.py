@@ -20,7 +20,7 @@ FRAMES, BANDS, CLASSES, BATCH, T = 16, 8, 3, 6, 2.0
 
 def _student() -> Distiller:
     keras.utils.set_random_seed(0)
-    base = networks.build_student(StudentConfig(filters=(4, 8)), FRAMES, BANDS, CLASSES)
+    base = networks.build_student(StudentConfig("dscnn", filters=(4, 8)), FRAMES, BANDS, CLASSES)
     return Distiller(base, weight=0.5, temperature=T)
 
 

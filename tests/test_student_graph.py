@@ -21,6 +21,7 @@ WEIGHT = f"{F.NBR_PREFIX}0{F.NBR_WEIGHT_SUFFIX}"
 
 def _student(layer: str, quantization_aware: bool = True):
     cfg = StudentConfig(
+        architecture="dscnn",
         filters=(4, 8),
         num_neighbours=1,
         graph_multiplier=0.5,
@@ -83,6 +84,7 @@ def test_unknown_regularised_layer_is_refused():
 @pytest.mark.parametrize("quantization_aware", [True, False])
 def test_mean_max_pooling_doubles_the_embedding_and_regularises_it(quantization_aware):
     cfg = StudentConfig(
+        architecture="dscnn",
         filters=(4, 8),
         pooling="mean_max",
         num_neighbours=1,
