@@ -137,7 +137,8 @@ class StepLines(logging.Handler):
 def key_figure(outputs: Mapping[str, Sequence[Any]]) -> str:
     """A headline of a finished step from its outputs' small summary files, else "".
 
-    Ingest: windows per split; trainers: best validation UAR; GraphBuilder: nodes and edges;
+    Ingest: windows per split; trainers: best validation UAR (and the graph multiplier a
+    student chose); GraphBuilder: nodes and edges;
     Evaluator: whether the student was blessed.
     """
     try:
@@ -147,7 +148,10 @@ def key_figure(outputs: Mapping[str, Sequence[Any]]) -> str:
             return f"windows {windows}; {report['rejected']} files rejected"
         if "model_run" in outputs:
             run = _json(outputs["model_run"], "training.json")
-            return f"best validation UAR {run['val_uar']:.3f} (epoch {run['best_epoch']})"
+            line = f"best validation UAR {run['val_uar']:.3f} (epoch {run['best_epoch']})"
+            if len(run.get("val_uar_by_multiplier", {})) > 1:  # the student chose its graph
+                line += f", graph multiplier {run['graph_multiplier']:g}"
+            return line
         if "graph" in outputs:
             stats = _json(outputs["graph"], "stats.json")
             return f"{stats['nodes']} nodes, {stats['edges']} edges"

@@ -589,3 +589,17 @@ def test_quiet_console_shows_steps_and_sends_framework_logs_to_the_file(tmp_path
     for noise in ("tf python noise", "beam noise", "c++ noise", "keras epoch noise", "absl noise"):
         assert noise in text
     assert "RuntimeError: out of memory" in text  # the traceback
+
+
+def test_a_student_step_line_names_the_multiplier_it_chose(tmp_path):
+    from types import SimpleNamespace
+
+    from pipeline.console import key_figure
+
+    summary = {"val_uar": 0.5, "best_epoch": 3, "graph_multiplier": 0.1}
+    (tmp_path / "training.json").write_text(json.dumps(summary))
+    run = {"model_run": [SimpleNamespace(uri=str(tmp_path))]}
+    assert key_figure(run) == "best validation UAR 0.500 (epoch 3)"
+    summary["val_uar_by_multiplier"] = {"0.0": 0.4, "0.1": 0.5}
+    (tmp_path / "training.json").write_text(json.dumps(summary))
+    assert key_figure(run) == "best validation UAR 0.500 (epoch 3), graph multiplier 0.1"
