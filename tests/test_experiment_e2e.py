@@ -39,7 +39,7 @@ def test_experiment_writes_results_and_report_with_a_row_per_variant(tmp_path):
         assert 0.0 <= entry["uar"]["mean"] <= 1.0
         assert 0 < entry["int8_bytes"] < entry["float_bytes"]
     students = results["summary"]["variants"]["nsl_student"]
-    assert students["int8_bytes"] <= 64 * 1024  # the edge budget
+    assert students["int8_bytes"] <= 128 * 1024  # the edge budget: the whole .tflite
     assert results["folds_detail"][0]["graph"]["edges"] > 0
     assert set(results["summary"]["baselines"]) == set(BASELINES)
     for name, entry in results["summary"]["baselines"].items():
