@@ -203,7 +203,7 @@ def test_statistics_width_is_what_each_model_takes(functionals_export, speaker_e
     training.save(model, saved, {export.PCM_SIGNATURE: pcm_fn})
     assert export.statistics_width(saved) == FRONT.mel_bands
     functionals_dir = functionals_export[2]
-    assert export.statistics_width(functionals_dir) == 8 * FRONT.mel_bands
+    assert export.statistics_width(functionals_dir) == frontend.functionals_width(FRONT.mel_bands)
 
 
 def test_speaker_export_scores_every_mode(speaker_export):
