@@ -106,8 +106,16 @@ def load(spec: CorpusSpec, classes: tuple[str, ...], audio: AudioConfig, front: 
     """Decodes, windows and log-mels every clip (cached on disk by corpus and settings)."""
     from components.audio import frontend
 
-    voicing = (frontend.VOICING_WEIGHTS, frontend.VOICING_BIAS, frontend.SILENCE_LOG_ENERGY)
-    key = repr((spec.path, classes, audio, front, voicing, frontend.PITCH_FMAX_HZ))
+    voice = (
+        frontend.PITCH_FMIN_HZ,
+        frontend.PITCH_FMAX_HZ,
+        frontend.PITCH_BAND_HZ,
+        frontend.LOW_BAND_HZ,
+        frontend.VOICING_WEIGHTS,
+        frontend.VOICING_BIAS,
+        frontend.SILENCE_LOG_ENERGY,
+    )  # every constant of the voice track
+    key = repr((spec.path, classes, audio, front, voice))
     digest = hashlib.sha1(key.encode()).hexdigest()
     key = f"{spec.kind}-{digest[:10]}"
     path = CACHE / f"students-{key}.npz"

@@ -19,6 +19,7 @@ pitch, within one semitone on frames openSMILE calls voiced) on a second corpus.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from pathlib import Path
 
@@ -34,6 +35,14 @@ RATE = 16000
 OPENSMILE_DELAY = 2  # frames: openSMILE's 10 ms pitch frames are centred 2 hops later
 
 
+@functools.lru_cache(maxsize=1)
+def _plan():
+    from components.audio import frontend
+
+    cfg = FrontendConfig()
+    return frontend.dft_plan(cfg, frontend.num_bins(cfg, RATE))
+
+
 def track(window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The frontend's pitch [frames] and voicing cues [frames, 3] of one window."""
     import tensorflow as tf
@@ -41,21 +50,24 @@ def track(window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from components.audio import frontend
 
     cfg = FrontendConfig()
-    plan = frontend.dft_plan(cfg, frontend.num_bins(cfg, RATE))
-    power = frontend.power_spectrum(tf.constant(window[np.newaxis], tf.float32), cfg, plan)
+    power = frontend.power_spectrum(tf.constant(window[np.newaxis], tf.float32), cfg, _plan())
     pitch, cues, _ = frontend.pitch_and_voicing_cues(power, cfg, RATE)
     return pitch.numpy()[0], cues.numpy()[0]
 
 
-def reference(window: np.ndarray) -> np.ndarray:
-    """openSMILE's eGeMAPS pitch per 10 ms frame (semitones from 27.5 Hz, 0 = unvoiced)."""
+@functools.lru_cache(maxsize=1)
+def _smile():
     import opensmile
 
-    smile = reference.smile = getattr(reference, "smile", None) or opensmile.Smile(
+    return opensmile.Smile(
         feature_set=opensmile.FeatureSet.eGeMAPSv02,
         feature_level=opensmile.FeatureLevel.LowLevelDescriptors,
     )
-    return smile.process_signal(window, RATE)["F0semitoneFrom27.5Hz_sma3nz"].to_numpy()
+
+
+def reference(window: np.ndarray) -> np.ndarray:
+    """openSMILE's eGeMAPS pitch per 10 ms frame (semitones from 27.5 Hz, 0 = unvoiced)."""
+    return _smile().process_signal(window, RATE)["F0semitoneFrom27.5Hz_sma3nz"].to_numpy()
 
 
 def corpus_frames(spec: CorpusSpec, every: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

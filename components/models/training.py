@@ -241,12 +241,12 @@ def pcm_signature(
 
     @tf.function(input_signature=[pcm_spec, stats_spec])
     def serve_adaptive(pcm, speaker_stats):
-        voiced = name == F.FUNCTIONALS
-        logmel, voice = frontend.log_mel_and_voice(pcm, front, audio.sample_rate, voiced)
+        functionals = name == F.FUNCTIONALS
+        logmel, voice = frontend.log_mel_and_voice(pcm, front, audio.sample_rate, functionals)
         with tf.name_scope(frontend.FRONTEND_SCOPE):
             # [1, rows, n]: the log-mel frames, or the window's functionals as one row
             features = logmel
-            if name == F.FUNCTIONALS:
+            if functionals:
                 features = frontend.functionals(logmel, voice)[:, tf.newaxis]
             moments = tf.stack(
                 [

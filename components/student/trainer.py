@@ -13,6 +13,7 @@ import dataclasses
 import logging
 
 import neural_structured_learning as nsl
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -145,12 +146,24 @@ def train_student(
     used."""
     if teacher_dir and (cfg.graph_multiplier > 0 or cfg.graph_multipliers):
         raise ValueError("a distilled student is trained without the graph (multiplier 0)")
+    frames, bands = training.input_shape(audio, front)
+    name, width = training.model_input(networks.build_student(cfg, frames, bands, len(classes)))
+    validation = training.load_arrays(eval_files, name, width)  # read once for every fit
+    weights = training.class_weights(train_files, len(classes))
     choices = {}
     base, best = None, None
     for multiplier in sorted({cfg.graph_multiplier, *cfg.graph_multipliers}):
         candidate = dataclasses.replace(cfg, graph_multiplier=multiplier, graph_multipliers=())
         model, fitted = _fit(
-            candidate, train_files, eval_files, transform_output, audio, front, classes, teacher_dir
+            candidate,
+            train_files,
+            validation,
+            weights,
+            transform_output,
+            audio,
+            front,
+            classes,
+            teacher_dir,
         )
         choices[multiplier] = fitted.best_uar
         if best is None or fitted.best_uar > best.best_uar:  # ties: the smaller multiplier
@@ -181,14 +194,16 @@ def train_student(
 def _fit(
     cfg: StudentConfig,
     train_files,
-    eval_files,
+    validation: tuple[dict, np.ndarray, np.ndarray],
+    weights: dict[int, float],
     transform_output: str,
     audio: AudioConfig,
     front: FrontendConfig,
     classes: tuple[str, ...],
     teacher_dir: str | None,
 ) -> tuple[keras.Model, training.BestValidationUAR]:
-    """One student fitted with `cfg.graph_multiplier`; its weights are the best epoch's."""
+    """One student fitted with `cfg.graph_multiplier` and class `weights`, its epoch chosen on
+    `validation` (`training.load_arrays`); its weights are the best epoch's."""
     keras.utils.set_random_seed(cfg.seed)
     frames, bands = training.input_shape(audio, front)
     base = networks.build_student(cfg, frames, bands, len(classes))
@@ -218,11 +233,7 @@ def _fit(
         _, inv_std = training.normalisation_constants(transform_output, audio)
         db_scale = augment.db_to_normalised(inv_std)
         train = augment.augment_dataset(train, frames, bands, cfg.augment, cfg.seed, db_scale)
-    val_x, val_y, val_clips = training.load_arrays(eval_files, name, width)
-    best = training.BestValidationUAR(
-        base, val_x, val_y, val_clips, classes, patience=8, min_epochs=10
-    )
-    weights = training.class_weights(train_files, len(classes))
+    best = training.BestValidationUAR(base, *validation, classes, patience=8, min_epochs=10)
     model.fit(train, epochs=cfg.epochs, callbacks=[best], class_weight=weights, verbose=2)
     return base, best
 
