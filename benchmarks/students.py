@@ -112,8 +112,6 @@ def load(spec: CorpusSpec, classes: tuple[str, ...], audio: AudioConfig, front: 
         frontend.PITCH_BAND_HZ,
         frontend.PITCH_RATE,
         frontend.PITCH_FRAME_SECONDS,
-        frontend.PITCH_LOWPASS_HZ,
-        frontend.PITCH_LOWPASS_TAPS,
         frontend.LOW_BAND_HZ,
         frontend.VOICING_WEIGHTS,
         frontend.VOICING_BIAS,
