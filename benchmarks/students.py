@@ -110,8 +110,6 @@ def load(spec: CorpusSpec, classes: tuple[str, ...], audio: AudioConfig, front: 
         frontend.PITCH_FMIN_HZ,
         frontend.PITCH_FMAX_HZ,
         frontend.PITCH_BAND_HZ,
-        frontend.PITCH_RATE,
-        frontend.PITCH_FRAME_SECONDS,
         frontend.LOW_BAND_HZ,
         frontend.VOICING_WEIGHTS,
         frontend.VOICING_BIAS,

@@ -50,9 +50,8 @@ def track(window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from components.audio import frontend
 
     cfg = FrontendConfig()
-    pcm = tf.constant(window[np.newaxis], tf.float32)
-    power = frontend.power_spectrum(pcm, cfg, _plan())
-    pitch, cues, _ = frontend.pitch_and_voicing_cues(pcm, power, cfg, RATE)
+    power = frontend.power_spectrum(tf.constant(window[np.newaxis], tf.float32), cfg, _plan())
+    pitch, cues, _ = frontend.pitch_and_voicing_cues(power, cfg, RATE)
     return pitch.numpy()[0], cues.numpy()[0]
 
 

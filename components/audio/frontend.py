@@ -24,7 +24,6 @@ It is written for LiteRT's speed on one core (3 s window, 298 frames; benchmarks
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -205,14 +204,12 @@ def _chunk_power(frames: tf.Tensor, plan: DftPlan) -> tf.Tensor:
     return tf.matmul(tf.square(z), tf.constant(plan.pair_sum))
 
 
-def power_spectrum(
-    pcm: tf.Tensor, cfg: FrontendConfig, plan: DftPlan, chunk: int = FRAMES_PER_CHUNK
-) -> tf.Tensor:
+def power_spectrum(pcm: tf.Tensor, cfg: FrontendConfig, plan: DftPlan) -> tf.Tensor:
     """|DFT|^2 of every Hann-windowed frame: [..., frames, K2, N1], i.e. bin k2 * N1 + k1.
 
     `pcm` [..., samples] needs a static sample count. Frames run through the DFT in chunks of
-    `chunk` (FRAMES_PER_CHUNK), so each chunk's intermediates stay in a core's L2 cache (LiteRT
-    runs the ops of one chunk after another).
+    FRAMES_PER_CHUNK, so each chunk's intermediates stay in a core's L2 cache (LiteRT runs the
+    ops of one chunk after another).
     """
     samples = pcm.shape[-1]
     if samples is None:
@@ -225,7 +222,7 @@ def power_spectrum(
     elif extra < 0:
         pcm = pcm[..., :extra]
     pcm = _split_last(pcm, hops, cfg.frame_step)  # [..., hops, frame_step]
-    chunks = [(a, min(a + chunk, frames)) for a in range(0, frames, chunk)]
+    chunks = [(a, min(a + FRAMES_PER_CHUNK, frames)) for a in range(0, frames, FRAMES_PER_CHUNK)]
     power = tf.concat([_chunk_power(_frames(pcm, cfg, plan, a, b), plan) for a, b in chunks], -3)
     return _permute_last(power, 0, 2, 1)
 
@@ -262,123 +259,69 @@ def log_mel(pcm: tf.Tensor, cfg: FrontendConfig, sample_rate: int = 16000) -> tf
 def log_mel_and_voice(
     pcm: tf.Tensor, cfg: FrontendConfig, sample_rate: int = 16000, voice: bool = True
 ) -> tuple[tf.Tensor, tf.Tensor | None]:
-    """`log_mel` and each frame's pitch and voicing [..., frames, 2] (`voice_track`; None if
-    not `voice`)."""
+    """`log_mel` and, from the same power spectrum, each frame's pitch and voicing
+    [..., frames, 2] (`voice_track`; None if not `voice`)."""
     bins = num_bins(cfg, sample_rate)
     plan, segments = dft_plan(cfg, bins), mel_segments(cfg, sample_rate, bins)
     with tf.name_scope(FRONTEND_SCOPE):
-        pcm = tf.convert_to_tensor(pcm, tf.float32)
-        power = power_spectrum(pcm, cfg, plan)
+        power = power_spectrum(tf.convert_to_tensor(pcm, tf.float32), cfg, plan)
         logmel = tf.math.log(mel_power(power, segments, bins) + cfg.log_offset)
-        return logmel, voice_track(pcm, power, cfg, sample_rate) if voice else None
+        return logmel, voice_track(power, cfg, sample_rate) if voice else None
 
 
-# Pitch is tracked on frames of its own: PITCH_FRAME_SECONDS of the signal decimated to
-# PITCH_RATE, one per log-mel frame and centred on it. A 25 ms log-mel frame holds
-# under two periods of a low voice and does not resolve its harmonics (85-87% of openSMILE's
-# voiced frames within a semitone, against 95-97% with 60 ms); at 4 kHz the longer frame costs
-# a third of the log-mel's DFT. Pitch is the autocorrelation of each pitch frame's magnitude
-# spectrum below PITCH_BAND_HZ (a matmul with cosines at one lag per semitone from
-# PITCH_FMIN_HZ to PITCH_FMAX_HZ), its peak lag the pitch; the magnitude (not power) spectrum
-# and no correction for the window's own autocorrelation keep octave-down errors rare
-# (benchmarks/voicing.py measures both against openSMILE).
-PITCH_FMIN_HZ, PITCH_FMAX_HZ, PITCH_BAND_HZ = 55.0, 600.0, 1000.0
-PITCH_RATE = 4000
-PITCH_FRAME_SECONDS = 0.06  # as openSMILE's pitch frames; whole 10 ms hops
+# Pitch: the autocorrelation of each frame's magnitude spectrum below PITCH_BAND_HZ (a matmul
+# with cosines at one lag per semitone from PITCH_FMIN_HZ to PITCH_FMAX_HZ), its peak lag the
+# pitch. Against openSMILE's SHS pitch on acted speech it agrees within a semitone on most
+# voiced frames (benchmarks/voicing.py); the magnitude (not power) spectrum and no correction
+# for the window's own autocorrelation keep octave-down errors rare.
+PITCH_FMIN_HZ, PITCH_FMAX_HZ, PITCH_BAND_HZ = 55.0, 600.0, 2000.0
 PITCH_REFERENCE_HZ = 27.5  # semitone 0, as eGeMAPS
 LOW_BAND_HZ = 1000.0
 # Voicing: a logistic rule on (autocorrelation peak, frame log-energy minus the window's
 # loudest frame's, log share of energy below LOW_BAND_HZ), fitted by benchmarks/voicing.py to
 # openSMILE's voiced frames on RAVDESS and to stationary noise; voiced when the logit is > 0.
-VOICING_WEIGHTS = (7.968, 0.727, 1.066)
-VOICING_BIAS = -0.014
+VOICING_WEIGHTS = (4.298, 0.708, 1.49)
+VOICING_BIAS = 2.479
 SILENCE_LOG_ENERGY = -16.0  # frames quieter than this (about -85 dBFS) are never voiced
 
 
-def pitch_config(cfg: FrontendConfig, sample_rate: int) -> tuple[FrontendConfig, int]:
-    """(framing of the pitch frames at PITCH_RATE, decimation factor from `sample_rate`)."""
-    factor = sample_rate // PITCH_RATE
-    if sample_rate % PITCH_RATE or cfg.frame_step % factor:
-        raise ValueError(
-            f"pitch tracking needs a sample rate that is a multiple of {PITCH_RATE} Hz and a "
-            f"frame step that is a multiple of the decimation; got {sample_rate} Hz, "
-            f"frame_step {cfg.frame_step}"
-        )
-    length = int(round(PITCH_FRAME_SECONDS * PITCH_RATE))
-    framing = dataclasses.replace(
-        cfg, frame_length=length, frame_step=cfg.frame_step // factor, fft_length=length
-    )
-    return framing, factor
-
-
-def decimate(pcm: tf.Tensor, factor: int) -> tf.Tensor:
-    """[..., samples] -> [..., samples // factor]: the mean of each block of `factor` samples.
-    A crude low-pass, but pitch frames tracked on it agree with openSMILE as often as on a
-    15-tap FIR's output (benchmarks/voicing.py), at a fraction of the cost."""
-    blocks = pcm.shape[-1] // factor
-    return tf.reduce_mean(_split_last(pcm[..., : blocks * factor], blocks, factor), -1)
-
-
-def pitch_power(pcm: tf.Tensor, cfg: FrontendConfig, sample_rate: int) -> tf.Tensor:
-    """|DFT|^2 of each log-mel frame's pitch frame (`pitch_config`), up to PITCH_BAND_HZ:
-    [..., frames, K2, N1] as `power_spectrum`, frames = `num_frames(samples, cfg)`."""
-    framing, factor = pitch_config(cfg, sample_rate)
-    frames = num_frames(pcm.shape[-1], cfg)
-    low = decimate(pcm, factor)
-    # pitch frame f is centred where log-mel frame f is: input sample f * step + length / 2
-    # (decimated sample m is the mean of input samples m * factor .. m * factor + factor - 1)
-    centre = (cfg.frame_length / 2 - (factor - 1) / 2) / factor
-    start = int(round(centre)) - framing.frame_length // 2
-    end = start + (frames - 1) * framing.frame_step + framing.frame_length
-    lead = [[0, 0]] * (len(pcm.shape) - 1)
-    have = low.shape[-1]
-    low = tf.pad(low, lead + [[max(0, -start), max(0, end - have)]])[
-        ..., max(0, start) : max(0, start) + end - start
-    ]
-    bins = int(round(PITCH_BAND_HZ * framing.fft_length / PITCH_RATE)) + 1
-    return power_spectrum(low, framing, dft_plan(framing, bins), chunk=frames)
-
-
 def pitch_lags(cfg: FrontendConfig, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
-    """(cosines [bins, 1 + lags], semitones [lags]): |X| @ cosines is a pitch frame's
+    """(cosines [bins, 1 + lags], semitones [lags]): |X| @ cosines is the frame's
     autocorrelation (of its magnitude spectrum up to PITCH_BAND_HZ) at lag 0, then at one lag
     per semitone."""
-    framing, _ = pitch_config(cfg, sample_rate)
     semitones = np.arange(
         np.ceil(12 * np.log2(PITCH_FMIN_HZ / PITCH_REFERENCE_HZ)),
         np.floor(12 * np.log2(PITCH_FMAX_HZ / PITCH_REFERENCE_HZ)) + 1,
     )
-    lags = np.concatenate([[0.0], PITCH_RATE / (PITCH_REFERENCE_HZ * 2 ** (semitones / 12))])
-    k = np.arange(int(round(PITCH_BAND_HZ * framing.fft_length / PITCH_RATE)) + 1)
+    lags = np.concatenate([[0.0], sample_rate / (PITCH_REFERENCE_HZ * 2 ** (semitones / 12))])
+    k = np.arange(int(round(PITCH_BAND_HZ * cfg.fft_length / sample_rate)) + 1)
     weight = np.where(k == 0, 1.0, 2.0)[:, None]  # the negative-frequency half
-    cosines = weight * np.cos(2 * np.pi * np.outer(k, lags) / framing.fft_length)
+    cosines = weight * np.cos(2 * np.pi * np.outer(k, lags) / cfg.fft_length)
     return cosines.astype(np.float32), semitones.astype(np.float32)
 
 
-def voice_track(pcm: tf.Tensor, power: tf.Tensor, cfg: FrontendConfig, sample_rate: int) -> tf.Tensor:
-    """[..., samples] audio and its [..., frames, K2, N1] power (`power_spectrum`) ->
-    [..., frames, 2]: each frame's pitch in semitones above PITCH_REFERENCE_HZ and its voicing
-    logit (voiced when > 0)."""
-    pitch, cues, energy = pitch_and_voicing_cues(pcm, power, cfg, sample_rate)
+def voice_track(power: tf.Tensor, cfg: FrontendConfig, sample_rate: int) -> tf.Tensor:
+    """[..., frames, K2, N1] power (`power_spectrum`) -> [..., frames, 2]: each frame's pitch in
+    semitones above PITCH_REFERENCE_HZ and its voicing logit (voiced when > 0)."""
+    pitch, cues, energy = pitch_and_voicing_cues(power, cfg, sample_rate)
     logit = tf.reduce_sum(cues * tf.constant(VOICING_WEIGHTS), -1) + VOICING_BIAS
     logit = tf.where(energy > SILENCE_LOG_ENERGY, logit, -tf.ones_like(logit))
     return tf.stack([pitch, logit], -1)
 
 
 def pitch_and_voicing_cues(
-    pcm: tf.Tensor, power: tf.Tensor, cfg: FrontendConfig, sample_rate: int
+    power: tf.Tensor, cfg: FrontendConfig, sample_rate: int
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Each frame's pitch (semitones) [..., frames], voicing cues [..., frames, 3] (the pitch
-    frame's autocorrelation peak, 1 = periodic; log-energy minus the window's loudest frame's;
-    the log share of energy below LOW_BAND_HZ) and log-energy [..., frames], the last two from
-    the log-mel's `power`."""
+    """Each frame's pitch (semitones) [..., frames], voicing cues [..., frames, 3] (the
+    autocorrelation peak, 1 = periodic; log-energy minus the window's loudest frame's; the log
+    share of energy below LOW_BAND_HZ) and log-energy [..., frames]."""
     cosines, semitones = pitch_lags(cfg, sample_rate)
+    natural = _merge_last(power, 2)  # bin k2 * N1 + k1: natural order
     eps = 1e-10
-    low_power = _merge_last(pitch_power(pcm, cfg, sample_rate), 2)[..., : cosines.shape[0]]
+    low_power = natural[..., : cosines.shape[0]]
     r = tf.matmul(tf.sqrt(low_power), tf.constant(cosines))
     autocorrelation = r[..., 1:] / (r[..., :1] + eps)  # 1 at lag 0
     pitch = tf.gather(tf.constant(semitones), tf.argmax(autocorrelation, axis=-1))
-    natural = _merge_last(power, 2)  # bin k2 * N1 + k1: natural order
     energy = tf.math.log(tf.reduce_sum(natural, -1) + eps)
     low_bins = int(round(LOW_BAND_HZ * cfg.fft_length / sample_rate)) + 1
     cues = [
