@@ -238,8 +238,9 @@ def nsl_differences(folds: list[dict]) -> dict[str, dict]:
 _MODES_NOTE = {
     "speaker": (
         "UAR, WA, macro-F1 and int8 UAR normalise each test speaker with the statistics of all "
-        "their unlabelled audio (adaptive); *int8 online* runs each speaker's windows in order "
-        "with running statistics after a warm-up, as the edge predictor does; *int8 strict* "
+        "their unlabelled audio (adaptive); *int8 online* runs each speaker's clips in a seeded "
+        "random order (file order sorts by emotion) with running statistics after a warm-up, "
+        "as the edge predictor does; *int8 strict* "
         "uses only the fallback statistics pooled over train speakers (nothing learnt from "
         "the test speaker)."
     ),

@@ -217,6 +217,21 @@ def test_speaker_export_scores_every_mode(speaker_export):
     assert fallback.shape == (2, SPEAKER_FRONT.mel_bands) and np.all(fallback[1] > 0)
 
 
+def test_arrival_order_shuffles_clips_and_keeps_each_clips_windows_in_order():
+    # 20 clips of 3 windows each, in file order sorted by emotion as RAVDESS's names are
+    clips = np.repeat([f"spk/{emotion}-{i}" for emotion in "abcd" for i in range(5)], 3)
+    order = export.arrival_order(clips)
+    assert sorted(order) == list(range(len(clips)))
+    heard = clips[order]
+    for start in range(0, len(heard), 3):  # a clip's windows arrive together, in order
+        assert len(set(heard[start : start + 3])) == 1
+        assert list(order[start : start + 3]) == sorted(order[start : start + 3])
+    firsts = [c.split("-")[0] for c in heard[::3]]
+    assert firsts != sorted(firsts)  # not one emotion after another
+    np.testing.assert_array_equal(order, export.arrival_order(clips))  # seeded
+    assert not np.array_equal(order, export.arrival_order(clips, seed=1))
+
+
 def test_int8_model_returns_float_moments(speaker_export):
     """A device sums the moments into variances: they must not be 8-bit."""
     report, _, test = speaker_export

@@ -315,26 +315,43 @@ def tflite_outputs(
     return np.stack(probs), np.stack(moments)
 
 
+ARRIVAL_SEED = 0
+
+
+def arrival_order(clips: np.ndarray, seed: int = ARRIVAL_SEED) -> np.ndarray:
+    """Indices of windows in the order a device hears them: clips in a seeded random order,
+    each clip's windows in file order. File order is no such order: corpora name files by
+    emotion (RAVDESS, EMOVO), so running statistics in file order would learn a speaker from
+    one emotion and be tested on the next."""
+    clips = np.asarray(clips)
+    unique, first = np.unique(clips, return_index=True)
+    shuffled = np.random.default_rng(seed).permutation(unique[np.argsort(first)])
+    rank = {clip: i for i, clip in enumerate(shuffled)}
+    return np.array(sorted(range(len(clips)), key=lambda i: (rank[clips[i]], i)), dtype=np.int64)
+
+
 def online_probabilities(
     model: bytes, test: Windows, fallback: np.ndarray, warmup_windows: int
 ) -> np.ndarray:
-    """What a device gets: each speaker's windows in order, normalised with the statistics of
-    the windows heard before (the fallback during the warm-up), as `Predictor` does."""
+    """What a device gets: each speaker's windows in `arrival_order`, normalised with the
+    statistics of the windows heard before (the fallback during the warm-up), as `Predictor`
+    does. Rows are in file order, like the other modes'."""
     from ai_edge_litert.interpreter import Interpreter
 
     runner = Interpreter(model_content=model, num_threads=1).get_signature_runner(PCM_SIGNATURE)
     states: dict[str, adaptation.SpeakerAdaptation] = {}
-    rows = []
-    for window, speaker in zip(test.pcm, test.speakers, strict=True):
+    rows: list[np.ndarray | None] = [None] * len(test.pcm)
+    for i in arrival_order(test.clips):
+        speaker = test.speakers[i]
         state = states.setdefault(speaker, adaptation.SpeakerAdaptation(fallback, warmup_windows))
         result = runner(
             **{
-                edge_metadata.PCM_INPUT: window[np.newaxis].astype(np.float32),
+                edge_metadata.PCM_INPUT: test.pcm[i][np.newaxis].astype(np.float32),
                 edge_metadata.STATS_INPUT: state.statistics(),
             }
         )
         state.update(result[edge_metadata.MOMENTS_OUTPUT])
-        rows.append(result[edge_metadata.PROBABILITIES][0].copy())
+        rows[i] = result[edge_metadata.PROBABILITIES][0].copy()
     return np.stack(rows)
 
 
