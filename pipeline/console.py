@@ -1,6 +1,7 @@
 """A quiet console for the long commands (`emograph run`, `experiment`, `ingest`).
 
-The console shows one line per finished pipeline step (its name, seconds and a key figure),
+The console shows one line per finished pipeline step (its name, seconds, a key figure and,
+from the second run in a folder on, the time left as the last run's step times predict it),
 warnings of emograph's own code and a final summary. Everything the frameworks write (absl,
 TensorFlow, Beam and TFX logging, Keras' epoch lines, TensorFlow's C++ messages, Beam worker
 processes) goes to a log file instead: file descriptors 1 and 2 themselves are redirected, so
@@ -46,9 +47,14 @@ class StepLines(logging.Handler):
     one status line that the finished step's line replaces.
     """
 
-    def __init__(self, console: TextIO, log_path: Path | None) -> None:
+    def __init__(
+        self, console: TextIO, log_path: Path | None, expected: Mapping[str, float] | None = None
+    ) -> None:
         super().__init__(logging.INFO)
         self.console, self.log_path = console, log_path
+        self.expected = dict(expected or {})  # seconds of each step in the last run here
+        self.seconds: dict[str, float] = {}  # of the steps finished in this run
+        self._finished_nodes: set[str] = set()  # in the running pipeline
         self.total = self.step = self.finished = self.cached = 0
         self._start = time.monotonic()
         self._node: str | None = None
@@ -79,11 +85,12 @@ class StepLines(logging.Handler):
         """Tracks the TFX runner's records of one step's launch."""
         if record.msg == PIPELINE_START:  # an experiment runs one pipeline per fold
             self.step = 0
+            self._finished_nodes = set()
         elif record.msg == RUNNING:
             self.step += 1
             self._node, self._node_start = str(record.args[0]), time.monotonic()
             self._node_cached, self._outputs = False, {}
-            self._show_status(f"{self._prefix()} {self._node} ...")
+            self._show_status(f"{self._prefix()} {self._node} ...{self._time_left()}")
         elif record.msg == CACHED:
             self._node_cached = True
         elif record.msg == PUBLISHING:
@@ -92,9 +99,26 @@ class StepLines(logging.Handler):
             self.finished += 1
             self.cached += self._node_cached
             figure = "cached" if self._node_cached else key_figure(self._outputs)
-            seconds = time.monotonic() - self._node_start
-            self.write(f"{self._prefix()} {self._node:<30} {seconds:6.1f} s  {figure}".rstrip())
+            node, seconds = self._node, time.monotonic() - self._node_start
+            self.seconds[node] = round(seconds, 1)
+            self._finished_nodes.add(node)
             self._node = None
+            line = f"{self._prefix()} {node:<30} {seconds:6.1f} s  {figure}".rstrip()
+            self.write(line + self._time_left())
+
+    def _time_left(self) -> str:
+        """ "; about N min left" from the last run's step times here (nothing on a first run)."""
+        running = 0.0
+        if self._node:
+            elapsed = time.monotonic() - self._node_start
+            running = max(0.0, self.expected.get(self._node, 0.0) - elapsed)
+        to_come = [
+            t for n, t in self.expected.items() if n not in self._finished_nodes and n != self._node
+        ]
+        if not self.expected or not (to_come or running):
+            return ""
+        left = running + sum(to_come)
+        return f"; about {left:.0f} s left" if left < 90 else f"; about {left / 60:.0f} min left"
 
     def _prefix(self) -> str:
         """The running or just finished step, as "step  5/17" (aligned for the total)."""
@@ -167,6 +191,18 @@ def _json(artifacts: Sequence[Any], name: str) -> Any:
     return json.loads((Path(artifacts[0].uri) / name).read_text())
 
 
+STEP_SECONDS = "step_seconds.json"  # beside the log: each step's seconds in the last run
+
+
+def _read_times(path: Path) -> dict[str, float]:
+    """{step: seconds} of the last run, or {} (none yet, or unreadable: only an estimate)."""
+    try:
+        times = json.loads(path.read_text())
+        return {str(k): float(v) for k, v in times.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
 @contextlib.contextmanager
 def quiet(log_path: Path, verbose: bool = False) -> Iterator[StepLines]:
     """Runs the block with every framework message in `log_path` (appended) and step lines on
@@ -186,7 +222,8 @@ def quiet(log_path: Path, verbose: bool = False) -> Iterator[StepLines]:
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
     console = open(saved[0], "w", buffering=1, errors="replace", closefd=False)  # noqa: SIM115
-    steps = StepLines(console, log_path)
+    times = log_path.parent / STEP_SECONDS
+    steps = StepLines(console, log_path, _read_times(times))
     root = logging.getLogger()
     with open(log_path, "a") as log:
         log.write(f"--- emograph {' '.join(sys.argv[1:])} at {time.strftime('%F %T')}\n")
@@ -203,6 +240,8 @@ def quiet(log_path: Path, verbose: bool = False) -> Iterator[StepLines]:
             raise
         finally:
             root.removeHandler(steps)
+            if steps.seconds:  # the next run here estimates its time left from these
+                times.write_text(json.dumps({**steps.expected, **steps.seconds}, indent=1))
             sys.stdout.flush()
             sys.stderr.flush()
             console.flush()

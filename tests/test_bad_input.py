@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 
 from components.audio.corpora import list_clips
-from pipeline import cli
+from pipeline import cli, console
 from pipeline.config import EMOTIONS, ConfigError, CorpusSpec, RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -589,6 +589,48 @@ def test_quiet_console_shows_steps_and_sends_framework_logs_to_the_file(tmp_path
     for noise in ("tf python noise", "beam noise", "c++ noise", "keras epoch noise", "absl noise"):
         assert noise in text
     assert "RuntimeError: out of memory" in text  # the traceback
+
+
+TIME_LEFT_SCRIPT = """
+import logging, sys
+from pathlib import Path
+from absl import logging as absl_logging
+from pipeline import console
+
+logging.basicConfig(level=logging.INFO)
+with console.quiet(Path(sys.argv[1])) as steps:
+    steps.expect(3)
+    for node in ("source_example_gen", "source_transform"):
+        absl_logging.info(console.RUNNING, node)
+        absl_logging.info(console.FINISHED, node)
+"""
+
+
+def test_step_lines_say_the_time_left_from_the_last_runs_step_times(tmp_path):
+    log = tmp_path / "logs" / "run.log"
+
+    def run() -> list[str]:
+        done = subprocess.run(
+            [sys.executable, "-c", TIME_LEFT_SCRIPT, str(log)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout.splitlines()
+
+    first = run()  # no earlier run here: no estimate
+    assert "left" not in first[0] and "left" not in first[1]
+    times = log.parent / console.STEP_SECONDS
+    assert set(json.loads(times.read_text())) == {"source_example_gen", "source_transform"}
+    times.write_text(
+        json.dumps({"source_example_gen": 1.0, "source_transform": 30.0, "teacher_trainer": 150.0})
+    )
+    second = run()
+    assert second[0].endswith("; about 3 min left")  # transform and trainer to come
+    assert second[1].endswith("; about 2 min left")  # the trainer, 150 s
+    kept = json.loads(times.read_text())
+    assert kept["teacher_trainer"] == 150.0 and kept["source_transform"] < 30.0
 
 
 def test_a_student_step_line_names_the_multiplier_it_chose(tmp_path):
