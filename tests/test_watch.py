@@ -114,21 +114,29 @@ def test_new_files_skips_the_ledger_unsettled_files_and_missing_manifest_rows(tm
     assert [r.reason for r in got_rejections] == ["outside_root"]
 
 
-def test_merge_reports_adds_spans_and_counts_each_speaker_once():
-    def report(found, windows, rejections):
+def test_merge_reports_adds_spans_keeps_notes_and_counts_each_speaker_once():
+    def report(found, windows, rejections, notes=()):
         return {
             "found": found,
             "ingested": found - len(rejections),
             "rejections": rejections,
+            "notes": list(notes),
             "clips": dict.fromkeys(SPLITS, 1),
             "windows": dict.fromkeys(SPLITS, windows),
             "labels": {name: {"happy": windows} for name in SPLITS},
         }
 
+    clipped = {"path": "c", "kind": "clipped", "detail": "3 samples", "corpus": "ravdess"}
+    truncated = {"path": "a", "kind": "truncated", "detail": "0.7 s", "corpus": "ravdess"}
     merged = merge_reports(
-        [report(4, 2, [{"path": "b", "reason": "empty"}]), report(3, 1, [])],
+        [
+            report(4, 2, [{"path": "b", "reason": "empty"}], [clipped]),
+            report(3, 1, [], [truncated]),
+        ],
         {"s1": "train", "s2": "train", "s3": "test"},
     )
+    assert merged["notes"] == [truncated, clipped]  # what ingested files lost, from every span
+    assert merged["notes_by_kind"] == {"clipped": 1, "truncated": 1}
     assert merged["found"] == 7 == merged["ingested"] + merged["rejected"]
     assert merged["windows"] == dict.fromkeys(SPLITS, 3)
     assert merged["speakers"] == {"train": 2, "eval": 0, "test": 1}

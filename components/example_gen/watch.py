@@ -280,6 +280,10 @@ def merge_reports(reports: Sequence[dict], splits: Mapping[str, str]) -> dict:
         (r for report in reports for r in report["rejections"]),
         key=lambda r: (r["path"], r["reason"]),
     )
+    notes = sorted(
+        (n for report in reports for n in report.get("notes", [])),
+        key=lambda n: (n["path"], n["kind"]),
+    )
     labels: dict[str, Counter[str]] = defaultdict(Counter)
     for report in reports:
         for name in SPLITS:
@@ -290,6 +294,8 @@ def merge_reports(reports: Sequence[dict], splits: Mapping[str, str]) -> dict:
         "rejected": len(rejections),
         "rejected_by_reason": dict(sorted(Counter(r["reason"] for r in rejections).items())),
         "rejections": rejections,
+        "notes_by_kind": dict(sorted(Counter(n["kind"] for n in notes).items())),
+        "notes": notes,
         "clips": {name: sum(r["clips"][name] for r in reports) for name in SPLITS},
         "windows": {name: sum(r["windows"][name] for r in reports) for name in SPLITS},
         "speakers": {name: sum(s == name for s in splits.values()) for name in SPLITS},
