@@ -136,6 +136,11 @@ def test_read_tsv_defaults_weight_to_one(tmp_path):
     assert similarity.read_tsv(str(path)) == [("a", "b", 0.25), ("b", "a", 1.0)]
 
 
+def test_parse_edge_reads_what_write_tsv_writes_and_weightless_lines():
+    assert similarity.parse_edge("a\tb\t0.250000\n") == ("a", "b", 0.25)
+    assert similarity.parse_edge("a\tb") == ("a", "b", 1.0)
+
+
 @pytest.fixture
 def ram_dir():
     """A fresh directory on TF's in-memory filesystem, standing in for a gs:// artifact URI."""

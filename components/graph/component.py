@@ -28,7 +28,7 @@ from components.embedder.embed import parse_embedding
 from components.graph import incremental, selection
 from components.graph.beam_graph import BuildSimilarityGraph, write_tsv
 from components.graph.prepare import OVERFETCH, PrepareEmbeddings, ReweightSameSpeakerEdges
-from components.graph.similarity import read_tsv
+from components.graph.similarity import parse_edge, read_tsv
 from components.graph.stats import graph_statistics, plot_graph_statistics
 from pipeline.config import AUTO, GraphConfig, section_from_json
 
@@ -109,11 +109,6 @@ def _read_statuses(uri: str) -> dict[str, str]:
     return statuses
 
 
-def _parse_edge(line: str) -> incremental.Edge:
-    source, target, weight = line.split("\t")
-    return source, target, float(weight)
-
-
 @beam.ptransform_fn
 def _WriteTsv(edges, prefix: str):  # noqa: N802 (a labelled write_tsv, usable twice in one job)
     return write_tsv(edges, prefix)
@@ -165,7 +160,7 @@ def extend_previous(pipeline, uri: str, previous_uri: str, keep: frozenset[str],
     kept_edges = (
         pipeline
         | "ReadOldEdges" >> beam.io.ReadFromText(f"{previous_uri}/{merged_on(cfg)}*.tsv")
-        | "ParseOldEdges" >> beam.Map(_parse_edge)
+        | "ParseOldEdges" >> beam.Map(parse_edge)
         | "KeptEdges" >> beam.Filter(lambda e: e[0] in keep and e[1] in keep)
     )
     return {

@@ -202,8 +202,14 @@ def read_tsv(path: str) -> list[Edge]:
     """
     import tensorflow as tf  # here, not at the top: the numpy core imports without TensorFlow
 
-    rows = []
+    edges = []
     for name in sorted(tf.io.gfile.glob(path)) or [path]:
         with tf.io.gfile.GFile(name) as f:
-            rows += [line.rstrip("\n").split("\t") for line in f if line.strip()]
-    return [(r[0], r[1], float(r[2]) if len(r) > 2 else 1.0) for r in rows]
+            edges += [parse_edge(line) for line in f if line.strip()]
+    return edges
+
+
+def parse_edge(line: str) -> Edge:
+    """One NSL TSV line ("source\ttarget[\tweight]", weight 1.0 when absent) as an edge."""
+    row = line.rstrip("\n").split("\t")
+    return row[0], row[1], float(row[2]) if len(row) > 2 else 1.0

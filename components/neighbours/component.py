@@ -14,14 +14,10 @@ from tfx.types.standard_artifacts import Examples
 
 from components.artifacts import SimilarityGraph
 from components.graph.component import GRAPH_PREFIX, GRAPH_SPLIT
+from components.graph.similarity import parse_edge
 from components.neighbours.beam_pack import PackNeighbours
 
 GZIP = beam.io.filesystem.CompressionTypes.GZIP
-
-
-def parse_edge(line: str) -> tuple[str, str, float]:
-    source, target, weight = line.split("\t")
-    return source, target, float(weight)
 
 
 @component(use_beam=True)
