@@ -180,7 +180,9 @@ def key_figure(outputs: Mapping[str, Sequence[Any]]) -> str:
             stats = _json(outputs["graph"], "stats.json")
             return f"{stats['nodes']} nodes, {stats['edges']} edges"
         if "blessing" in outputs:
-            blessed = (Path(outputs["blessing"][0].uri) / "BLESSED").exists()
+            from pipeline.report import artifact_has
+
+            blessed = artifact_has(outputs["blessing"][0].uri, "BLESSED")
             return "blessed" if blessed else "not blessed"
     except (OSError, LookupError, TypeError, ValueError):
         pass
@@ -188,7 +190,9 @@ def key_figure(outputs: Mapping[str, Sequence[Any]]) -> str:
 
 
 def _json(artifacts: Sequence[Any], name: str) -> Any:
-    return json.loads((Path(artifacts[0].uri) / name).read_text())
+    from pipeline.report import artifact_json  # with TFX: the pipeline is running
+
+    return artifact_json(artifacts[0].uri, name)
 
 
 STEP_SECONDS = "step_seconds.json"  # beside the log: each step's seconds in the last run

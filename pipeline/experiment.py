@@ -129,7 +129,7 @@ def run_fold(
     outputs = report.outputs_of_last_run(config)
     test_pattern = f"{outputs['target_transform']['transformed_examples']}/Split-test/*"
     raw_uri = outputs["target_example_gen"]["examples"]
-    graph_stats = json.loads(Path(outputs["GraphBuilder"]["graph"], "stats.json").read_text())
+    graph_stats = report.artifact_json(outputs["GraphBuilder"]["graph"], "stats.json")
 
     def model_dir(variant: str, seed: int) -> str:
         return f"{outputs[experiment_trainer_id(variant, seed)]['model']}/Format-Serving"
@@ -165,7 +165,7 @@ def run_fold(
     for name, scores in expert.items():
         log.info("fold %d %-18s test clip UAR %.3f", config.split.fold, name, scores["clip_uar"])
     teacher_run = outputs.get("teacher_trainer", {}).get("model_run")  # absent if imported
-    teacher = json.loads(Path(teacher_run, "training.json").read_text()) if teacher_run else {}
+    teacher = report.artifact_json(teacher_run, "training.json") if teacher_run else {}
     return {
         "fold": config.split.fold,
         "graph": graph_stats,

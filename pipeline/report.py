@@ -1,9 +1,11 @@
-"""What a finished run produced, read back from ML Metadata and the artifacts."""
+"""What a finished run produced, read back from ML Metadata and the artifacts (any
+`tf.io.gfile` path: a run root may be on an object store)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
+from typing import Any
 
 from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
@@ -21,6 +23,24 @@ def latest_uri(config: RunConfig, type_name: str) -> str | None:
     if not artifacts:
         return None
     return max(artifacts, key=lambda a: (a.create_time_since_epoch, a.id)).uri
+
+
+def artifact_json(uri: str, name: str) -> Any:
+    """The JSON file `name` of the artifact at `uri` (FileNotFoundError if it has none)."""
+    import tensorflow as tf
+
+    try:
+        with tf.io.gfile.GFile(f"{uri}/{name}") as f:
+            return json.load(f)
+    except tf.errors.NotFoundError as e:
+        raise FileNotFoundError(f"{uri}/{name}") from e
+
+
+def artifact_has(uri: str, name: str) -> bool:
+    """Whether the artifact at `uri` holds the file `name`."""
+    import tensorflow as tf
+
+    return tf.io.gfile.exists(f"{uri}/{name}")
 
 
 def evaluation_metrics(uri: str) -> dict[str, dict[str, float]]:
@@ -49,27 +69,28 @@ def summary(config: RunConfig) -> dict:
         out["speech_only"] = found.get(BASELINE, {})
     blessing = latest_uri(config, "ModelBlessing")
     if blessing:
-        out["blessed"] = (Path(blessing) / "BLESSED").exists()
+        out["blessed"] = artifact_has(blessing, "BLESSED")
     graph = latest_uri(config, "emograph.SimilarityGraph")
-    if graph and (Path(graph) / "stats.json").exists():
-        stats = json.loads((Path(graph) / "stats.json").read_text())
+    if graph and artifact_has(graph, "stats.json"):
+        stats = artifact_json(graph, "stats.json")
         out["graph"] = {k: v for k, v in stats.items() if not isinstance(v, (dict, list))}
-        out["graph"]["stats_png"] = str(Path(graph) / "stats.png")
+        out["graph"]["stats_png"] = f"{graph}/stats.png"
         cfg = stats["config"]
         out["graph"]["built_from"] = (
             f"{cfg['embedding_source']} (threshold {cfg['similarity_threshold']}, "
             f"top-{cfg['max_neighbours']}"
             + (", chosen on validation speakers)" if "selection" in stats else ")")
         )
-    model_root = Path(config.push_root) / config.export.model_name
-    latest = model_root / edge_metadata.LATEST_FILE
-    if latest.exists():
-        version_dir = model_root / latest.read_text().strip()
-        meta = json.loads((version_dir / edge_metadata.METADATA_FILE).read_text())
-        test = meta["extra"]["test"]
+    import tensorflow as tf
+
+    model_root = f"{config.push_root}/{config.export.model_name}"
+    if artifact_has(model_root, edge_metadata.LATEST_FILE):
+        with tf.io.gfile.GFile(f"{model_root}/{edge_metadata.LATEST_FILE}") as f:
+            version_dir = f"{model_root}/{f.read().strip()}"
+        test = artifact_json(version_dir, edge_metadata.METADATA_FILE)["extra"]["test"]
         out["pushed"] = {
-            "directory": str(version_dir.resolve()),
-            "bytes": (version_dir / edge_metadata.MODEL_FILE).stat().st_size,
+            "directory": version_dir if "://" in version_dir else os.path.abspath(version_dir),
+            "bytes": tf.io.gfile.stat(f"{version_dir}/{edge_metadata.MODEL_FILE}").length,
             "int8_uar": test["int8"]["uar"],
             "float_uar": test["float32"]["uar"],
             "int8_agreement": test["int8"]["top1_agreement_with_float"],
