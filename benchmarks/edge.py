@@ -80,7 +80,7 @@ def frontend_models(front_json: dict | None, sample_rate: int, samples: int) -> 
     import tensorflow as tf
 
     from components.audio import frontend
-    from pipeline.config import FrontendConfig, from_dict
+    from components.config import FrontendConfig, from_dict
 
     cfg = from_dict(FrontendConfig, front_json) if front_json else FrontendConfig()
     bins = frontend.num_bins(cfg, sample_rate)

@@ -25,7 +25,7 @@ import numpy as np
 
 import components  # noqa: F401  (before TensorFlow)
 from benchmarks.students import clip_functionals, corpora_classes, load
-from pipeline.config import AudioConfig, CorpusSpec, FrontendConfig
+from components.config import AudioConfig, CorpusSpec, FrontendConfig
 
 # eGeMAPSv02 feature-name patterns of each group (Eyben et al., 2016, table 1).
 EGEMAPS_GROUPS = {

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 import components  # noqa: F401  (before TensorFlow and NSL)
+from components.config import GraphConfig
 from components.graph import similarity
-from pipeline.config import GraphConfig
 
 RESULTS = Path(__file__).parent / "results" / "graph.json"
 SHARD = 50_000

@@ -27,8 +27,8 @@ import soxr
 
 import components  # noqa: F401  (before TensorFlow)
 from components.audio.synthetic import generate_corpus
+from components.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig, SynthConfig
 from components.example_gen.ingest import run_ingest
-from pipeline.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig, SynthConfig
 
 CACHE = Path(__file__).parent / ".cache" / "ingest"
 RESULTS = Path(__file__).parent / "results" / "ingest.json"

@@ -28,8 +28,8 @@ import numpy as np
 
 from components import features as F
 from components.audio import corpora, decode, windows
+from components.config import AudioConfig, AugmentConfig, CorpusSpec, FrontendConfig, StudentConfig
 from components.evaluation import metrics
-from pipeline.config import AudioConfig, AugmentConfig, CorpusSpec, FrontendConfig, StudentConfig
 
 RESULTS = Path(__file__).parent / "results"
 CACHE = Path(os.environ.get("EMOGRAPH_CACHE", Path.home() / ".cache" / "emograph"))
@@ -516,7 +516,7 @@ def main() -> None:
 
 def corpora_classes(spec: CorpusSpec) -> tuple[str, ...]:
     """The emotions the corpus has (all of the vocabulary that its adapter emits)."""
-    from pipeline.config import EMOTIONS
+    from components.config import EMOTIONS
 
     vocabulary = (*EMOTIONS, "calm", "surprised")
     clips, _ = corpora.list_clips(spec, vocabulary)

@@ -28,7 +28,7 @@ from components.audio.synthetic import (
     synthesize_utterance,
     utterance_features,
 )
-from pipeline.config import EMOTIONS, SynthConfig
+from components.config import EMOTIONS, SynthConfig
 
 RESULTS = Path(__file__).parent / "results" / "synth.json"
 

@@ -28,7 +28,7 @@ import numpy as np
 import components  # noqa: F401  (before TensorFlow)
 from benchmarks.students import corpora_classes
 from components.audio import corpora, decode, windows
-from pipeline.config import AudioConfig, CorpusSpec, FrontendConfig
+from components.config import AudioConfig, CorpusSpec, FrontendConfig
 
 RESULTS = Path(__file__).parent / "results" / "voicing.json"
 RATE = 16000

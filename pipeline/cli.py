@@ -24,16 +24,8 @@ from pathlib import Path
 
 from components.audio.corpora import SUPPORTED_CORPORA
 from components.audio.splits import SplitError
-from pipeline.config import (
-    EMOTIONS,
-    SPANS_KIND,
-    VARIANTS,
-    ConfigError,
-    CorpusSpec,
-    RunConfig,
-    SynthConfig,
-    check_variants,
-)
+from components.config import EMOTIONS, SPANS_KIND, ConfigError, CorpusSpec, SynthConfig
+from pipeline.config import VARIANTS, RunConfig, check_variants
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 LOG_DIR = "logs"

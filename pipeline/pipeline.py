@@ -18,6 +18,7 @@ from pathlib import Path
 from tfx import v1 as tfx
 
 from components.artifacts import SimilarityGraph
+from components.config import CorpusSpec, SplitConfig, section_to_json
 from components.embedder.component import Embedder
 from components.embedder.expert import expert_sources
 from components.evaluation.config import eval_config
@@ -34,11 +35,8 @@ from pipeline.config import (
     NSL_STUDENT,
     SPEECH_ONLY,
     VARIANTS,
-    CorpusSpec,
     RunConfig,
-    SplitConfig,
     check_variants,
-    section_to_json,
 )
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "raw_audio" / "schema.pbtxt"

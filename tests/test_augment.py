@@ -10,8 +10,8 @@ import pytest
 import tensorflow as tf
 
 from components import features as F
+from components.config import AugmentConfig
 from components.models import augment as A
-from pipeline.config import AugmentConfig
 
 FRAMES, BANDS, BATCH = 30, 8, 4
 NOTHING = AugmentConfig(

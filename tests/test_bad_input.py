@@ -14,8 +14,9 @@ import pytest
 import soundfile as sf
 
 from components.audio.corpora import list_clips
+from components.config import EMOTIONS, ConfigError, CorpusSpec
 from pipeline import cli, console
-from pipeline.config import EMOTIONS, ConfigError, CorpusSpec, RunConfig
+from pipeline.config import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 16000
@@ -238,8 +239,8 @@ def test_manifest_with_a_utf8_bom_is_read(tmp_path):
 
 
 def test_malformed_rows_are_counted_in_the_ingest_report(tmp_path):
+    from components.config import AudioConfig, SplitConfig
     from components.example_gen.ingest import run_ingest
-    from pipeline.config import AudioConfig, SplitConfig
 
     speakers = [f"s{i}" for i in range(3)]
     write_wavs(tmp_path / "c", *(f"{s}_{e}.wav" for s in speakers for e in range(2)))

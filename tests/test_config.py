@@ -2,15 +2,14 @@
 
 import pytest
 
-from pipeline.config import (
+from components.config import (
     AudioConfig,
-    BeamConfig,
     CorpusSpec,
     GraphConfig,
-    RunConfig,
     section_from_json,
     section_to_json,
 )
+from pipeline.config import BeamConfig, RunConfig
 
 
 def test_run_config_round_trips_through_json():

@@ -12,7 +12,7 @@ import soundfile as sf
 from components.audio import corpora
 from components.audio.corpora import SUPPORTED_CORPORA, list_clips
 from components.audio.decode import load_audio
-from pipeline.config import EMOTIONS, CorpusSpec
+from components.config import EMOTIONS, CorpusSpec
 
 RAVDESS = Path(
     os.environ.get(

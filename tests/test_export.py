@@ -10,10 +10,10 @@ import components  # noqa: F401
 from components import features as F
 from components.audio import frontend
 from components.audio import synthetic as S
+from components.config import EMOTIONS, AudioConfig, ExportConfig, FrontendConfig, StudentConfig
 from components.models import networks, training
 from components.tflite_pusher import export
 from components.tflite_pusher.component import PushRefused, check_limits
-from pipeline.config import EMOTIONS, AudioConfig, ExportConfig, FrontendConfig, StudentConfig
 
 SR = 16000
 AUDIO = AudioConfig(window_seconds=0.5)

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
+from components.config import CorpusSpec
 from pipeline import cli
-from pipeline.config import CorpusSpec, RunConfig
+from pipeline.config import RunConfig
 
 EXTRA = (CorpusSpec("ravdess", "/data/ravdess16k"), CorpusSpec("crema-d", "/data/crema-d"))
 

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 import components  # noqa: F401
 from components.audio import frontend
-from pipeline.config import FrontendConfig
+from components.config import FrontendConfig
 
 CFG = FrontendConfig()
 SR = 16000

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
+from components.config import GraphConfig
 from components.graph import selection
-from pipeline.config import GraphConfig
 
 LABELS = ("angry", "sad", "happy")
 

@@ -9,6 +9,7 @@ import tf_keras as keras
 from apache_beam.testing.util import assert_that, equal_to
 
 from components import features as F
+from components.config import GraphConfig, StudentConfig
 from components.embedder.embed import (
     EMBED_SIGNATURE,
     EmbedExamples,
@@ -19,7 +20,6 @@ from components.embedder.embed import (
 from components.embedder.statistics import STATISTICS_DIM, utterance_statistics
 from components.graph import prepare
 from components.student.trainer import graph_regularised
-from pipeline.config import GraphConfig, StudentConfig
 
 RATE = 16000
 

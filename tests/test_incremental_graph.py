@@ -8,9 +8,9 @@ import pytest
 from apache_beam.testing.util import assert_that
 
 import components  # noqa: F401
+from components.config import GraphConfig
 from components.graph import incremental, similarity
 from components.graph.incremental import AddNodesToGraph, added_edges, merge_new_nodes
-from pipeline.config import GraphConfig
 
 THRESHOLD = 0.3
 

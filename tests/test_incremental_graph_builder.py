@@ -12,9 +12,10 @@ from tfx import v1 as tfx
 
 from components import features as F
 from components.artifacts import Embeddings
+from components.config import GraphConfig
 from components.embedder.embed import embedding_example
 from components.graph.component import GRAPH_PREFIX, GRAPH_SPLIT, read_edges
-from pipeline.config import GraphConfig, RunConfig
+from pipeline.config import RunConfig
 from pipeline.pipeline import _pipeline, graph_builder
 
 pytestmark = pytest.mark.slow

@@ -13,8 +13,8 @@ import tensorflow as tf
 from components import features
 from components.audio.splits import assign_speakers
 from components.audio.synthetic import write_corpus
+from components.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig, SynthConfig
 from components.example_gen.ingest import SPLITS, ingest, run_ingest, summarise
-from pipeline.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig, SynthConfig
 
 AUDIO = AudioConfig(window_seconds=1.0, hop_seconds=0.5, min_seconds=0.5, max_windows_per_clip=2)
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components.config import GraphConfig
 from components.graph import similarity
 from components.graph.beam_graph import BuildSimilarityGraph, write_tsv
 from components.neighbours.beam_pack import PackNeighbours
 from components.neighbours.packing import example_id
-from pipeline.config import GraphConfig
 
 THRESHOLD = 0.6
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from components.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig
 from components.example_gen.ingest import SPLITS, run_ingest
-from pipeline.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig
 
 RAVDESS = Path(
     os.environ.get(

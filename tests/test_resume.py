@@ -14,8 +14,9 @@ import pytest
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components.config import CorpusSpec
 from components.example_gen.watch import watch
-from pipeline.config import CorpusSpec, RunConfig
+from pipeline.config import RunConfig
 from pipeline.local_runner import prepare_synthetic
 
 pytestmark = pytest.mark.e2e

@@ -14,10 +14,10 @@ from components import features as F
 from components.audio.corpora import Clip
 from components.audio.frontend import functionals_width, num_frames
 from components.audio.windows import to_pcm16_bytes, window_clip
+from components.config import AudioConfig, FrontendConfig, StudentConfig
 from components.example_gen.ingest import make_example
 from components.neighbours.packing import pack_example
 from components.transform.preprocessing import INV_STD, MEAN
-from pipeline.config import AudioConfig, FrontendConfig, StudentConfig
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 TRANSFORMED = (

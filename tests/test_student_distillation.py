@@ -10,10 +10,10 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components import features as F
+from components.config import StudentConfig
 from components.models import networks
 from components.student.trainer import TEACHER_PROBABILITIES, Distiller, with_teacher_probabilities
 from components.teacher.trainer import LOGITS_SIGNATURE
-from pipeline.config import StudentConfig
 
 FRAMES, BANDS, CLASSES, BATCH, T = 16, 8, 3, 6, 2.0
 

@@ -10,9 +10,9 @@ import tf_keras as keras
 
 from components import features as F
 from components.audio import frontend
+from components.config import AugmentConfig, StudentConfig
 from components.models import networks, training
 from components.student.trainer import graph_regularised
-from pipeline.config import AugmentConfig, StudentConfig
 
 FRAMES, BANDS, CLASSES, BATCH = 16, 8, 3, 6
 NBR = f"{F.NBR_PREFIX}0_{F.LOGMEL}"
@@ -221,8 +221,8 @@ def _write_examples(path, x: np.ndarray, y: np.ndarray, neighbours: int = 0) -> 
 def test_student_trainer_keeps_the_multiplier_that_validates_best(tmp_path):
     """With graph_multipliers the trainer fits one student per multiplier and exports the one
     with the best validation UAR; training.json's figures say which and why."""
+    from components.config import AudioConfig, FrontendConfig
     from components.student.trainer import train_student
-    from pipeline.config import AudioConfig, FrontendConfig
 
     audio, front = AudioConfig(window_seconds=1.0), FrontendConfig()
     width = frontend.functionals_width(front.mel_bands)

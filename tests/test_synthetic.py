@@ -21,7 +21,7 @@ from components.audio.synthetic import (
     utterance_features,
     write_corpus,
 )
-from pipeline.config import EMOTIONS, SynthConfig
+from components.config import EMOTIONS, SynthConfig
 
 SR = 16000
 

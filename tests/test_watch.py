@@ -15,6 +15,7 @@ import tensorflow as tf
 from components import features
 from components.audio.corpora import Clip, Rejection
 from components.audio.splits import extend_splits
+from components.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig
 from components.example_gen.ingest import SPLITS
 from components.example_gen.watch import (
     LEDGER,
@@ -26,7 +27,6 @@ from components.example_gen.watch import (
     resolve_spans,
     watch,
 )
-from pipeline.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig
 
 AUDIO = AudioConfig(window_seconds=1.0, hop_seconds=0.5, min_seconds=0.5, max_windows_per_clip=2)
 

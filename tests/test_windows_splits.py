@@ -6,7 +6,8 @@ import pytest
 from components.audio.decode import AudioError
 from components.audio.splits import assign_speakers, extend_splits, speaker_folds
 from components.audio.windows import to_pcm16_bytes, window_clip
-from pipeline.config import AudioConfig, RunConfig, SplitConfig, section_from_json, section_to_json
+from components.config import AudioConfig, SplitConfig, section_from_json, section_to_json
+from pipeline.config import RunConfig
 
 CFG = AudioConfig(window_seconds=3.0, hop_seconds=1.5, min_seconds=0.5, max_windows_per_clip=8)
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.config import CorpusSpec
+from components.config import CorpusSpec
 
 SUPPORTED_CORPORA: dict[str, str] = {
     "synthetic": "emograph's generated corpus: a folder holding manifest.csv",

@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 from scipy import signal
 
-from pipeline.config import EMOTIONS, SynthConfig
+from components.config import EMOTIONS, SynthConfig
 
 VERSION = 1  # bump on any change to the sound, so `write_corpus` regenerates stale corpora
 CONTROL_RATE = 1000  # Hz of the prosody and envelope tracks (interpolated to audio rate)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from components.audio.decode import AudioError
-from pipeline.config import AudioConfig
+from components.config import AudioConfig
 
 
 def window_clip(

@@ -22,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 
 from components import features as F
+from components.config import AUTO, parse_source
 from components.expert.functionals import dimension, extract, new_smile
-from pipeline.config import AUTO, parse_source
 
 # Candidate name -> openSMILE feature set.
 EXPERT_CANDIDATES = {"egemaps": "eGeMAPSv02", "compare": "ComParE_2016"}

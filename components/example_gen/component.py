@@ -14,9 +14,7 @@ from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples
 
 from components.artifacts import IngestReport
-from components.example_gen.ingest import SPLITS, check_splits, ingest, summarise
-from components.example_gen.watch import SPAN_PREFIX, merge_span_reports, read_spans
-from pipeline.config import (
+from components.config import (
     SPANS_KIND,
     AudioConfig,
     CorpusSpec,
@@ -25,6 +23,8 @@ from pipeline.config import (
     from_dict,
     section_from_json,
 )
+from components.example_gen.ingest import SPLITS, check_splits, ingest, summarise
+from components.example_gen.watch import SPAN_PREFIX, merge_span_reports, read_spans
 
 log = logging.getLogger(__name__)
 

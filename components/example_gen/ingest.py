@@ -31,7 +31,7 @@ from components.audio.corpora import Clip, Rejection, list_clips
 from components.audio.decode import AudioError, Note, read_audio
 from components.audio.splits import SplitError, assign_speakers
 from components.audio.windows import to_pcm16_bytes, window_clip
-from pipeline.config import AudioConfig, CorpusSpec, SplitConfig, check_corpora
+from components.config import AudioConfig, CorpusSpec, SplitConfig, check_corpora
 
 SPLITS = ("train", "eval", "test")
 REJECTED = "rejected"

@@ -36,6 +36,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from components.audio.corpora import Clip, Rejection, list_clips
 from components.audio.splits import extend_splits
+from components.config import SPANS_KIND, AudioConfig, CorpusSpec, SplitConfig
 from components.example_gen.ingest import (
     SPLITS,
     GzipTFRecordSink,
@@ -45,7 +46,6 @@ from components.example_gen.ingest import (
     ingest_clips,
     summarise,
 )
-from pipeline.config import SPANS_KIND, AudioConfig, CorpusSpec, SplitConfig
 
 log = logging.getLogger(__name__)
 

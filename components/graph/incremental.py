@@ -28,6 +28,7 @@ import apache_beam as beam
 import numpy as np
 
 from components import features as F
+from components.config import GraphConfig
 from components.embedder.embed import embedding_example, parse_embedding
 from components.graph import similarity
 from components.graph.beam_graph import (
@@ -39,7 +40,6 @@ from components.graph.beam_graph import (
 )
 from components.graph.prepare import PrepareEmbeddings
 from components.graph.similarity import Candidates
-from pipeline.config import GraphConfig
 
 Edge = similarity.Edge
 

@@ -1,6 +1,6 @@
 """From candidate embeddings to the vectors the graph compares, removing speaker effects first.
 
-A source spec ("statistics+teacher:0.5", pipeline/config.py `parse_source`) names the candidate
+A source spec ("statistics+teacher:0.5", components/config.py `parse_source`) names the candidate
 embeddings to use. Each is centred (and optionally whitened; expert functionals always) with
 its own speaker's statistics, so what is compared is how a clip departs from its speaker's
 average; then L2-normalised and scaled by its weight, and the blocks are concatenated: the
@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 import apache_beam as beam
 import numpy as np
 
+from components.config import parse_source
 from components.graph.similarity import Edge, normalise, top_k_edges
-from pipeline.config import parse_source
 
 # Per source: (sum, sum of squares, count) of one speaker's vectors.
 Moments = dict[str, tuple[np.ndarray, np.ndarray, int]]

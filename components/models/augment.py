@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from components import features as F
-from pipeline.config import AugmentConfig
+from components.config import AugmentConfig
 
 NEPERS_PER_DB = math.log(10.0) / 10.0  # +1 dB of power adds this to the natural-log mel
 

@@ -22,7 +22,7 @@ import tf_keras as keras
 
 from components import features as F
 from components.audio import frontend
-from pipeline.config import StudentConfig, TeacherConfig
+from components.config import StudentConfig, TeacherConfig
 
 EMBEDDING_LAYER = "embedding"
 DROPOUT_LAYER = "dropout"

@@ -21,10 +21,10 @@ import tf_keras as keras
 
 from components import features as F
 from components.audio import frontend
+from components.config import AudioConfig, FrontendConfig
 from components.edge import metadata as edge_metadata
 from components.evaluation import metrics
 from components.transform.preprocessing import INV_STD, MEAN
-from pipeline.config import AudioConfig, FrontendConfig
 
 log = logging.getLogger(__name__)
 

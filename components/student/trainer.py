@@ -18,9 +18,9 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components import features as F
+from components.config import AudioConfig, FrontendConfig, StudentConfig, section_from_json
 from components.models import augment, networks, training
 from components.teacher.trainer import LOGITS_SIGNATURE
-from pipeline.config import AudioConfig, FrontendConfig, StudentConfig, section_from_json
 
 log = logging.getLogger(__name__)
 

@@ -14,16 +14,16 @@ import tensorflow as tf
 import tf_keras as keras
 
 from components import features as F
-from components.graph import selection
-from components.models import augment, networks, training
-from components.teacher import imported
-from pipeline.config import (
+from components.config import (
     AudioConfig,
     FrontendConfig,
     GraphConfig,
     TeacherConfig,
     section_from_json,
 )
+from components.graph import selection
+from components.models import augment, networks, training
+from components.teacher import imported
 
 log = logging.getLogger(__name__)
 

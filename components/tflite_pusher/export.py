@@ -37,10 +37,10 @@ import tensorflow as tf
 
 from components import features as F
 from components.audio import frontend
+from components.config import FrontendConfig
 from components.edge import adaptation
 from components.edge import metadata as edge_metadata
 from components.evaluation import metrics
-from pipeline.config import FrontendConfig
 
 log = logging.getLogger(__name__)
 

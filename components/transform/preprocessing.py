@@ -12,7 +12,7 @@ Two normalisations (FrontendConfig.normalisation), both per mel band over every 
 
 Besides the log-mel it emits `functionals` (frontend.functionals of the raw log-mel, 8 per band),
 z-scored per speaker, or globally: the functionals student's input (which needs the speaker
-mode: pipeline/config.py).
+mode: components/config.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import tensorflow_transform as tft
 
 from components import features as F
 from components.audio import frontend
-from pipeline.config import AudioConfig, FrontendConfig, section_from_json
+from components.config import AudioConfig, FrontendConfig, section_from_json
 
 MEAN = "logmel_mean"
 INV_STD = "logmel_inv_std"
