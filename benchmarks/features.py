@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import components  # noqa: F401  (before TensorFlow)
-from benchmarks.students import clip_functionals, corpora_classes, load
-from components.config import AudioConfig, CorpusSpec, FrontendConfig
+from benchmarks.students import clip_functionals, corpus_and_folds, speaker_functionals
 
 # eGeMAPSv02 feature-name patterns of each group (Eyben et al., 2016, table 1).
 EGEMAPS_GROUPS = {
@@ -83,23 +82,6 @@ def fold_uars(x, label, speaker, clip, folds, classes) -> list[float]:
     return uars
 
 
-def frontend_functionals(corpus) -> np.ndarray:
-    """The student's functionals of every window, z-scored per speaker and bounded."""
-    import tensorflow as tf
-
-    from components.audio import frontend
-    from components.expert import functionals as fx
-
-    batches = [
-        frontend.functionals(
-            tf.constant(corpus.logmel[i : i + 256]), tf.constant(corpus.voice[i : i + 256])
-        )
-        for i in range(0, len(corpus.label), 256)
-    ]
-    z = fx.speaker_normalise(np.concatenate([b.numpy() for b in batches]), list(corpus.speaker))
-    return np.clip(np.nan_to_num(z), -frontend.FUNCTIONALS_BOUND, frontend.FUNCTIONALS_BOUND)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--corpus", required=True, help="KIND:PATH")
@@ -108,11 +90,8 @@ def main() -> None:
     args = p.parse_args()
     from components.audio import frontend
 
-    kind, path = args.corpus.split(":", 1)
-    spec = CorpusSpec(kind, str(Path(path).absolute()))
-    classes = corpora_classes(spec)
-    corpus = load(spec, classes, AudioConfig(), FrontendConfig())
-    folds = [[f"{kind}/{s}" for s in fold.split("+")] for fold in args.folds.split(",")]
+    spec, corpus, folds = corpus_and_folds(args.corpus, args.folds)
+    classes = corpus.classes
     rows = {}
 
     one_row = np.unique(corpus.clip, return_index=True)[1]  # a clip's first window
@@ -131,7 +110,7 @@ def main() -> None:
     for group, cols in egemaps_groups().items():
         score(f"egemaps {group} alone", egemaps[:, cols], one_row)
         score(f"egemaps all but {group}", np.delete(egemaps, cols, axis=1), one_row)
-    student = frontend_functionals(corpus)
+    student = speaker_functionals(corpus)
     bands = frontend.FUNCTIONALS_PER_BAND * corpus.logmel.shape[-1]
     score("student functionals all", student)
     score("student functionals bands alone", student[:, :bands])

@@ -159,6 +159,27 @@ def speaker_normalised(corpus: Corpus) -> tuple[np.ndarray, np.ndarray]:
     return out, np.mean(inv_stds, axis=0)
 
 
+def speaker_functionals(corpus: Corpus) -> np.ndarray:
+    """Each window's `frontend.functionals`, z-scored per speaker and bounded, as Transform
+    gives them to the functionals student."""
+    import tensorflow as tf
+
+    from components.audio.frontend import bounded, functionals
+    from components.expert.functionals import speaker_normalise
+
+    stats = functionals(tf.constant(corpus.logmel), tf.constant(corpus.voice)).numpy()
+    return bounded(tf.constant(speaker_normalise(stats, list(corpus.speaker)))).numpy()
+
+
+def corpus_and_folds(corpus: str, folds: str) -> tuple[CorpusSpec, Corpus, list[list[str]]]:
+    """The --corpus KIND:PATH and --folds a+b,c+d,... arguments: the corpus, its windows
+    (`load`) and each fold's speaker ids."""
+    kind, path = corpus.split(":", 1)
+    spec = CorpusSpec(kind, str(Path(path).absolute()))
+    windows = load(spec, corpora_classes(spec), AudioConfig(), FrontendConfig())
+    return spec, windows, [[f"{kind}/{s}" for s in fold.split("+")] for fold in folds.split(",")]
+
+
 def logmel_statistics(normalised: np.ndarray) -> np.ndarray:
     """Mean and std over time of each band: the "logmel" graph candidate."""
     return np.concatenate([normalised.mean(1), normalised.std(1)], axis=1)
@@ -236,12 +257,8 @@ def train_one(task: dict) -> dict:
     keras.utils.set_random_seed(cfg.seed)
     base = networks.build_student(cfg, frames, bands, len(corpus.classes))
     name, _ = training.model_input(base)
-    if name == F.FUNCTIONALS:  # as Transform: functionals of the raw log-mel, per speaker
-        from components.audio.frontend import bounded, functionals
-        from components.expert.functionals import speaker_normalise
-
-        stats = functionals(tf.constant(corpus.logmel), tf.constant(corpus.voice)).numpy()
-        flat = bounded(tf.constant(speaker_normalise(stats, list(corpus.speaker)))).numpy()
+    if name == F.FUNCTIONALS:
+        flat = speaker_functionals(corpus)
         if pool or hint:
             raise ValueError(f"{task['variant']}: pool and hint variants need a log-mel student")
 
@@ -442,11 +459,8 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", default="")
     args = p.parse_args()
-    kind, path = args.corpus.split(":", 1)
-    spec = CorpusSpec(kind, str(Path(path).absolute()))
-    classes = corpora_classes(spec)
-    corpus = load(spec, classes, AudioConfig(), FrontendConfig())
-    folds = [[f"{kind}/{s}" for s in fold.split("+")] for fold in args.folds.split(",")]
+    spec, corpus, folds = corpus_and_folds(args.corpus, args.folds)
+    classes = corpus.classes
     run = [int(f) for f in args.run_folds.split(",")] if args.run_folds else range(len(folds))
     embeddings = {}
     variants = [v for v in args.variants.split(",") if v]
@@ -508,7 +522,7 @@ def main() -> None:
         variants.append(name)
     table = summarise(rows, variants, reference)
     print(table)
-    out = Path(args.out or RESULTS / f"students-{kind}.json")
+    out = Path(args.out or RESULTS / f"students-{spec.kind}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     command = " ".join(["python -m benchmarks.students", *os.sys.argv[1:]])
     out.write_text(json.dumps({"command": command, "rows": rows, "table": table}, indent=1))

@@ -569,15 +569,15 @@ except RuntimeError:
 """
 
 
+def _run_script(script: str, log: Path) -> subprocess.CompletedProcess:
+    """`script` in a fresh interpreter (its own console and file descriptors), `log` its arg."""
+    argv = [sys.executable, "-c", script, str(log)]
+    return subprocess.run(argv, cwd=REPO, capture_output=True, text=True, check=True)
+
+
 def test_quiet_console_shows_steps_and_sends_framework_logs_to_the_file(tmp_path):
     log = tmp_path / "logs" / "run.log"
-    done = subprocess.run(
-        [sys.executable, "-c", QUIET_SCRIPT, str(log)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = _run_script(QUIET_SCRIPT, log)
     lines = done.stdout.splitlines()
     assert lines[0].startswith("step 1/2 source_example_gen") and lines[0].endswith(" s")
     assert lines[1:] == [
@@ -611,14 +611,7 @@ def test_step_lines_say_the_time_left_from_the_last_runs_step_times(tmp_path):
     log = tmp_path / "logs" / "run.log"
 
     def run() -> list[str]:
-        done = subprocess.run(
-            [sys.executable, "-c", TIME_LEFT_SCRIPT, str(log)],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        return done.stdout.splitlines()
+        return _run_script(TIME_LEFT_SCRIPT, log).stdout.splitlines()
 
     first = run()  # no earlier run here: no estimate
     assert "left" not in first[0] and "left" not in first[1]

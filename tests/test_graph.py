@@ -2,7 +2,6 @@
 
 import dataclasses
 import math
-import uuid
 
 import apache_beam as beam
 import numpy as np
@@ -139,15 +138,6 @@ def test_read_tsv_defaults_weight_to_one(tmp_path):
 def test_parse_edge_reads_what_write_tsv_writes_and_weightless_lines():
     assert similarity.parse_edge("a\tb\t0.250000\n") == ("a", "b", 0.25)
     assert similarity.parse_edge("a\tb") == ("a", "b", 1.0)
-
-
-@pytest.fixture
-def ram_dir():
-    """A fresh directory on TF's in-memory filesystem, standing in for a gs:// artifact URI."""
-    root = f"ram://graph-{uuid.uuid4().hex}"
-    tf.io.gfile.makedirs(root)
-    yield root
-    tf.io.gfile.rmtree(root)
 
 
 def test_read_tsv_reads_the_shards_of_an_object_store_artifact(ram_dir):

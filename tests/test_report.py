@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 import tensorflow as tf
@@ -11,22 +10,14 @@ import tensorflow as tf
 from pipeline import report
 
 
-@pytest.fixture
-def ram_artifact():
-    uri = f"ram://artifacts/{uuid.uuid4().hex}"
-    tf.io.gfile.makedirs(uri)
-    yield uri
-    tf.io.gfile.rmtree(uri)
-
-
-def test_artifact_json_reads_an_object_store_like_path(ram_artifact):
-    with tf.io.gfile.GFile(f"{ram_artifact}/stats.json", "w") as f:
+def test_artifact_json_reads_an_object_store_like_path(ram_dir):
+    with tf.io.gfile.GFile(f"{ram_dir}/stats.json", "w") as f:
         f.write(json.dumps({"nodes": 3, "edges": 4}))
-    assert report.artifact_has(ram_artifact, "stats.json")
-    assert report.artifact_json(ram_artifact, "stats.json") == {"nodes": 3, "edges": 4}
+    assert report.artifact_has(ram_dir, "stats.json")
+    assert report.artifact_json(ram_dir, "stats.json") == {"nodes": 3, "edges": 4}
 
 
-def test_a_missing_artifact_file_is_file_not_found(ram_artifact):
-    assert not report.artifact_has(ram_artifact, "BLESSED")
+def test_a_missing_artifact_file_is_file_not_found(ram_dir):
+    assert not report.artifact_has(ram_dir, "BLESSED")
     with pytest.raises(FileNotFoundError, match="training.json"):
-        report.artifact_json(ram_artifact, "training.json")
+        report.artifact_json(ram_dir, "training.json")

@@ -327,7 +327,7 @@ def arrival_order(clips: np.ndarray, seed: int = ARRIVAL_SEED) -> np.ndarray:
     unique, first = np.unique(clips, return_index=True)
     shuffled = np.random.default_rng(seed).permutation(unique[np.argsort(first)])
     rank = {clip: i for i, clip in enumerate(shuffled)}
-    return np.array(sorted(range(len(clips)), key=lambda i: (rank[clips[i]], i)), dtype=np.int64)
+    return np.argsort([rank[clip] for clip in clips], kind="stable").astype(np.int64)
 
 
 def online_probabilities(
