@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.report import plot_learning_curves
+
 
 def curves(results: list[dict]) -> dict[str, dict[float, list[float]]]:
     """variant -> labelled fraction -> clip UARs of every fold and seed (a baseline: by fold;
@@ -31,28 +33,6 @@ def curves(results: list[dict]) -> dict[str, dict[float, list[float]]]:
     return out
 
 
-def plot(data: dict[str, dict[float, list[float]]], title: str, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for variant, by_fraction in sorted(data.items()):
-        fractions = sorted(by_fraction)
-        mean = np.array([np.mean(by_fraction[f]) for f in fractions])
-        std = np.array([np.std(by_fraction[f]) for f in fractions])
-        ax.errorbar(fractions, mean, yerr=std, marker="o", capsize=3, label=variant)
-    ax.set_xscale("log")
-    ax.set_xlabel("labelled share of each train speaker's clips")
-    ax.set_ylabel("test clip UAR (mean ± std, folds x seeds)")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("results", nargs="+", help="benchmarks/students.py JSON files")
@@ -63,7 +43,8 @@ def main() -> None:
     data = curves([json.loads(Path(f).read_text()) for f in args.results])
     if args.variants:
         data = {v: data[v] for v in args.variants.split(",")}
-    plot(data, args.title, Path(args.out))
+    by_share = {v: {f"{f:g}": uars for f, uars in d.items()} for v, d in data.items()}
+    plot_learning_curves(by_share, args.title, args.out)
     for variant, by_fraction in sorted(data.items()):
         cells = "  ".join(
             f"{f:g}: {np.mean(v):.3f} ± {np.std(v):.3f}" for f, v in sorted(by_fraction.items())

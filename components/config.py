@@ -33,7 +33,8 @@ class CorpusSpec:
     Attributes:
       kind: adapter name: "synthetic" (the generator's output, read through its manifest),
         "manifest" (a CSV with path,label,speaker), "ravdess", "crema-d", "tess", "emo-db", "savee",
-        "emovo";
+        "emovo"; "audio": unlabelled audio (a folder, one pseudo-speaker per sub-folder, or a CSV
+        with path,speaker);
         or SPANS_KIND: the span-{N} folders `emograph ingest --watch` writes, read as they are
         (decoded and split when they were written), so a scheduled run trains on new spans.
       path: root directory of the corpus (or the CSV file for "manifest", or the watcher's out).
@@ -128,6 +129,9 @@ class SplitConfig:
         `folds` is 0 or their count;
       - fractions otherwise: seeded `eval_fraction` and `test_fraction` of the speakers (eval
         at least 2 while train keeps 1, as for folds).
+    `labelled_fraction` < 1 keeps the label of a seeded share of each train speaker's clips
+    (at least one clip) and ingests the others as unlabelled audio: the few-labels regime.
+    Validation and test speakers stay labelled.
     """
 
     eval_fraction: float = 0.17
@@ -139,6 +143,7 @@ class SplitConfig:
     folds: int = 0
     fold: int = 0
     fold_speakers: tuple[tuple[str, ...], ...] = ()
+    labelled_fraction: float = 1.0
 
     @property
     def n_folds(self) -> int:
@@ -170,6 +175,8 @@ class SplitConfig:
                     f"folds must be 0 or the {len(self.fold_speakers)} folds of fold_speakers, "
                     f"got {self.folds}"
                 )
+        if not 0 < self.labelled_fraction <= 1:
+            raise ValueError(f"labelled_fraction must be in (0, 1], got {self.labelled_fraction}")
         if not 0 <= self.fold < max(self.n_folds, 1):
             raise ValueError(f"fold must be in [0, {max(self.n_folds, 1)}), got {self.fold}")
 
@@ -444,6 +451,11 @@ class StudentConfig:
         speech-only student taught by the same seed's fine-tuned teacher) minimises
         (1 - weight) x cross-entropy with the labels + weight x T^2 x KL(teacher || student),
         both softmaxes at temperature T (Hinton et al., 2015).
+      self_training, pseudo_label_confidence: the experiment's self-trained student: the
+        speech-only student is fitted, labels the unlabelled train clips whose clip-level
+        confidence (mean window probability of its top class) reaches the threshold, and is
+        fitted again on its labels plus those; of the two, the better on the validation
+        speakers is kept (one round of classic self-training).
       quantization_aware: train with int8 fake quantisation (tfmot), so the int8 TFLite model
         computes what was trained and evaluated. Post-training int8 of NSL students agreed with
         float on 79-91% of test windows (near-ties of a flat softmax), quantization-aware ones
@@ -467,6 +479,8 @@ class StudentConfig:
     augment: AugmentConfig = AugmentConfig(enabled=False)
     distillation_weight: float = 0.5
     distillation_temperature: float = 2.0
+    self_training: bool = False
+    pseudo_label_confidence: float = 0.8
     quantization_aware: bool = True
 
     def __post_init__(self) -> None:
@@ -487,6 +501,10 @@ class StudentConfig:
             raise ValueError(
                 f"regularised_layer must be one of {REGULARISED_LAYERS}, "
                 f"got {self.regularised_layer!r}"
+            )
+        if not 0 < self.pseudo_label_confidence <= 1:
+            raise ValueError(
+                f"pseudo_label_confidence must be in (0, 1], got {self.pseudo_label_confidence}"
             )
         if min((self.graph_multiplier, *self.graph_multipliers)) < 0:
             raise ValueError(

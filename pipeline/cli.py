@@ -68,6 +68,15 @@ def _load_config(args: argparse.Namespace) -> RunConfig:
             raise UsageError(f"--source: {e}") from e
     if getattr(args, "target", None):
         config = config.replace(target=_parse_corpus(args.target, "--target"))
+    if getattr(args, "unlabelled", None):
+        specs = tuple(_parse_corpus(text, "--unlabelled") for text in args.unlabelled)
+        try:
+            config = config.replace(unlabelled=specs)
+        except ValueError as e:
+            raise UsageError(f"--unlabelled: {e}") from e
+    if getattr(args, "labelled_fraction", None):
+        split = dataclasses.replace(config.split, labelled_fraction=args.labelled_fraction)
+        config = config.replace(split=split)
     if getattr(args, "teacher", None):
         teacher = dataclasses.replace(config.teacher, model_path=args.teacher)
         config = config.replace(teacher=teacher)
@@ -93,13 +102,16 @@ def _check_corpus(spec: CorpusSpec, where: str) -> None:
         return
     if spec.kind == "manifest" and not path.is_file():
         raise UsageError(f"{where}: manifest:PATH names a CSV file (path,label,speaker): {path}")
-    if spec.kind != "manifest" and not path.is_dir():
+    if spec.kind == "audio" and not path.exists():
+        raise UsageError(f"{where}: audio:PATH names a folder or a CSV (path,speaker): {path}")
+    if spec.kind not in ("manifest", "audio") and not path.is_dir():
         raise UsageError(f"{where}: no such {spec.kind} corpus folder: {path}")
 
 
 def _check_inputs(config: RunConfig) -> None:
     """What a local run reads (corpora, an imported teacher) must exist before its first step."""
     named = [("target", config.target)]
+    named += [(f"unlabelled[{i}]", spec) for i, spec in enumerate(config.unlabelled)]
     teacher = config.teacher.model_path
     if teacher:  # replaces the source corpora
         if "://" not in teacher and not Path(teacher).exists():
@@ -175,6 +187,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             config.split,
             args.out,
             config.beam.pipeline_args(),
+            config.unlabelled,
         )
     print(
         f"found {summary['found']} = ingested {summary['ingested']} + rejected "
@@ -241,7 +254,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         fold = experiment.fold_config(config, args.out, folds, 0)
         pipeline = create_experiment_pipeline(fold, args.seeds, variants=args.variants)
         steps.expect(len(pipeline.components))
-        results = experiment.run_experiment(config, args.folds, args.seeds, args.out, args.variants)
+        results = experiment.run_experiment(
+            config, args.folds, args.seeds, args.out, args.variants, args.labelled_fractions
+        )
     print(steps.summary())
     print((Path(args.out) / "report.md").read_text())
     print(f"results: {args.out}/results.json ({results['seconds']:.0f} s)")
@@ -275,6 +290,25 @@ def _variants(text: str) -> tuple[str, ...]:
         return check_variants([v.strip() for v in text.split(",") if v.strip()])
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _fractions_one(text: str) -> float:
+    """An argparse type: a share in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {text}")
+    return value
+
+
+def _fractions(text: str) -> tuple[float, ...]:
+    """An argparse type: comma-separated shares in (0, 1], sorted, each once."""
+    values = sorted({_fractions_one(part) for part in text.split(",") if part.strip()})
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected shares such as 0.1,0.5,1, got {text!r}")
+    return tuple(values)
 
 
 def _at_least(minimum: float, kind: type[int] | type[float]) -> Callable[[str], float]:
@@ -367,6 +401,36 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.set_defaults(func=cmd_synth)
 
+    def with_labels(p: argparse.ArgumentParser, fractions: bool = False) -> None:
+        """--unlabelled and the share of labelled train clips (a list for experiments)."""
+        p.add_argument(
+            "--unlabelled",
+            action="append",
+            metavar="KIND:PATH",
+            help="more target-domain audio without labels, joined to the train split (repeat "
+            "for several corpora; audio:PATH reads a plain folder, one pseudo-speaker per "
+            "sub-folder, or a CSV with path,speaker); replaces the config file's",
+        )
+        if fractions:
+            p.add_argument(
+                "--labelled-fractions",
+                type=_fractions,
+                default=None,
+                help="comma-separated shares of each train speaker's clips that keep their "
+                "label (e.g. 0.05,0.1,0.25,0.5,1): the experiment runs every fold at each "
+                "and plots learning curves (default: the config's split.labelled_fraction)",
+            )
+            return
+        p.add_argument(
+            "--labelled-fraction",
+            type=_fractions_one,
+            default=None,
+            help="share of each train speaker's clips that keep their label, the others "
+            "ingested as unlabelled audio (default: the config's split.labelled_fraction, 1)",
+        )
+
+    with_labels(run)
+
     ingest = with_config(
         sub.add_parser(
             "ingest",
@@ -413,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=2.0,
         help="take a file only once it is this many seconds unmodified (half-written files wait)",
     )
+    with_labels(ingest)
     ingest.set_defaults(func=cmd_ingest)
 
     exp = with_config(
@@ -441,6 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"models to train and compare, comma-separated (default all: {','.join(VARIANTS)}); "
         "the openSMILE baselines are always scored",
     )
+    with_labels(exp, fractions=True)
     exp.add_argument("--out", required=True, help="experiment directory")
     exp.set_defaults(func=cmd_experiment)
 

@@ -155,6 +155,9 @@ class RunConfig:
         one seeded split over the union of their speakers). One corpus per kind, no spans
         (`check_corpora`); a synthetic one is generated like a synthetic `source`.
       target: the student's corpus (the split policies of `split` address its speakers).
+      unlabelled: more audio of the target's domain without labels (any corpus kind; "audio"
+        for a plain folder), ingested with the target into its train split: it joins the
+        similarity graph and per-speaker statistics, never a supervised loss.
     """
 
     name: str = "emograph"
@@ -162,6 +165,7 @@ class RunConfig:
     source: CorpusSpec = CorpusSpec("synthetic", "runs/demo/data/source")
     extra_sources: tuple[CorpusSpec, ...] = ()
     target: CorpusSpec = CorpusSpec("synthetic", "runs/demo/data/target")
+    unlabelled: tuple[CorpusSpec, ...] = ()
     classes: tuple[str, ...] = EMOTIONS
     synth: SynthConfig = SynthConfig()
     audio: AudioConfig = AudioConfig()
@@ -176,6 +180,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_corpora((self.source, *self.extra_sources))
+        check_corpora((self.target, *self.unlabelled))
         if self.student.architecture == "functionals" and self.frontend.normalisation != "speaker":
             raise ValueError(
                 'the functionals student needs frontend.normalisation "speaker" (its inputs are '
@@ -263,9 +268,11 @@ class RunConfig:
 
 # The models an experiment compares.
 NSL_STUDENT, SPEECH_ONLY, FINETUNED_TEACHER = "nsl_student", "speech_only", "finetuned_teacher"
-DISTILLED_STUDENT = "distilled_student"
+DISTILLED_STUDENT, SELF_TRAINED = "distilled_student", "self_trained"
 # In dependency order: the distilled student learns from the same seed's fine-tuned teacher.
-VARIANTS = (NSL_STUDENT, SPEECH_ONLY, FINETUNED_TEACHER, DISTILLED_STUDENT)
+# The self-trained student pseudo-labels the unlabelled train clips (with none, it is the
+# speech-only student).
+VARIANTS = (NSL_STUDENT, SPEECH_ONLY, FINETUNED_TEACHER, DISTILLED_STUDENT, SELF_TRAINED)
 
 
 def check_variants(variants: Sequence[str]) -> tuple[str, ...]:

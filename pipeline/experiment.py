@@ -261,6 +261,7 @@ def write_report(results: dict, out: Path, classes: tuple[str, ...]) -> None:
         f"{results['folds']} speaker-independent fold(s) x {results['seeds']} seed(s); "
         "test speakers never seen in training or checkpoint choice.",
         "",
+        *_labels_note(results),
         f"Normalisation: {results['config']['frontend']['normalisation']}. "
         + _MODES_NOTE[results["config"]["frontend"]["normalisation"]],
         "",
@@ -319,6 +320,20 @@ def write_report(results: dict, out: Path, classes: tuple[str, ...]) -> None:
     lines += ["", "## Confusion matrices", ""]
     lines += [f"![{v}](confusion_{v}.png)" for v in results["summary"]["variants"]]
     (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def _labels_note(results: dict) -> list[str]:
+    """What was unlabelled: a share of the train clips, extra corpora (nothing: no line)."""
+    parts = []
+    fraction = results.get("labelled_fraction", 1.0)
+    if fraction < 1:
+        parts.append(
+            f"{fraction:.0%} of each train speaker's clips keep their label, the others are "
+            "unlabelled audio (graph, statistics and self-training only)"
+        )
+    if results.get("unlabelled"):
+        parts.append("unlabelled audio added to train: " + ", ".join(results["unlabelled"]))
+    return ["; ".join(parts) + ".", ""] if parts else []
 
 
 def _selection_tables(folds: list[dict]) -> list[str]:
@@ -385,15 +400,119 @@ def _num(value: float | None) -> str:
 
 
 def run_experiment(
-    base: RunConfig, folds: int | None, seeds: int, out: str, variants: Sequence[str] = VARIANTS
+    base: RunConfig,
+    folds: int | None,
+    seeds: int,
+    out: str,
+    variants: Sequence[str] = VARIANTS,
+    labelled_fractions: Sequence[float] | None = None,
 ) -> dict:
     """Runs every fold (`fold_count` of them) with the models `variants`, writes
-    out/results.json and out/report.md, returns the results."""
+    out/results.json and out/report.md, returns the results. With `labelled_fractions`, the
+    whole experiment once per share of labelled train clips, each in out/labels-<share>/,
+    and learning curves over them in out/ (results.json, report.md, curves.png)."""
+    if labelled_fractions is None:
+        return _run_folds(base, folds, seeds, out, variants, {})
+    cache: dict = {}  # openSMILE functionals: the same clips at every share
+    by_fraction = {}
+    for fraction in labelled_fractions:
+        config = base.replace(split=dataclasses.replace(base.split, labelled_fraction=fraction))
+        log.info("experiment: %.0f%% of the train clips labelled", 100 * fraction)
+        by_fraction[fraction] = _run_folds(
+            config, folds, seeds, out, variants, cache, f"{out}/labels-{fraction:g}"
+        )
+    results = learning_curves(by_fraction)
+    Path(out, "results.json").write_text(json.dumps(results, indent=2))
+    report.plot_learning_curves(
+        results["curves"],
+        f"{results['target']}: int8 clip UAR by labelled share",
+        f"{out}/curves.png",
+    )
+    write_curves_report(results, Path(out))
+    return results
+
+
+def learning_curves(by_fraction: dict[float, dict]) -> dict:
+    """The experiments at each labelled share -> model -> share -> clip UAR of every fold x
+    seed (int8 for trained models, float for the openSMILE baselines), and the NSL student's
+    paired differences at each share."""
+    first = next(iter(by_fraction.values()))
+    curves: dict[str, dict[str, list[float]]] = {}
+    for fraction, results in by_fraction.items():
+        for f in results["folds_detail"]:
+            for r in f["rows"]:
+                curves.setdefault(r["variant"], {}).setdefault(f"{fraction:g}", []).append(
+                    r["int8_clip_uar"]
+                )
+            for name, scores in f["baselines"].items():
+                curves.setdefault(name, {}).setdefault(f"{fraction:g}", []).append(
+                    scores["clip_uar"]
+                )
+    return {
+        **{k: first[k] for k in ("source", "target", "folds", "seeds")},
+        "labelled_fractions": list(by_fraction),
+        "curves": curves,
+        "nsl_minus": {f"{f:g}": r["summary"]["nsl_minus"] for f, r in by_fraction.items()},
+        "seconds": round(sum(r["seconds"] for r in by_fraction.values()), 1),
+    }
+
+
+def write_curves_report(results: dict, out: Path) -> None:
+    """report.md of a learning-curve experiment: mean ± std per model and share, the NSL
+    student's paired gains, the plot, and links to each share's own report."""
+    shares = [f"{f:g}" for f in results["labelled_fractions"]]
+    lines = [
+        "# emograph experiment: learning curves",
+        "",
+        f"target `{results['target']}`, {results['folds']} speaker-independent fold(s) x "
+        f"{results['seeds']} seed(s) at each share of labelled train clips (the others stay "
+        "in the train split as unlabelled audio); test clip UAR, int8 for trained models, "
+        "float for the openSMILE baselines (fitted on the same labelled clips).",
+        "",
+        "| model | " + " | ".join(f"{s} labelled" for s in shares) + " |",
+        "|---|" + "---|" * len(shares),
+    ]
+    for model, by_share in results["curves"].items():
+        cells = [
+            f"{np.mean(by_share[s]):.3f} ± {np.std(by_share[s]):.3f}" if s in by_share else "-"
+            for s in shares
+        ]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "NSL student minus each model (paired by fold and seed; a baseline by fold):",
+        "",
+        "| model | " + " | ".join(shares) + " |",
+        "|---|" + "---|" * len(shares),
+    ]
+    models = sorted({m for by in results["nsl_minus"].values() for m in by})
+    for model in models:
+        cells = []
+        for s in shares:
+            d = results["nsl_minus"][s].get(model)
+            cells.append(f"{d['mean']:+.3f} ± {d['std']:.3f}" if d else "-")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    lines += ["", "![learning curves](curves.png)", ""]
+    lines += [f"- [{s} labelled](labels-{s}/report.md)" for s in shares]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+
+
+def _run_folds(
+    base: RunConfig,
+    folds: int | None,
+    seeds: int,
+    out: str,
+    variants: Sequence[str],
+    functionals_cache: dict,
+    report_dir: str | None = None,
+) -> dict:
+    """Every fold of one experiment, run under `out`; results.json and report.md written to
+    `report_dir` (default `out`)."""
     folds = fold_count(base, folds)
-    out_dir = Path(out)
+    out_dir = Path(report_dir or out)
     out_dir.mkdir(parents=True, exist_ok=True)
     prepare_synthetic(base)
-    start, details, functionals_cache = time.time(), [], {}
+    start, details = time.time(), []
     for fold in range(folds):
         config = fold_config(base, out, folds, fold)
         details.append(run_fold(config, seeds, functionals_cache, variants))
@@ -408,6 +527,8 @@ def run_experiment(
     results = {
         "source": " + ".join(f"{c.kind}:{c.path}" for c in (base.source, *base.extra_sources)),
         "target": f"{base.target.kind}:{base.target.path}",
+        "unlabelled": [f"{c.kind}:{c.path}" for c in base.unlabelled],
+        "labelled_fraction": base.split.labelled_fraction,
         "folds": folds,
         "seeds": seeds,
         "config": json.loads(base.to_json()),

@@ -33,6 +33,7 @@ from pipeline.config import (
     DISTILLED_STUDENT,
     FINETUNED_TEACHER,
     NSL_STUDENT,
+    SELF_TRAINED,
     SPEECH_ONLY,
     VARIANTS,
     RunConfig,
@@ -52,11 +53,14 @@ def _ingest_and_validate(
     split: SplitConfig,
     schema,
     extra_corpora: tuple[CorpusSpec, ...] = (),
+    unlabelled: tuple[CorpusSpec, ...] = (),
 ) -> tuple[list, object]:
-    """AudioExampleGen + statistics + validation + Transform of one corpus (and `extra_corpora`,
-    ingested with it as one dataset). Without extras the parameter is left out, so the cache
-    key of a one-corpus ingest is what it was before extra corpora existed."""
+    """AudioExampleGen + statistics + validation + Transform of one corpus (and `extra_corpora`
+    and `unlabelled` audio, ingested with it as one dataset). Parameters without a value are
+    left out, so the cache key of a one-corpus ingest is what it was before they existed."""
     extra = {"extra_corpora": _specs_json(extra_corpora)} if extra_corpora else {}
+    if unlabelled:
+        extra["unlabelled_corpora"] = _specs_json(unlabelled)
     example_gen = AudioExampleGen(
         corpus=section_to_json(corpus),
         classes=json.dumps(list(config.classes)),
@@ -174,7 +178,12 @@ def _shared_steps(config: RunConfig) -> _Shared:
     schema = tfx.components.ImportSchemaGen(schema_file=str(SCHEMA_FILE))
     teacher_steps, teacher_model = _teacher(config, schema.outputs["schema"])
     target_steps, (target_gen, target_transform) = _ingest_and_validate(
-        "target", config, config.target, config.split, schema.outputs["schema"]
+        "target",
+        config,
+        config.target,
+        config.split,
+        schema.outputs["schema"],
+        unlabelled=config.unlabelled,
     )
     embedder = Embedder(
         examples=target_transform.outputs["transformed_examples"],
@@ -223,10 +232,11 @@ def _variant_trainer(
     variant: str, name: str, config: RunConfig, shared: _Shared, seed: int, distil_from=None
 ):
     """One model of a comparison: the NSL student, the speech-only student (same trainer,
-    multiplier 0), the fine-tuned teacher (classic transfer) or the distilled student (the
+    multiplier 0), the fine-tuned teacher (classic transfer), the distilled student (the
     speech-only student also fitted to the probabilities of `distil_from`, a teacher Model
     channel; the target-adapted, fine-tuned teacher, as the source teacher may have no head for
-    the target's classes)."""
+    the target's classes) or the self-trained student (speech-only, refitted with its own
+    confident labels of the unlabelled train clips)."""
     transformed = shared.target_transform.outputs["transformed_examples"]
     if variant == NSL_STUDENT:
         student = dataclasses.replace(config.student, seed=seed)
@@ -237,11 +247,15 @@ def _variant_trainer(
             shared.target_transform,
             _model_config(config, student=student),
         )
-    if variant in (SPEECH_ONLY, DISTILLED_STUDENT):  # the distilled one also reads a teacher
+    if variant in (SPEECH_ONLY, DISTILLED_STUDENT, SELF_TRAINED):
         if variant == DISTILLED_STUDENT and distil_from is None:
             raise ValueError(f"{DISTILLED_STUDENT} needs a teacher to distil from")
         student = dataclasses.replace(
-            config.student, seed=seed, graph_multiplier=0.0, graph_multipliers=()
+            config.student,
+            seed=seed,
+            graph_multiplier=0.0,
+            graph_multipliers=(),
+            self_training=variant == SELF_TRAINED,
         )
         return _trainer(
             name,

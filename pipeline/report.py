@@ -162,3 +162,36 @@ def outputs_of_last_run(config: RunConfig) -> dict[str, dict[str, str]]:
                 artifact.uri
             )
     return outputs
+
+
+def plot_learning_curves(curves: dict[str, dict[str, list[float]]], title: str, png: str) -> None:
+    """Model -> labelled share (text, e.g. "0.1") -> clip UARs: mean ± std against the share
+    (log axis), one line per model, written to `png` (any tf.io.gfile path)."""
+    import io
+
+    import matplotlib
+    import numpy as np
+    import tensorflow as tf
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for model, by_share in sorted(curves.items()):
+        shares = sorted(by_share, key=float)
+        mean = np.array([np.mean(by_share[s]) for s in shares])
+        std = np.array([np.std(by_share[s]) for s in shares])
+        x = [float(s) for s in shares]
+        ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=model)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled share of each train speaker's clips")
+    ax.set_ylabel("test clip UAR (mean ± std, folds x seeds)")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    with tf.io.gfile.GFile(png, "wb") as f:
+        f.write(buffer.getvalue())

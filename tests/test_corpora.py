@@ -196,6 +196,7 @@ def test_config_errors_raise(tmp_path):
 
 def test_mappings_target_the_vocabulary():
     assert set(SUPPORTED_CORPORA) == {
+        "audio",
         "synthetic",
         "manifest",
         "ravdess",

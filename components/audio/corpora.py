@@ -11,6 +11,7 @@ RAVDESS acts it as a distinct, low-arousal positive state.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import os
 import re
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from components.config import CorpusSpec
+from components.features import UNLABELLED
 
 SUPPORTED_CORPORA: dict[str, str] = {
     "synthetic": "emograph's generated corpus: a folder holding manifest.csv",
@@ -29,7 +31,10 @@ SUPPORTED_CORPORA: dict[str, str] = {
     "emo-db": "Berlin EMO-DB, 03a01Fa.wav (speaker, text, emotion letter, version)",
     "savee": "SAVEE, DC_a01.wav or DC/a01.wav (speaker, emotion prefix, number)",
     "emovo": "EMOVO (Italian), f1/dis-f1-b1.wav (emotion, speaker f1-f3/m1-m3, sentence)",
+    "audio": "unlabelled audio: a folder (one pseudo-speaker per sub-folder) or a CSV with "
+    "path,speaker",
 }
+UNLABELLED_KIND = "audio"
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff"})
 
@@ -101,7 +106,7 @@ class Clip:
     """One usable source file."""
 
     path: str  # absolute
-    label: str  # from the run's classes
+    label: str  # from the run's classes, or UNLABELLED
     speaker: str  # corpus-qualified, e.g. "ravdess/Actor_01"
     corpus: str
     clip_id: str  # stable: hash of corpus + path relative to the corpus root
@@ -137,9 +142,29 @@ def list_clips(spec: CorpusSpec, classes: Sequence[str]) -> tuple[list[Clip], li
         return _list_manifest(path / "manifest.csv", spec.kind, classes)
     if spec.kind == "manifest":
         return _list_manifest(path, spec.kind, classes)
+    if spec.kind == UNLABELLED_KIND and path.is_file():
+        return _list_manifest(path, spec.kind, classes, UNLABELLED_COLUMNS)
     if not path.is_dir():
         raise ValueError(f"{spec.kind} corpus folder not found: {path}")
-    return _list_named(path, spec.kind, _PARSERS[spec.kind], classes)
+    parse = _PARSERS.get(spec.kind) or _pseudo_speaker(path)
+    return _list_named(path, spec.kind, parse, classes)
+
+
+def _pseudo_speaker(root: Path) -> Callable[[Path], tuple[str, str]]:
+    """An unlabelled folder's files, one pseudo-speaker per first-level sub-folder (files at the
+    top: one speaker named after the folder). Per-speaker normalisation then treats a sub-folder
+    as one voice, so one folder per speaker (or per recording session) is the layout to use."""
+
+    def parse(path: Path) -> tuple[str, str]:
+        parts = path.relative_to(root).parts
+        return UNLABELLED, parts[0] if len(parts) > 1 else root.name
+
+    return parse
+
+
+def strip_labels(clips: Sequence[Clip]) -> list[Clip]:
+    """The same clips as unlabelled audio."""
+    return [dataclasses.replace(clip, label=UNLABELLED) for clip in clips]
 
 
 def clip_id(corpus: str, relative_path: str) -> str:
@@ -162,7 +187,9 @@ class _Listing:
         return not path.resolve().is_relative_to(self.real_root)
 
     def add(self, path: Path, label: str, speaker: str) -> None:
-        if label not in self.classes:
+        if label not in self.classes and not (
+            label == UNLABELLED and self.corpus == UNLABELLED_KIND
+        ):
             self.reject(path, "unknown_label", label)
             return
         relative = path.relative_to(self.root).as_posix()
@@ -181,12 +208,17 @@ class _Listing:
 
 
 MANIFEST_COLUMNS = ("path", "label", "speaker")
+UNLABELLED_COLUMNS = ("path", "speaker")  # an "audio" CSV: a label column, if any, is ignored
 
 
 def _list_manifest(
-    csv_path: Path, corpus: str, classes: Sequence[str]
+    csv_path: Path,
+    corpus: str,
+    classes: Sequence[str],
+    needed: tuple[str, ...] = MANIFEST_COLUMNS,
 ) -> tuple[list[Clip], list[Rejection]]:
-    """Rows of path,label,speaker; paths are relative to the CSV's folder and stay inside it.
+    """Rows of path,label,speaker (`needed`); paths are relative to the CSV's folder and stay
+    inside it.
 
     The csv module's rules apply (quoting, an optional UTF-8 BOM); a row it cannot read, with the
     wrong number of fields or an empty path is rejected as "malformed_row" with its line
@@ -200,10 +232,10 @@ def _list_manifest(
     with csv_path.open(newline="", encoding="utf-8-sig") as f:
         rows = csv.reader(f, strict=True)
         header = [name.strip() for name in next(rows, [])]
-        missing = sorted(set(MANIFEST_COLUMNS) - set(header))
+        missing = sorted(set(needed) - set(header))
         if missing:
-            raise ValueError(f"{csv_path} lacks columns {missing} (needs path,label,speaker)")
-        columns = [header.index(name) for name in MANIFEST_COLUMNS]
+            raise ValueError(f"{csv_path} lacks columns {missing} (needs {','.join(needed)})")
+        columns = [header.index(name) for name in needed]
         while True:
             first = rows.line_num + 1
             try:
@@ -217,7 +249,8 @@ def _list_manifest(
                     continue
                 problem = _malformed(fields, columns, len(header), rows.line_num - first)
                 if not problem:
-                    _add_manifest_row(listing, seen, *(fields[i] for i in columns))
+                    path, *label, speaker = (fields[i] for i in columns)
+                    _add_manifest_row(listing, seen, path, *(label or [UNLABELLED]), speaker)
                     continue
             lines = f"line {first}" if rows.line_num == first else f"lines {first}-{rows.line_num}"
             listing.reject(f"{csv_path}:{first}", "malformed_row", f"{lines}: {problem}")

@@ -39,6 +39,7 @@ def AudioExampleGen(  # noqa: N802 (TFX components are named like classes)
     split: Parameter[str],
     spans: Parameter[str] = "[]",
     extra_corpora: Parameter[str] = "[]",
+    unlabelled_corpora: Parameter[str] = "[]",
     beam_pipeline: BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Audio files -> one tf.Example per window, split by speaker; a report of every file.
@@ -48,11 +49,13 @@ def AudioExampleGen(  # noqa: N802 (TFX components are named like classes)
     A spans corpus (`emograph ingest --watch` output) is copied, not decoded again: `spans` names
     the span folders resolved when the pipeline was built, so a new span is a new cache key, and
     the artifact's `span` is the newest one read, as TFX's own ExampleGen records it.
-    `extra_corpora` (a JSON list of CorpusSpecs) are ingested in the same job as `corpus`.
+    `extra_corpora` (a JSON list of CorpusSpecs) are ingested in the same job as `corpus`;
+    `unlabelled_corpora` too, as unlabelled audio of train speakers.
     """
     spec = section_from_json(CorpusSpec, corpus)
     extras = [from_dict(CorpusSpec, data) for data in json.loads(extra_corpora)]
-    check_corpora([spec, *extras])
+    unlabelled = [from_dict(CorpusSpec, data) for data in json.loads(unlabelled_corpora)]
+    check_corpora([spec, *extras, *unlabelled])
     span_names = json.loads(spans)
     if spec.kind == SPANS_KIND:  # the merged report first: it refuses spans lacking a split
         summary = merge_span_reports(spec.path, span_names, report.uri)
@@ -70,6 +73,7 @@ def AudioExampleGen(  # noqa: N802 (TFX components are named like classes)
                 examples.uri,
                 report.uri,
                 extras,
+                unlabelled,
             )
     if spec.kind != SPANS_KIND:  # merge_span_reports checked the spans' splits
         summary = summarise(report.uri)

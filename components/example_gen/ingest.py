@@ -27,7 +27,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 
 from components import features
-from components.audio.corpora import Clip, Rejection, list_clips
+from components.audio.corpora import Clip, Rejection, list_clips, strip_labels
 from components.audio.decode import AudioError, Note, read_audio
 from components.audio.splits import SplitError, assign_speakers
 from components.audio.windows import to_pcm16_bytes, window_clip
@@ -36,6 +36,7 @@ from components.config import AudioConfig, CorpusSpec, SplitConfig, check_corpor
 SPLITS = ("train", "eval", "test")
 REJECTED = "rejected"
 METRICS = "emograph.ingest"
+UNLABELLED_NAME = "(unlabelled)"  # unlabelled windows in the report's label counts
 
 # A decoded clip: (clip, [(start seconds, pcm16 bytes) per window], what decoding lost).
 Windows = tuple[Clip, list[tuple[float, bytes]], list[Note]]
@@ -50,29 +51,31 @@ def ingest(
     examples_uri: str,
     report_uri: str,
     extra_corpora: Sequence[CorpusSpec] = (),
+    unlabelled_corpora: Sequence[CorpusSpec] = (),
 ) -> None:
     """Adds the ingest job of a whole corpus, or of several together, to `pipeline`.
 
     Each corpus is listed by its own adapter; the speakers of all of them are split as one set
     and every clip goes through one `ingest_clips`, so audio found in two corpora is a duplicate
-    as within one. The caller runs the pipeline.
+    as within one. `unlabelled_corpora` join the train split as unlabelled audio (any labels
+    their names carry are dropped), and `split.labelled_fraction` < 1 drops the labels of the
+    other train clips (`keep_labels`). The caller runs the pipeline.
     """
     corpora = (corpus, *extra_corpora)
-    check_corpora(corpora)
-    clips: list[Clip] = []
-    listing_rejections: list[Rejection] = []
-    for spec in corpora:
-        listed, rejected = list_clips(spec, classes)
-        if not listed:
-            raise ValueError(
-                f"no usable clips in {spec.kind}:{spec.path} for classes {list(classes)}"
-            )
-        clips += listed
-        listing_rejections += rejected
+    check_corpora((*corpora, *unlabelled_corpora))
+    listed = [_listed(spec, classes) for spec in corpora]
+    clips = [clip for found, _ in listed for clip in found]
+    listing_rejections = [r for _, rejected in listed for r in rejected]
     try:
         splits = assign_speakers((clip.speaker for clip in clips), split)
     except SplitError as e:
         raise SplitError(f"{_names(corpora)}: {e}") from None
+    clips = keep_labels(clips, splits, split.labelled_fraction, split.seed)
+    for spec in unlabelled_corpora:
+        found, rejected = _listed(spec, classes)
+        clips += strip_labels(found)
+        listing_rejections += rejected
+        splits.update({clip.speaker: "train" for clip in found})
     ingest_clips(
         pipeline,
         clips,
@@ -84,8 +87,42 @@ def ingest(
         {
             **dataclasses.asdict(corpus),
             "extra_corpora": [dataclasses.asdict(spec) for spec in extra_corpora],
+            "unlabelled_corpora": [dataclasses.asdict(spec) for spec in unlabelled_corpora],
+            "labelled_fraction": split.labelled_fraction,
         },
     )
+
+
+def _listed(spec: CorpusSpec, classes: Sequence[str]) -> tuple[list[Clip], list[Rejection]]:
+    listed, rejected = list_clips(spec, classes)
+    if not listed:
+        raise ValueError(f"no usable clips in {spec.kind}:{spec.path} for classes {list(classes)}")
+    return listed, rejected
+
+
+def keep_labels(
+    clips: Sequence[Clip], splits: Mapping[str, str], fraction: float, seed: int
+) -> list[Clip]:
+    """`clips` with the label kept on a seeded `fraction` of each train speaker's clips (at
+    least one) and dropped on the others (they stay as unlabelled audio). The choice depends
+    only on the seed and the clips' ids, so every run and fold with the same speakers keeps the
+    same labels; other splits keep every label."""
+    if fraction >= 1:
+        return list(clips)
+    by_speaker: dict[str, list[Clip]] = defaultdict(list)
+    for clip in clips:
+        if splits[clip.speaker] == "train":
+            by_speaker[clip.speaker].append(clip)
+    kept: set[str] = set()
+    for own in by_speaker.values():
+        own.sort(key=lambda c: hashlib.sha1(f"{seed}:{c.clip_id}".encode()).hexdigest())
+        kept.update(c.clip_id for c in own[: max(1, round(fraction * len(own)))])
+    return [
+        clip
+        if splits[clip.speaker] != "train" or clip.clip_id in kept
+        else dataclasses.replace(clip, label=features.UNLABELLED)
+        for clip in clips
+    ]
 
 
 def ingest_clips(
@@ -355,7 +392,7 @@ def summarise(report_uri: str) -> dict:
         name = record["split"]
         windows[name] += record["windows"]
         clips[name] += 1
-        labels[name][record["label"]] += record["windows"]
+        labels[name][record["label"] or UNLABELLED_NAME] += record["windows"]
         speakers[name].add(record["speaker"])
     report = {
         "found": found,
@@ -446,13 +483,24 @@ def run_ingest(
     split: SplitConfig,
     out_dir: str,
     beam_args: Sequence[str] = (),
+    unlabelled: Sequence[CorpusSpec] = (),
 ) -> dict:
     """Runs ingest as its own Beam job (`emograph ingest`): out_dir/examples and out_dir/report.
 
     Refuses (SplitError, after writing the report) a split that ended with no windows."""
     report_uri = f"{out_dir}/report"
+    examples_uri = f"{out_dir}/examples"
     with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
-        ingest(pipeline, corpus, classes, audio, split, f"{out_dir}/examples", report_uri)
+        ingest(
+            pipeline,
+            corpus,
+            classes,
+            audio,
+            split,
+            examples_uri,
+            report_uri,
+            unlabelled_corpora=unlabelled,
+        )
     report = summarise(report_uri)
     check_splits(report_uri, report)
     return report

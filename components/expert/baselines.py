@@ -89,7 +89,7 @@ def score_baselines(
     names: Iterable[str] = BASELINES,
     cache: MutableMapping | None = None,
 ) -> dict[str, dict]:
-    """Each baseline (e.g. "compare_lr_spk") fitted on splits["train"], C chosen on
+    """Each baseline (e.g. "compare_lr_spk") fitted on splits["train"]'s labelled clips, C chosen on
     splits["eval"], scored on splits["test"]: clip UAR, recall per class, C and its
     validation UAR."""
     results = {}
@@ -101,11 +101,12 @@ def score_baselines(
             split: clip_functionals(clips, features, sample_rate, cache)
             for split, clips in splits.items()
         }
-        if norm == "spk":
+        if norm == "spk":  # a speaker's statistics from all of their clips, labelled or not
             x = {split: speaker_normalise(x[split], splits[split].speakers) for split in x}
+        labelled = splits["train"].labels != F.UNLABELLED_ID
         fitted = fit_linear(
-            x["train"],
-            splits["train"].labels,
+            x["train"][labelled],
+            splits["train"].labels[labelled],
             x["eval"],
             splits["eval"].labels,
             len(classes),
@@ -141,7 +142,7 @@ def read_clips(pattern: str, classes: tuple[str, ...], sample_rate: int) -> Clip
                 ex[F.CLIP].decode(),
                 float(ex[F.START]),
                 np.frombuffer(ex[F.AUDIO], "<i2").astype(np.float32) / 32768.0,
-                classes.index(ex[F.LABEL].decode()),
+                F.label_id(ex[F.LABEL].decode(), classes),
                 ex[F.SPEAKER].decode(),
             )
             for ex in examples.as_numpy_iterator()

@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from components.features import UNLABELLED
+
 
 def graph_statistics(
     edges: Iterable[tuple[str, str, float]],
@@ -19,8 +21,11 @@ def graph_statistics(
     labels: Mapping[str, str] | None = None,
     speakers: Mapping[str, str] | None = None,
 ) -> dict:
-    """Size, degrees, weights and homophily (with its chance rate) of a graph; JSON-ready."""
+    """Size, degrees, weights and homophily (with its chance rate) of a graph; JSON-ready.
+    Label homophily counts labelled nodes only (an empty label is an unlabelled clip)."""
     nodes = set(node_ids)
+    if labels is not None:
+        labels = {node: label for node, label in labels.items() if label != UNLABELLED}
     pairs: dict[tuple[str, str], float] = {}
     for s, t, w in edges:
         if s != t:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -78,33 +78,75 @@ PARSE_BATCH = 256  # records parsed per call
 
 
 def make_dataset(
-    file_patterns: Sequence[str], spec: dict, batch_size: int, shuffle: bool, seed: int = 0
+    file_patterns: Sequence[str],
+    spec: dict,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    labelled: bool = True,
+    pseudo_labels: Mapping[str, int] | None = None,
 ) -> tf.data.Dataset:
     """(features, label_id) batches from gzipped TFRecords. Only the features in `spec` are
     parsed, once: they are cached in memory, so later epochs neither decompress nor parse the
-    records (a packed example carries every neighbour's log-mel, mostly unread)."""
+    records (a packed example carries every neighbour's log-mel, mostly unread).
+
+    `labelled` keeps only examples with a label: an unlabelled clip (F.UNLABELLED_ID) never
+    reaches a supervised loss; `pseudo_labels` (clip id -> class index) first gives some
+    unlabelled clips a label (self-training). With `labelled=False` every example is kept."""
     files = tf.io.gfile.glob(list(file_patterns)) if file_patterns else []
     if not files:
         raise FileNotFoundError(f"no TFRecord files match {list(file_patterns)}")
+    extra = {F.LABEL_ID: tf.io.FixedLenFeature([], tf.int64)}
+    if pseudo_labels:
+        extra[F.ID] = tf.io.FixedLenFeature([], tf.string)
+    unasked = [key for key in extra if key not in spec and key != F.LABEL_ID]
+    spec = {**extra, **spec}
     ds = tf.data.TFRecordDataset(sorted(files), compression_type="GZIP")
     ds = ds.batch(PARSE_BATCH).map(
         lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE
     )
-    ds = ds.unbatch().cache()
+    if pseudo_labels:
+        ds = ds.map(_with_pseudo_labels(pseudo_labels))
+    ds = ds.unbatch()
+    if labelled:
+        ds = ds.filter(lambda f: f[F.LABEL_ID] != F.UNLABELLED_ID)
+    ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(4096, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda f: (f, f.pop(F.LABEL_ID)))
+    ds = ds.batch(batch_size).map(
+        lambda f: ({k: v for k, v in f.items() if k not in (F.LABEL_ID, *unasked)}, f[F.LABEL_ID])
+    )
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def _with_pseudo_labels(pseudo_labels: Mapping[str, int]) -> Callable[[dict], dict]:
+    """Parsed batch -> the same with an unlabelled window's label taken from its clip's pseudo
+    label (window ids are "<clip id>:<index>"), if it has one."""
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(list(pseudo_labels)), tf.constant(list(pseudo_labels.values()), tf.int64)
+        ),
+        default_value=F.UNLABELLED_ID,
+    )
+
+    def relabel(features: dict) -> dict:
+        clips = tf.strings.regex_replace(features[F.ID], ":[0-9]+$", "")
+        label = features[F.LABEL_ID]
+        pseudo = table.lookup(clips)
+        return {**features, F.LABEL_ID: tf.where(label == F.UNLABELLED_ID, pseudo, label)}
+
+    return relabel
+
+
 def load_arrays(
-    file_patterns: Sequence[str], name: str, width: int
+    file_patterns: Sequence[str], name: str, width: int, labelled: bool = True
 ) -> tuple[dict, np.ndarray, np.ndarray]:
-    """A whole (small) split's input `name` in memory, the validation set scored after every
-    epoch: (features, labels, clip id of each window)."""
+    """A whole (small) split's input `name` in memory, e.g. the validation set scored after
+    every epoch: (features, labels, clip id of each window); with `labelled=False` the
+    unlabelled windows too (label F.UNLABELLED_ID)."""
     spec = {**feature_spec(name, width), F.ID: tf.io.FixedLenFeature([], tf.string)}
     feats, labels, ids = [], [], []
-    for f, y in make_dataset(file_patterns, spec, 256, shuffle=False):
+    for f, y in make_dataset(file_patterns, spec, 256, shuffle=False, labelled=labelled):
         feats.append(f[name].numpy())
         labels.append(y.numpy())
         ids.append(f[F.ID].numpy().astype(str))
@@ -112,12 +154,16 @@ def load_arrays(
     return {name: np.concatenate(feats)}, np.concatenate(labels), clips
 
 
-def class_weights(file_patterns: Sequence[str], num_classes: int) -> dict[int, float]:
-    """Inverse-frequency weights (1.0 on average over examples) from the train split's labels,
-    so a class that is rarer in a corpus (RAVDESS has half as much neutral) is not given up."""
+def class_weights(
+    file_patterns: Sequence[str], num_classes: int, pseudo_labels: Mapping[str, int] | None = None
+) -> dict[int, float]:
+    """Inverse-frequency weights (1.0 on average over examples) from the train split's labels
+    (and `pseudo_labels`, as make_dataset reads them), so a class that is rarer in a corpus
+    (RAVDESS has half as much neutral) is not given up."""
     spec = {F.LABEL_ID: tf.io.FixedLenFeature([], tf.int64)}
     counts = np.zeros(num_classes)
-    for _, labels in make_dataset(file_patterns, spec, 1024, shuffle=False):
+    batches = make_dataset(file_patterns, spec, 1024, shuffle=False, pseudo_labels=pseudo_labels)
+    for _, labels in batches:
         counts += np.bincount(labels.numpy(), minlength=num_classes)[:num_classes]
     present = counts > 0
     weights = np.where(present, counts.sum() / (present.sum() * np.maximum(counts, 1)), 0.0)

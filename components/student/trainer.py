@@ -144,8 +144,10 @@ def train_student(
     it fits one student per multiplier and exports the one with the best validation UAR (the
     smaller multiplier on ties): a graph that does not help on the validation speakers is not
     used."""
-    if teacher_dir and (cfg.graph_multiplier > 0 or cfg.graph_multipliers):
-        raise ValueError("a distilled student is trained without the graph (multiplier 0)")
+    if (teacher_dir or cfg.self_training) and (cfg.graph_multiplier > 0 or cfg.graph_multipliers):
+        raise ValueError(
+            "a distilled or self-trained student is trained without the graph (multiplier 0)"
+        )
     frames, bands = training.input_shape(audio, front)
     name, width = training.model_input(networks.build_student(cfg, frames, bands, len(classes)))
     validation = training.load_arrays(eval_files, name, width)  # read once for every fit
@@ -168,6 +170,26 @@ def train_student(
         choices[multiplier] = fitted.best_uar
         if best is None or fitted.best_uar > best.best_uar:  # ties: the smaller multiplier
             base, best, chosen = model, fitted, multiplier
+    self_trained = {}
+    if cfg.self_training:
+        pseudo = pseudo_labels(base, train_files, cfg.pseudo_label_confidence)
+        self_trained = {"pseudo_labelled_clips": len(pseudo), "val_uar_before": best.best_uar}
+        if pseudo:
+            model, fitted = _fit(
+                cfg,
+                train_files,
+                validation,
+                training.class_weights(train_files, len(classes), pseudo),
+                transform_output,
+                audio,
+                front,
+                classes,
+                None,
+                pseudo,
+            )
+            self_trained["val_uar_after"] = fitted.best_uar
+            if fitted.best_uar > best.best_uar:
+                base, best = model, fitted
     baked = training.baked_statistics(transform_output, audio, front)
     training.save(
         base,
@@ -188,7 +210,32 @@ def train_student(
         "regularised_layer": cfg.regularised_layer,
         "augment": cfg.augment.enabled,
         "distilled_from": teacher_dir,
+        **({"self_training": self_trained} if cfg.self_training else {}),
     }
+
+
+def pseudo_labels(model: keras.Model, train_files, confidence: float) -> dict[str, int]:
+    """Clip id -> the class `model` gives each unlabelled train clip whose clip-level
+    confidence (its windows' mean probability of the top class) is at least `confidence`."""
+    name, width = training.model_input(model)
+    features, labels, clips = training.load_arrays(train_files, name, width, labelled=False)
+    unlabelled = labels == F.UNLABELLED_ID
+    if not unlabelled.any():
+        return {}
+    logits = model.predict({name: features[name][unlabelled]}, verbose=0, batch_size=256)
+    probabilities = tf.nn.softmax(logits).numpy()
+    clip_ids = clips[unlabelled]
+    chosen = {}
+    for clip in np.unique(clip_ids):
+        mean = probabilities[clip_ids == clip].mean(axis=0)
+        if mean.max() >= confidence:
+            chosen[str(clip)] = int(mean.argmax())
+    log.info(
+        "self-training: %d of %d unlabelled clips pseudo-labelled",
+        len(chosen),
+        len(np.unique(clip_ids)),
+    )
+    return chosen
 
 
 def _fit(
@@ -201,9 +248,11 @@ def _fit(
     front: FrontendConfig,
     classes: tuple[str, ...],
     teacher_dir: str | None,
+    pseudo: dict[str, int] | None = None,
 ) -> tuple[keras.Model, training.BestValidationUAR]:
-    """One student fitted with `cfg.graph_multiplier` and class `weights`, its epoch chosen on
-    `validation` (`training.load_arrays`); its weights are the best epoch's."""
+    """One student fitted with `cfg.graph_multiplier` and class `weights` (on the labels and
+    `pseudo` labels), its epoch chosen on `validation` (`training.load_arrays`); its weights
+    are the best epoch's."""
     keras.utils.set_random_seed(cfg.seed)
     frames, bands = training.input_shape(audio, front)
     base = networks.build_student(cfg, frames, bands, len(classes))
@@ -221,7 +270,9 @@ def _fit(
     spec = training.feature_spec(name, width, cfg.num_neighbours if use_graph else 0)
     if teacher_dir:  # the teacher reads the log-mel, whatever the student reads
         spec.update(training.feature_spec(F.LOGMEL, frames * bands))
-    train = training.make_dataset(train_files, spec, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    train = training.make_dataset(
+        train_files, spec, cfg.batch_size, shuffle=True, seed=cfg.seed, pseudo_labels=pseudo
+    )
     if use_graph:
         k = cfg.num_neighbours
         train = train.map(lambda f, y: (training.pad_missing_neighbours(f, k, name), y))

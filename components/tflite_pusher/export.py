@@ -53,7 +53,7 @@ class Windows:
     """Raw windows of one split, in file order."""
 
     pcm: np.ndarray  # float32 [n, samples] in [-1, 1]
-    labels: np.ndarray  # int64 [n], index into the run's classes
+    labels: np.ndarray  # int64 [n], index into the run's classes (F.UNLABELLED_ID: none)
     speakers: np.ndarray  # str [n]
     clips: np.ndarray  # str [n], the clip each window was cut from
 
@@ -75,7 +75,7 @@ def read_windows(pattern: str, classes: Sequence[str], limit: int | None = None)
     pcm, labels, speakers, clips = [], [], [], []
     for ex in ds.as_numpy_iterator():
         pcm.append(np.frombuffer(ex[F.AUDIO], "<i2").astype(np.float32) / 32768.0)
-        labels.append(list(classes).index(ex[F.LABEL].decode()))
+        labels.append(F.label_id(ex[F.LABEL].decode(), classes))
         speakers.append(ex[F.SPEAKER].decode())
         clips.append(ex[F.CLIP].decode())
     return Windows(

@@ -31,9 +31,11 @@ INV_STD = "logmel_inv_std"
 
 
 def label_ids(labels: tf.Tensor, classes: tuple[str, ...]) -> tf.Tensor:
-    """Label strings [B] -> int64 index in `classes` (ingest already rejected unknown labels)."""
+    """Label strings [B] -> int64 index in `classes`, F.UNLABELLED_ID for an unlabelled clip
+    (ingest already rejected unknown labels)."""
     matches = tf.equal(tf.expand_dims(labels, -1), tf.constant(classes)[tf.newaxis, :])
-    return tf.argmax(tf.cast(matches, tf.int64), axis=-1)
+    index = tf.argmax(tf.cast(matches, tf.int64), axis=-1)
+    return tf.where(tf.reduce_any(matches, axis=-1), index, tf.constant(F.UNLABELLED_ID, tf.int64))
 
 
 def preprocessing_fn(inputs: dict[str, tf.Tensor], custom_config: dict[str, Any]) -> dict:

@@ -1,0 +1,177 @@
+"""Unlabelled audio: the "audio" corpus kind, the labelled share of train clips, and that no
+unlabelled clip ever reaches a supervised loss."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import tensorflow as tf
+
+from components import features as F
+from components.audio.corpora import Clip, list_clips
+from components.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig
+from components.example_gen.ingest import UNLABELLED_NAME, keep_labels, run_ingest
+from components.models import training
+from components.transform.preprocessing import label_ids
+
+AUDIO = AudioConfig(window_seconds=1.0, hop_seconds=1.0, min_seconds=0.5, max_windows_per_clip=2)
+
+
+def tone(seed: int, seconds: float = 1.2) -> np.ndarray:
+    return (0.3 * np.random.default_rng(seed).uniform(-1, 1, int(seconds * 16000))).astype(
+        np.float32
+    )
+
+
+def test_audio_folder_has_one_pseudo_speaker_per_sub_folder(tmp_path):
+    for i, name in enumerate(["alice/a.wav", "alice/deep/b.flac", "bob/c.wav", "top.wav"]):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(tmp_path / name, tone(i), 16000)
+    (tmp_path / "notes.txt").write_text("not audio")
+    clips, rejected = list_clips(CorpusSpec("audio", str(tmp_path)), EMOTIONS)
+    found = {Path(c.path).name: (c.label, c.speaker) for c in clips}
+    assert found == {
+        "a.wav": ("", "audio/alice"),
+        "b.flac": ("", "audio/alice"),
+        "c.wav": ("", "audio/bob"),
+        "top.wav": ("", f"audio/{tmp_path.name}"),
+    }
+    assert rejected == []
+
+
+def test_audio_csv_names_speakers_and_ignores_labels(tmp_path):
+    sf.write(tmp_path / "x.wav", tone(0), 16000)
+    sf.write(tmp_path / "y.wav", tone(1), 16000)
+    (tmp_path / "pool.csv").write_text("path,speaker,label\nx.wav,caller1,angry\ny.wav,,\n")
+    clips, rejected = list_clips(CorpusSpec("audio", str(tmp_path / "pool.csv")), EMOTIONS)
+    assert [(Path(c.path).name, c.label, c.speaker) for c in clips] == [
+        ("x.wav", "", "audio/caller1")
+    ]
+    assert [(Path(r.path).name, r.reason) for r in rejected] == [("y.wav", "no_speaker")]
+
+
+def test_a_labelled_manifest_does_not_take_an_empty_label(tmp_path):
+    sf.write(tmp_path / "x.wav", tone(0), 16000)
+    (tmp_path / "m.csv").write_text("path,label,speaker\nx.wav,,s1\n")
+    clips, rejected = list_clips(CorpusSpec("manifest", str(tmp_path / "m.csv")), EMOTIONS)
+    assert clips == [] and [r.reason for r in rejected] == ["unknown_label"]
+
+
+def _clips(speakers: int, per_speaker: int) -> list[Clip]:
+    return [
+        Clip(f"/c/{s}_{i}.wav", EMOTIONS[i % 6], f"x/s{s}", "x", f"id{s}_{i}")
+        for s in range(speakers)
+        for i in range(per_speaker)
+    ]
+
+
+def test_keep_labels_keeps_a_seeded_share_of_each_train_speaker():
+    clips = _clips(4, 20)
+    splits = {"x/s0": "train", "x/s1": "train", "x/s2": "eval", "x/s3": "test"}
+    kept = keep_labels(clips, splits, 0.1, seed=0)
+    assert [c.clip_id for c in kept] == [c.clip_id for c in clips]  # same clips, same order
+    for speaker, split in splits.items():
+        labels = [c.label for c in kept if c.speaker == speaker]
+        expected = 2 if split == "train" else 20
+        assert sum(label != F.UNLABELLED for label in labels) == expected, speaker
+    assert keep_labels(clips, splits, 0.1, seed=0) == kept  # deterministic
+    assert keep_labels(clips, splits, 0.1, seed=1) != kept  # the seed chooses
+    tiny = keep_labels(clips, splits, 0.001, seed=0)  # at least one clip per speaker
+    assert sum(c.label != F.UNLABELLED for c in tiny if c.speaker == "x/s0") == 1
+    assert keep_labels(clips, splits, 1.0, seed=0) == clips
+
+
+def test_labelled_fraction_is_validated():
+    with pytest.raises(ValueError, match="labelled_fraction"):
+        SplitConfig(labelled_fraction=0.0)
+    with pytest.raises(ValueError, match="labelled_fraction"):
+        SplitConfig(labelled_fraction=1.5)
+
+
+def test_ingest_accounts_for_unlabelled_audio(tmp_path):
+    """A labelled corpus at half its labels plus an unlabelled folder: every file is accounted
+    for, unlabelled clips are train only and carry the empty label."""
+    root = tmp_path / "corpus"
+    root.mkdir()
+    rows = ["path,label,speaker"]
+    for s in range(5):
+        for e in range(4):
+            sf.write(root / f"s{s}_{e}.wav", tone(10 * s + e), 16000)
+            rows.append(f"s{s}_{e}.wav,{EMOTIONS[e]},s{s}")
+    (root / "m.csv").write_text("\n".join(rows) + "\n")
+    pool = tmp_path / "pool"
+    for i in range(3):
+        (pool / f"room{i % 2}").mkdir(parents=True, exist_ok=True)
+        sf.write(pool / f"room{i % 2}/{i}.wav", tone(100 + i), 16000)
+    (pool / "room0" / "broken.wav").write_bytes(b"")
+    split = SplitConfig(
+        eval_speakers=("manifest/s3",), test_speakers=("manifest/s4",), labelled_fraction=0.5
+    )
+    report = run_ingest(
+        CorpusSpec("manifest", str(root / "m.csv")),
+        EMOTIONS,
+        AUDIO,
+        split,
+        str(tmp_path / "out"),
+        unlabelled=(CorpusSpec("audio", str(pool)),),
+    )
+    assert report["found"] == 20 + 4 == report["ingested"] + report["rejected"]
+    assert report["rejected_by_reason"] == {"empty": 1}
+    assert report["by_corpus"]["audio"]["ingested"] == 3
+    windows = 2  # per 1.2 s clip: a 1 s window at 0 s and one aligned to its end
+    assert report["labels"]["train"][UNLABELLED_NAME] == (3 * 4 // 2 + 3) * windows
+    assert UNLABELLED_NAME not in report["labels"]["eval"]
+    assert UNLABELLED_NAME not in report["labels"]["test"]
+    assert report["speakers"]["train"] == 3 + 2  # s0-s2 and two rooms
+    listing = json.loads((tmp_path / "out/report/listing.json").read_text())
+    assert listing["labelled_fraction"] == 0.5
+    assert listing["unlabelled_corpora"] == [{"kind": "audio", "path": str(pool), "latest_spans": 0}]
+
+
+def test_transform_label_id_of_an_unlabelled_window_is_reserved():
+    ids = label_ids(tf.constant([b"sad", b"", b"neutral"]), EMOTIONS)
+    assert ids.numpy().tolist() == [2, F.UNLABELLED_ID, 0]
+
+
+def _write_transformed(path: Path, rows: list[tuple[str, int]]) -> None:
+    with tf.io.TFRecordWriter(str(path), "GZIP") as writer:
+        for window_id, label in rows:
+            example = tf.train.Example(
+                features=tf.train.Features(
+                    feature={
+                        F.FUNCTIONALS: tf.train.Feature(
+                            float_list=tf.train.FloatList(value=[float(label)] * 4)
+                        ),
+                        F.LABEL_ID: tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+                        F.ID: tf.train.Feature(
+                            bytes_list=tf.train.BytesList(value=[window_id.encode()])
+                        ),
+                    }
+                )
+            )
+            writer.write(example.SerializeToString())
+
+
+def test_training_reads_labelled_windows_and_pseudo_labels_only(tmp_path):
+    rows = [("a:0", 1), ("a:1", 1), ("u:0", -1), ("u:1", -1), ("v:0", -1), ("b:0", 3)]
+    _write_transformed(tmp_path / "data.gz", rows)
+    pattern = [str(tmp_path / "*.gz")]
+    spec = training.feature_spec(F.FUNCTIONALS, 4)
+
+    def labels(**kwargs) -> list[int]:
+        batches = training.make_dataset(pattern, spec, 16, shuffle=False, **kwargs)
+        out = []
+        for features, label in batches:
+            assert set(features) == {F.FUNCTIONALS}  # no label or id among the inputs
+            out += label.numpy().tolist()
+        return out
+
+    assert labels() == [1, 1, 3]
+    assert labels(labelled=False) == [1, 1, -1, -1, -1, 3]
+    assert labels(pseudo_labels={"u": 5}) == [1, 1, 5, 5, 3]  # v has no pseudo label
+    assert training.class_weights(pattern, 6)[5] == 0.0
+    assert training.class_weights(pattern, 6, {"u": 5})[5] > 0
+    _, window_labels, clips = training.load_arrays(pattern, F.FUNCTIONALS, 4, labelled=False)
+    assert clips[window_labels == F.UNLABELLED_ID].tolist() == ["u", "u", "v"]
