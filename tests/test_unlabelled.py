@@ -127,7 +127,9 @@ def test_ingest_accounts_for_unlabelled_audio(tmp_path):
     assert report["speakers"]["train"] == 3 + 2  # s0-s2 and two rooms
     listing = json.loads((tmp_path / "out/report/listing.json").read_text())
     assert listing["labelled_fraction"] == 0.5
-    assert listing["unlabelled_corpora"] == [{"kind": "audio", "path": str(pool), "latest_spans": 0}]
+    assert listing["unlabelled_corpora"] == [
+        {"kind": "audio", "path": str(pool), "latest_spans": 0}
+    ]
 
 
 def test_transform_label_id_of_an_unlabelled_window_is_reserved():
