@@ -1,5 +1,6 @@
-"""Learning curves from benchmarks/students.py results: clip UAR per variant against the share of
-labelled clips (mean ± std over folds x seeds), one PNG.
+"""Learning curves from benchmarks/students.py results, or from the results.json of `emograph
+experiment` runs at different labelled shares: clip UAR per model against the share of labelled
+clips (mean ± std over folds x seeds; int8 for a pipeline experiment's models), one PNG.
 
     .venv/bin/python -m benchmarks.curves docs/results/students-emovo-functionals-labels-*.json \
         docs/results/baselines-emovo-labels-*.json docs/results/students-emovo-functionals.json \
@@ -24,6 +25,8 @@ def curves(results: list[dict]) -> dict[str, dict[float, list[float]]]:
     out: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     seen: set[tuple] = set()
     for result in results:
+        if "folds_detail" in result:  # an `emograph experiment` at one labelled share
+            result = {"rows": experiment_rows(result)}
         for row in result["rows"]:
             fraction = row.get("labelled_fraction", 1.0)
             key = (row["variant"], fraction, row["fold"], row["seed"])
@@ -33,9 +36,25 @@ def curves(results: list[dict]) -> dict[str, dict[float, list[float]]]:
     return out
 
 
+def experiment_rows(result: dict) -> list[dict]:
+    """An experiment's results.json as rows: int8 clip UAR of each model, fold and seed; the
+    openSMILE baselines' (float) clip UAR by fold."""
+    fraction = result.get("labelled_fraction", 1.0)
+    rows = []
+    for fold in result["folds_detail"]:
+        for r in fold["rows"]:
+            uar = r["int8_clip_uar"]
+            rows.append(dict(variant=r["variant"], fold=fold["fold"], seed=r["seed"], clip_uar=uar))
+        for name, scores in fold["baselines"].items():
+            rows.append(dict(variant=name, fold=fold["fold"], seed=0, clip_uar=scores["clip_uar"]))
+    return [{**row, "labelled_fraction": fraction} for row in rows]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("results", nargs="+", help="benchmarks/students.py JSON files")
+    p.add_argument(
+        "results", nargs="+", help="benchmarks/students.py JSON or experiment results.json files"
+    )
     p.add_argument("--variants", default="", help="comma-separated variants to plot (default all)")
     p.add_argument("--title", default="")
     p.add_argument("--out", required=True)
