@@ -167,14 +167,21 @@ def key_figure(outputs: Mapping[str, Sequence[Any]]) -> str:
     """
     try:
         if "report" in outputs:
+            from components.example_gen.ingest import UNLABELLED_NAME
+
             report = _json(outputs["report"], "ingest_report.json")
             windows = ", ".join(f"{n} {report['windows'][n]}" for n in ("train", "eval", "test"))
+            unlabelled = report["labels"]["train"].get(UNLABELLED_NAME)
+            if unlabelled:
+                windows += f" ({unlabelled} of train unlabelled)"
             return f"windows {windows}; {report['rejected']} files rejected"
         if "model_run" in outputs:
             run = _json(outputs["model_run"], "training.json")
             line = f"best validation UAR {run['val_uar']:.3f} (epoch {run['best_epoch']})"
             if len(run.get("val_uar_by_multiplier", {})) > 1:  # the student chose its graph
                 line += f", graph multiplier {run['graph_multiplier']:g}"
+            if "self_training" in run:
+                line += f", {run['self_training']['pseudo_labelled_clips']} clips pseudo-labelled"
             return line
         if "graph" in outputs:
             stats = _json(outputs["graph"], "stats.json")

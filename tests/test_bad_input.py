@@ -639,3 +639,22 @@ def test_a_student_step_line_names_the_multiplier_it_chose(tmp_path):
     summary["val_uar_by_multiplier"] = {"0.0": 0.4, "0.1": 0.5}
     (tmp_path / "training.json").write_text(json.dumps(summary))
     assert key_figure(run) == "best validation UAR 0.500 (epoch 3), graph multiplier 0.1"
+    summary["self_training"] = {"pseudo_labelled_clips": 7}
+    (tmp_path / "training.json").write_text(json.dumps(summary))
+    assert key_figure(run).endswith("graph multiplier 0.1, 7 clips pseudo-labelled")
+
+
+def test_an_ingest_step_line_counts_unlabelled_windows(tmp_path):
+    from types import SimpleNamespace
+
+    from components.example_gen.ingest import UNLABELLED_NAME
+    from pipeline.console import key_figure
+
+    report = {
+        "windows": {"train": 10, "eval": 4, "test": 5},
+        "labels": {"train": {"sad": 3, UNLABELLED_NAME: 7}, "eval": {}, "test": {}},
+        "rejected": 1,
+    }
+    (tmp_path / "ingest_report.json").write_text(json.dumps(report))
+    line = key_figure({"report": [SimpleNamespace(uri=str(tmp_path))]})
+    assert line == "windows train 10, eval 4, test 5 (7 of train unlabelled); 1 files rejected"
