@@ -1,6 +1,6 @@
 """Benchmarks, run as modules (`python -m benchmarks.graph`) so this runs first.
 
-components.compat must pick OpenBLAS's kernels before numpy loads it (see its docstring).
+emograph.components.compat must pick OpenBLAS's kernels before numpy loads it (see its docstring).
 """
 
-from components import compat  # noqa: F401
+from emograph.components import compat  # noqa: F401

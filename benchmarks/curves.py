@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.report import plot_learning_curves
+from emograph.pipeline.report import plot_learning_curves
 
 
 def curves(results: list[dict]) -> dict[str, dict[float, list[float]]]:

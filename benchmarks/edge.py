@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from components.edge import Predictor
+from emograph.components.edge import Predictor
 
 RESULTS = Path(__file__).resolve().parent / "results" / "edge.json"
 WARMUP = 20
@@ -79,8 +79,8 @@ def frontend_models(front_json: dict | None, sample_rate: int, samples: int) -> 
     """Cumulative TFLite stages of the frontend, and the `tf.signal.stft` power it replaced."""
     import tensorflow as tf
 
-    from components.audio import frontend
-    from components.config import FrontendConfig, from_dict
+    from emograph.components.audio import frontend
+    from emograph.components.config import FrontendConfig, from_dict
 
     cfg = from_dict(FrontendConfig, front_json) if front_json else FrontendConfig()
     bins = frontend.num_bins(cfg, sample_rate)
@@ -217,7 +217,7 @@ def main() -> None:
         elif args.profile_frontend:
             rows = []
         else:
-            from components.edge.testing import build_tiny_model
+            from emograph.components.edge.testing import build_tiny_model
 
             print("No MODEL_DIR given: benchmarking the tiny TEST model built with TensorFlow")
             print("(framing + energy + dense); its numbers say nothing about a trained model.\n")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-import components  # noqa: F401  (before TensorFlow)
+import emograph.components.compat  # noqa: F401  (before TensorFlow)
 from benchmarks.students import clip_functionals, corpus_and_folds, speaker_functionals
 
 # eGeMAPSv02 feature-name patterns of each group (Eyben et al., 2016, table 1).
@@ -63,8 +63,8 @@ def egemaps_groups() -> dict[str, list[int]]:
 def fold_uars(x, label, speaker, clip, folds, classes) -> list[float]:
     """Clip UAR per fold of LR on rows `x` (windows or clips; a clip's rows' probabilities are
     averaged), C chosen on the validation fold."""
-    from components.evaluation import metrics
-    from components.expert.linear import fit_linear
+    from emograph.components.evaluation import metrics
+    from emograph.components.expert.linear import fit_linear
 
     ids, inverse = np.unique(clip, return_inverse=True)
     first = np.unique(inverse, return_index=True)[1]
@@ -88,7 +88,7 @@ def main() -> None:
     p.add_argument("--folds", required=True, help="speakers of each fold: a+b,c+d,...")
     p.add_argument("--out", default="")
     args = p.parse_args()
-    from components.audio import frontend
+    from emograph.components.audio import frontend
 
     spec, corpus, folds = corpus_and_folds(args.corpus, args.folds)
     classes = corpus.classes

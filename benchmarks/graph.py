@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-import components  # noqa: F401  (before TensorFlow and NSL)
-from components.config import GraphConfig
-from components.graph import similarity
+import emograph.components.compat  # noqa: F401  (before TensorFlow and NSL)
+from emograph.components.config import GraphConfig
+from emograph.components.graph import similarity
 
 RESULTS = Path(__file__).parent / "results" / "graph.json"
 SHARD = 50_000
@@ -63,7 +63,7 @@ def run_beam(n: int, cfg: GraphConfig, args: argparse.Namespace, out: str) -> fl
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from benchmarks import graph  # by module name, not __main__, so workers can import it
-    from components.graph.beam_graph import BuildSimilarityGraph, write_tsv
+    from emograph.components.graph.beam_graph import BuildSimilarityGraph, write_tsv
 
     rows = functools.partial(graph.id_rows, n=n, dim=args.dim, noise=args.noise, seed=args.seed)
 

@@ -25,10 +25,10 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-import components  # noqa: F401  (before TensorFlow)
-from components.audio.synthetic import generate_corpus
-from components.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig, SynthConfig
-from components.example_gen.ingest import run_ingest
+import emograph.components.compat  # noqa: F401  (before TensorFlow)
+from emograph.components.audio.synthetic import generate_corpus
+from emograph.components.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig, SynthConfig
+from emograph.components.example_gen.ingest import run_ingest
 
 CACHE = Path(__file__).parent / ".cache" / "ingest"
 RESULTS = Path(__file__).parent / "results" / "ingest.json"

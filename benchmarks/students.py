@@ -26,10 +26,16 @@ from pathlib import Path
 
 import numpy as np
 
-from components import features as F
-from components.audio import corpora, decode, windows
-from components.config import AudioConfig, AugmentConfig, CorpusSpec, FrontendConfig, StudentConfig
-from components.evaluation import metrics
+from emograph.components import features as F
+from emograph.components.audio import corpora, decode, windows
+from emograph.components.config import (
+    AudioConfig,
+    AugmentConfig,
+    CorpusSpec,
+    FrontendConfig,
+    StudentConfig,
+)
+from emograph.components.evaluation import metrics
 
 RESULTS = Path(__file__).parent / "results"
 CACHE = Path(os.environ.get("EMOGRAPH_CACHE", Path.home() / ".cache" / "emograph"))
@@ -104,7 +110,7 @@ class Corpus:
 
 def load(spec: CorpusSpec, classes: tuple[str, ...], audio: AudioConfig, front: FrontendConfig):
     """Decodes, windows and log-mels every clip (cached on disk by corpus and settings)."""
-    from components.audio import frontend
+    from emograph.components.audio import frontend
 
     voice = (
         frontend.PITCH_FMIN_HZ,
@@ -164,8 +170,8 @@ def speaker_functionals(corpus: Corpus) -> np.ndarray:
     gives them to the functionals student."""
     import tensorflow as tf
 
-    from components.audio.frontend import bounded, functionals
-    from components.expert.functionals import speaker_normalise
+    from emograph.components.audio.frontend import bounded, functionals
+    from emograph.components.expert.functionals import speaker_normalise
 
     stats = functionals(tf.constant(corpus.logmel), tf.constant(corpus.voice)).numpy()
     return bounded(tf.constant(speaker_normalise(stats, list(corpus.speaker)))).numpy()
@@ -230,8 +236,8 @@ def train_one(task: dict) -> dict:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     import tf_keras as keras
 
-    from components.models import augment, networks, training
-    from components.student.trainer import graph_regularised
+    from emograph.components.models import augment, networks, training
+    from emograph.components.student.trainer import graph_regularised
 
     corpus = load(task["spec"], task["classes"], AudioConfig(), FrontendConfig())
     normalised, inv_std = speaker_normalised(corpus)
@@ -305,7 +311,7 @@ def train_one(task: dict) -> dict:
             missing = features[f"{F.NBR_PREFIX}{i}{F.NBR_WEIGHT_SUFFIX}"][:, 0] == 0
             features[f"{F.NBR_PREFIX}{i}_{name}"][missing] = features[name][missing]
     if distil:  # soft labels from an eGeMAPS LR, cross-fitted over the train speakers
-        from components.student.trainer import TEACHER_PROBABILITIES, Distiller
+        from emograph.components.student.trainer import TEACHER_PROBABILITIES, Distiller
 
         soft = cross_fitted_probabilities(
             task["embeddings"]["egemaps"],
@@ -530,7 +536,7 @@ def main() -> None:
 
 def corpora_classes(spec: CorpusSpec) -> tuple[str, ...]:
     """The emotions the corpus has (all of the vocabulary that its adapter emits)."""
-    from components.config import EMOTIONS
+    from emograph.components.config import EMOTIONS
 
     vocabulary = (*EMOTIONS, "calm", "surprised")
     clips, _ = corpora.list_clips(spec, vocabulary)
@@ -542,7 +548,7 @@ def clip_functionals(
 ) -> np.ndarray:
     """openSMILE functionals of each window's clip (speaker-normalised if `per_speaker`), laid
     out per window."""
-    from components.expert import functionals as fx
+    from emograph.components.expert import functionals as fx
 
     digest = hashlib.sha1(spec.path.encode()).hexdigest()[:10]
     path = CACHE / f"students-{spec.kind}-{digest}-{feature_set}.npz"
@@ -574,7 +580,7 @@ def baseline_rows(
 ) -> list[dict]:
     """openSMILE functionals + a linear model per clip, C chosen on the validation speakers,
     fitted on the train clips that keep their label (`labelled_clips` with seed 0)."""
-    from components.expert.linear import fit_linear
+    from emograph.components.expert.linear import fit_linear
 
     ids, first = np.unique(corpus.clip, return_index=True)
     split = np.array([splits.get(s, "") for s in corpus.speaker[first]])
@@ -616,7 +622,7 @@ def cross_fitted_probabilities(
     """An expert LR's class probabilities of every train clip, each train speaker's from a
     model fitted on the other train speakers (C on validation): honest soft labels, not the
     near-one-hot ones a model gives the clips it was fitted on."""
-    from components.expert.linear import fit_linear
+    from emograph.components.expert.linear import fit_linear
 
     out = np.zeros((len(x), classes), np.float32)
     va = split == "eval"

@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-import components  # noqa: F401  (before TensorFlow)
+import emograph.components.compat  # noqa: F401  (before TensorFlow)
 from benchmarks.students import corpora_classes
-from components.audio import corpora, decode, windows
-from components.config import AudioConfig, CorpusSpec, FrontendConfig
+from emograph.components.audio import corpora, decode, windows
+from emograph.components.config import AudioConfig, CorpusSpec, FrontendConfig
 
 RESULTS = Path(__file__).parent / "results" / "voicing.json"
 RATE = 16000
@@ -37,7 +37,7 @@ OPENSMILE_DELAY = 2  # frames: openSMILE's 10 ms pitch frames are centred 2 hops
 
 @functools.lru_cache(maxsize=1)
 def _plan():
-    from components.audio import frontend
+    from emograph.components.audio import frontend
 
     cfg = FrontendConfig()
     return frontend.dft_plan(cfg, frontend.num_bins(cfg, RATE))
@@ -47,7 +47,7 @@ def track(window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The frontend's pitch [frames] and voicing cues [frames, 3] of one window."""
     import tensorflow as tf
 
-    from components.audio import frontend
+    from emograph.components.audio import frontend
 
     cfg = FrontendConfig()
     power = frontend.power_spectrum(tf.constant(window[np.newaxis], tf.float32), cfg, _plan())
@@ -123,7 +123,7 @@ def main() -> None:
     args = parser.parse_args()
     from sklearn.linear_model import LogisticRegression
 
-    from components.audio import frontend
+    from emograph.components.audio import frontend
 
     pitch, cues, ref = corpus_frames(args.fit, args.every)
     noise = noise_cues()

@@ -1,3 +1,5 @@
-"""emograph's pipeline steps: pure functions per step, each with a thin TFX wrapper."""
+"""emograph's pipeline steps: pure functions per step, each with a thin TFX wrapper.
 
-from components import compat  # noqa: F401  (must run before TensorFlow is imported)
+Subpackages that use TensorFlow import `compat` first; `edge`, `config` and `features` import
+nothing heavy, so the on-device predictor loads without side effects.
+"""

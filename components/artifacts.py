@@ -1,5 +1,8 @@
 """emograph's own artifact types (TYPE_NAMEs follow KFP v2's `namespace.Name` rule)."""
 
+from emograph.components import compat  # noqa: F401  (before TensorFlow: see compat)
+
+# isort: split
 from tfx.types.artifact import Artifact
 
 

@@ -42,8 +42,9 @@ if "OPENBLAS_CORETYPE" not in os.environ and (core := openblas_core()):
     os.environ["OPENBLAS_CORETYPE"] = core
     if "numpy" in sys.modules:
         warnings.warn(
-            f"numpy was imported before components.compat, so OpenBLAS runs the kernels it "
-            f"detected, not {core}: import components first (or set OPENBLAS_CORETYPE)",
+            f"numpy was imported before emograph.components.compat, so OpenBLAS runs the kernels "
+            f"it detected, not {core}: import emograph.components.compat first (or set "
+            "OPENBLAS_CORETYPE)",
             stacklevel=2,
         )
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

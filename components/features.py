@@ -14,6 +14,10 @@ START = "start_seconds"  # float: where the window starts in the clip
 
 # Transformed examples (Transform output) add:
 LOGMEL = "logmel"  # float[frames * mel_bands], normalised log-mel, row-major (frame, band)
+# float[mel_bands]: Transform's per-band mean and inverse std of the train log-mel, on every
+# example (global normalisation): what a globally normalised edge model bakes in
+LOGMEL_MEAN = "logmel_mean"
+LOGMEL_INV_STD = "logmel_inv_std"
 LABEL_ID = "label_id"  # int64: index of LABEL in the run's class list, UNLABELLED_ID if none
 UNLABELLED_ID = -1
 # float[8 * mel_bands]: statistics of each log-mel band over the window (frontend.functionals),

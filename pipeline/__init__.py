@@ -1,3 +1,3 @@
 """emograph's orchestration: configuration, pipeline assembly, runners and the CLI."""
 
-from components import compat  # noqa: F401  (must run before TensorFlow is imported)
+from emograph.components import compat  # noqa: F401  (must run before TensorFlow is imported)

@@ -22,10 +22,10 @@ import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from components.audio.corpora import SUPPORTED_CORPORA
-from components.audio.splits import SplitError
-from components.config import EMOTIONS, SPANS_KIND, ConfigError, CorpusSpec, SynthConfig
-from pipeline.config import VARIANTS, RunConfig, check_variants
+from emograph.components.audio.corpora import SUPPORTED_CORPORA
+from emograph.components.audio.splits import SplitError
+from emograph.components.config import EMOTIONS, SPANS_KIND, ConfigError, CorpusSpec, SynthConfig
+from emograph.pipeline.config import VARIANTS, RunConfig, check_variants
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
 LOG_DIR = "logs"
@@ -127,7 +127,7 @@ def _check_inputs(config: RunConfig) -> None:
 def _quiet(args: argparse.Namespace, folder: str, name: str) -> Iterator:
     """pipeline.console.quiet with the log at folder/LOG_DIR/name (imported here: `predict` runs
     without absl); a remote folder keeps the console as it is."""
-    from pipeline import console
+    from emograph.pipeline import console
 
     verbose = args.verbose or "://" in folder
     with console.quiet(Path(folder) / LOG_DIR / name, verbose) as steps:
@@ -138,7 +138,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load_config(args)
     _check_inputs(config)
     with _quiet(args, config.root, "run.log") as steps:
-        from pipeline import local_runner, report
+        from emograph.pipeline import local_runner, report
 
         local_runner.run(config, steps.expect)
         summary = report.format_summary(report.summary(config))
@@ -152,7 +152,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     metadata = config.metadata_path
     if "://" not in metadata and not Path(metadata).is_file():  # reading would create it
         raise UsageError(f"no run at {config.root} (it has no {Path(metadata).name})")
-    from pipeline import report
+    from emograph.pipeline import report
 
     summary = report.summary(config)
     print(json.dumps(summary, indent=2) if args.json else report.format_summary(summary))
@@ -160,7 +160,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    from components.audio.synthetic import write_corpus
+    from emograph.components.audio.synthetic import write_corpus
 
     cfg = SynthConfig(args.speakers, args.utterances, args.seed)
     manifest = write_corpus(args.corpus, args.out, cfg, EMOTIONS)
@@ -178,7 +178,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if (out / "examples").exists() or (out / "report").exists():
         raise UsageError(f"--out: {out} already holds ingest output; choose a new folder")
     with _quiet(args, args.out, "ingest.log"):
-        from components.example_gen.ingest import run_ingest
+        from emograph.components.example_gen.ingest import run_ingest
 
         summary = run_ingest(
             corpus,
@@ -201,7 +201,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace, config: RunConfig, corpus: CorpusSpec) -> int:
     with _quiet(args, args.out, "watch.log"):
-        from components.example_gen.watch import watch
+        from emograph.components.example_gen.watch import watch
 
         spans = watch(
             corpus,
@@ -226,7 +226,7 @@ def _watch(args: argparse.Namespace, config: RunConfig, corpus: CorpusSpec) -> i
 
 def cmd_compile(args: argparse.Namespace) -> int:
     config = _load_config(args)
-    from pipeline.kubeflow_runner import compile_pipeline
+    from emograph.pipeline.kubeflow_runner import compile_pipeline
 
     out = compile_pipeline(config, args.image, args.out)
     print(f"wrote {out} (image {args.image})")
@@ -234,7 +234,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
 
 def cmd_schedule(args: argparse.Namespace) -> int:
-    from pipeline.kubeflow_runner import schedule
+    from emograph.pipeline.kubeflow_runner import schedule
 
     run_id = schedule(
         args.spec, args.host, args.cron, args.experiment, args.job_name, args.pipeline_root
@@ -247,8 +247,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     config = _load_config(args)
     _check_inputs(config)
     with _quiet(args, args.out, "experiment.log") as steps:
-        from pipeline import experiment
-        from pipeline.pipeline import create_experiment_pipeline
+        from emograph.pipeline import experiment
+        from emograph.pipeline.pipeline import create_experiment_pipeline
 
         folds = experiment.fold_count(config, args.folds)
         fold = experiment.fold_config(config, args.out, folds, 0)
@@ -264,7 +264,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def cmd_corpora(args: argparse.Namespace) -> int:
-    from components.audio.corpora import SUPPORTED_CORPORA
+    from emograph.components.audio.corpora import SUPPORTED_CORPORA
 
     for name, description in SUPPORTED_CORPORA.items():
         print(f"{name:<10} {description}")
@@ -272,7 +272,7 @@ def cmd_corpora(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from components.edge import cli as edge_cli
+    from emograph.components.edge import cli as edge_cli
 
     return edge_cli.run(args)
 
@@ -536,7 +536,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sched.set_defaults(func=cmd_schedule)
 
-    from components.edge.cli import add_arguments
+    from emograph.components.edge.cli import add_arguments
 
     predict = sub.add_parser(
         "predict", help="label the emotion in audio files or live audio with a pushed model"

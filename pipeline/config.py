@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.config import (
+from emograph.components.config import (
     EMOTIONS,
     AudioConfig,
     ConfigError,

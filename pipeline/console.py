@@ -35,9 +35,9 @@ RUNNING, FINISHED = "Component %s is running.", "Component %s is finished."
 CACHED = "A cached execution %d is used."
 PUBLISHING = "Publishing output artifacts %s for execution %s"
 
-OWN_PACKAGES = ("pipeline", "components")
+OWN_PACKAGE = "emograph"  # the root of our loggers' names
 # Our loggers whose INFO lines belong on the console: an experiment's folds, the watcher's spans.
-SHOWN_INFO = ("pipeline.experiment", "components.example_gen.watch")
+SHOWN_INFO = ("emograph.pipeline.experiment", "emograph.components.example_gen.watch")
 
 
 class StepLines(logging.Handler):
@@ -71,7 +71,7 @@ class StepLines(logging.Handler):
         try:
             if record.name == "absl":
                 self._follow(record)
-            elif record.name.split(".")[0] in OWN_PACKAGES:
+            elif record.name.split(".")[0] == OWN_PACKAGE:
                 if record.levelno >= logging.WARNING:
                     self.write(f"{record.levelname.lower()}: {record.getMessage()}")
                 elif record.name in SHOWN_INFO:
@@ -167,7 +167,7 @@ def key_figure(outputs: Mapping[str, Sequence[Any]]) -> str:
     """
     try:
         if "report" in outputs:
-            from components.example_gen.ingest import UNLABELLED_NAME
+            from emograph.components.example_gen.ingest import UNLABELLED_NAME
 
             report = _json(outputs["report"], "ingest_report.json")
             windows = ", ".join(f"{n} {report['windows'][n]}" for n in ("train", "eval", "test"))
@@ -187,7 +187,7 @@ def key_figure(outputs: Mapping[str, Sequence[Any]]) -> str:
             stats = _json(outputs["graph"], "stats.json")
             return f"{stats['nodes']} nodes, {stats['edges']} edges"
         if "blessing" in outputs:
-            from pipeline.report import artifact_has
+            from emograph.pipeline.report import artifact_has
 
             blessed = artifact_has(outputs["blessing"][0].uri, "BLESSED")
             return "blessed" if blessed else "not blessed"
@@ -197,7 +197,7 @@ def key_figure(outputs: Mapping[str, Sequence[Any]]) -> str:
 
 
 def _json(artifacts: Sequence[Any], name: str) -> Any:
-    from pipeline.report import artifact_json  # with TFX: the pipeline is running
+    from emograph.pipeline.report import artifact_json  # with TFX: the pipeline is running
 
     return artifact_json(artifacts[0].uri, name)
 

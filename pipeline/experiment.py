@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 from tfx import v1 as tfx
 
-from components.evaluation import evaluate
-from components.expert import baselines
-from components.tflite_pusher import export
-from pipeline import report
-from pipeline.config import NSL_STUDENT, VARIANTS, RunConfig, check_variants
-from pipeline.local_runner import prepare_synthetic
-from pipeline.pipeline import create_experiment_pipeline, experiment_trainer_id
+from emograph.components.evaluation import evaluate
+from emograph.components.expert import baselines
+from emograph.components.tflite_pusher import export
+from emograph.pipeline import report
+from emograph.pipeline.config import NSL_STUDENT, VARIANTS, RunConfig, check_variants
+from emograph.pipeline.local_runner import prepare_synthetic
+from emograph.pipeline.pipeline import create_experiment_pipeline, experiment_trainer_id
 
 log = logging.getLogger(__name__)
 

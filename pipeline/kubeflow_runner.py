@@ -13,18 +13,19 @@ from pathlib import Path
 import yaml
 from tfx import v1 as tfx
 
-from pipeline.config import RunConfig
-from pipeline.pipeline import create_pipeline
+from emograph.pipeline.config import RunConfig
+from emograph.pipeline.pipeline import create_pipeline
+from emograph.schemas import schema_path
 
-# Where deployment/Dockerfile puts the repository. Compiling bakes file paths into the spec, so
-# schema files (read from the repository's schemas/) are rewritten to this root.
-IMAGE_PROJECT_DIR = "/opt/emograph"
-_PROJECT_DIR = Path(__file__).resolve().parent.parent
+# Where deployment/Dockerfile installs the emograph package (the python:3.10-slim system
+# Python's site-packages). Compiling bakes file paths into the spec, so schema files (package
+# data of emograph.schemas) are rewritten to the same files under this directory.
+IMAGE_PACKAGE_DIR = "/usr/local/lib/python3.10/site-packages/emograph"
 _PIPELINE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
 
 
 def compile_pipeline(
-    config: RunConfig, image: str, output_file: str, project_dir: str = IMAGE_PROJECT_DIR
+    config: RunConfig, image: str, output_file: str, package_dir: str = IMAGE_PACKAGE_DIR
 ) -> str:
     """Writes the pipeline for `image`: `.yaml` is a KFP PipelineSpec, `.json` a Vertex PipelineJob.
 
@@ -41,8 +42,8 @@ def compile_pipeline(
     for component in pipeline.components:
         if isinstance(component, tfx.components.ImportSchemaGen):
             local = Path(component.exec_properties["schema_file"])
-            relative = local.relative_to(_PROJECT_DIR).as_posix()
-            component.exec_properties["schema_file"] = f"{project_dir}/{relative}"
+            relative = local.relative_to(schema_path("raw_audio").parents[1]).as_posix()
+            component.exec_properties["schema_file"] = f"{package_dir}/schemas/{relative}"
     out = Path(output_file)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from tfx import v1 as tfx
 
-from components.audio.synthetic import write_corpus
-from pipeline.config import RunConfig
-from pipeline.pipeline import create_pipeline
+from emograph.components.audio.synthetic import write_corpus
+from emograph.pipeline.config import RunConfig
+from emograph.pipeline.pipeline import create_pipeline
 
 log = logging.getLogger(__name__)
 

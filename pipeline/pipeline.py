@@ -17,19 +17,19 @@ from pathlib import Path
 
 from tfx import v1 as tfx
 
-from components.artifacts import SimilarityGraph
-from components.config import CorpusSpec, SplitConfig, section_to_json
-from components.embedder.component import Embedder
-from components.embedder.expert import expert_sources
-from components.evaluation.config import eval_config
-from components.example_gen.component import AudioExampleGen
-from components.example_gen.watch import resolve_spans
-from components.graph.component import GraphBuilder
-from components.models.training import input_shape
-from components.neighbours.component import NeighbourPacker
-from components.teacher.imported import stage_teacher
-from components.tflite_pusher.component import TFLitePusher
-from pipeline.config import (
+from emograph.components.artifacts import SimilarityGraph
+from emograph.components.config import CorpusSpec, SplitConfig, section_to_json
+from emograph.components.embedder.component import Embedder
+from emograph.components.embedder.expert import expert_sources
+from emograph.components.evaluation.config import eval_config
+from emograph.components.example_gen.component import AudioExampleGen
+from emograph.components.example_gen.watch import resolve_spans
+from emograph.components.graph.component import GraphBuilder
+from emograph.components.models.training import input_shape
+from emograph.components.neighbours.component import NeighbourPacker
+from emograph.components.teacher.imported import stage_teacher
+from emograph.components.tflite_pusher.component import TFLitePusher
+from emograph.pipeline.config import (
     DISTILLED_STUDENT,
     FINETUNED_TEACHER,
     NSL_STUDENT,
@@ -39,11 +39,11 @@ from pipeline.config import (
     RunConfig,
     check_variants,
 )
+from emograph.schemas import schema_path
 
-SCHEMA_FILE = Path(__file__).resolve().parent.parent / "schemas" / "raw_audio" / "schema.pbtxt"
-PREPROCESSING_FN = "components.transform.preprocessing.preprocessing_fn"
-TEACHER_RUN_FN = "components.teacher.trainer.run_fn"
-STUDENT_RUN_FN = "components.student.trainer.run_fn"
+PREPROCESSING_FN = "emograph.components.transform.preprocessing.preprocessing_fn"
+TEACHER_RUN_FN = "emograph.components.teacher.trainer.run_fn"
+STUDENT_RUN_FN = "emograph.components.student.trainer.run_fn"
 
 
 def _ingest_and_validate(
@@ -175,7 +175,7 @@ def _teacher(config: RunConfig, schema) -> tuple[list, object]:
 
 
 def _shared_steps(config: RunConfig) -> _Shared:
-    schema = tfx.components.ImportSchemaGen(schema_file=str(SCHEMA_FILE))
+    schema = tfx.components.ImportSchemaGen(schema_file=str(schema_path("raw_audio")))
     teacher_steps, teacher_model = _teacher(config, schema.outputs["schema"])
     target_steps, (target_gen, target_transform) = _ingest_and_validate(
         "target",

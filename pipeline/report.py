@@ -10,9 +10,9 @@ from typing import Any
 from ml_metadata.metadata_store import metadata_store
 from tfx import v1 as tfx
 
-from components.edge import metadata as edge_metadata
-from components.evaluation.config import BASELINE, CANDIDATE
-from pipeline.config import RunConfig
+from emograph.components.edge import metadata as edge_metadata
+from emograph.components.evaluation.config import BASELINE, CANDIDATE
+from emograph.pipeline.config import RunConfig
 
 
 def latest_uri(config: RunConfig, type_name: str) -> str | None:

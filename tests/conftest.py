@@ -4,7 +4,7 @@ import uuid
 
 import pytest
 
-import components  # noqa: F401
+import emograph.components.compat  # noqa: F401
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Log-mel augmentation: shapes, exact masks, gain and shift semantics, determinism, off."""
 
-import components  # noqa: F401  (first: sets up TF_USE_LEGACY_KERAS and the NSL stub)
+import emograph.components.compat  # noqa: F401  (first: sets up TF_USE_LEGACY_KERAS and the NSL stub)
 
 # isort: split
 import dataclasses
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import features as F
-from components.config import AugmentConfig
-from components.models import augment as A
+from emograph.components import features as F
+from emograph.components.config import AugmentConfig
+from emograph.components.models import augment as A
 
 FRAMES, BANDS, BATCH = 30, 8, 4
 NOTHING = AugmentConfig(

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from components.audio.corpora import list_clips
-from components.config import EMOTIONS, ConfigError, CorpusSpec
-from pipeline import cli, console
-from pipeline.config import RunConfig
+from emograph.components.audio.corpora import list_clips
+from emograph.components.config import EMOTIONS, ConfigError, CorpusSpec
+from emograph.pipeline import cli, console
+from emograph.pipeline.config import RunConfig
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 16000
@@ -239,8 +239,8 @@ def test_manifest_with_a_utf8_bom_is_read(tmp_path):
 
 
 def test_malformed_rows_are_counted_in_the_ingest_report(tmp_path):
-    from components.config import AudioConfig, SplitConfig
-    from components.example_gen.ingest import run_ingest
+    from emograph.components.config import AudioConfig, SplitConfig
+    from emograph.components.example_gen.ingest import run_ingest
 
     speakers = [f"s{i}" for i in range(3)]
     write_wavs(tmp_path / "c", *(f"{s}_{e}.wav" for s in speakers for e in range(2)))
@@ -341,8 +341,8 @@ def test_which_duplicate_is_kept_depends_on_the_copies_not_on_paths_or_order():
     label or speaker it contradicts."""
     from itertools import permutations
 
-    from components.audio.corpora import Clip, clip_id
-    from components.example_gen.ingest import _keep_one
+    from emograph.components.audio.corpora import Clip, clip_id
+    from emograph.components.example_gen.ingest import _keep_one
 
     def copies(manifest_root: str, ravdess_root: str) -> list[Clip]:
         listed = [
@@ -398,7 +398,7 @@ def test_help_describes_the_tool_and_its_commands_for_a_user(capsys):
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
-    from components.edge.testing import build_tiny_model
+    from emograph.components.edge.testing import build_tiny_model
 
     root = tmp_path_factory.mktemp("edge-model") / "model"
     build_tiny_model(root, "float32", RATE, 24000, 16000)
@@ -484,7 +484,7 @@ def test_predict_stream_covers_the_whole_file_as_file_mode_does(model, tmp_path,
 def test_predict_refuses_a_truncated_model_in_one_line(model, tmp_path, capsys):
     import shutil
 
-    from components.edge.testing import truncate_model
+    from emograph.components.edge.testing import truncate_model
 
     cut = Path(shutil.copytree(model, tmp_path / "cut"))
     truncate_model(cut, (cut / "model.tflite").stat().st_size // 2)
@@ -496,8 +496,8 @@ def test_predict_refuses_a_truncated_model_in_one_line(model, tmp_path, capsys):
 
 
 def test_predict_silence_threshold_is_ingests():
-    from components.audio import decode
-    from components.edge import audio
+    from emograph.components.audio import decode
+    from emograph.components.edge import audio
 
     assert audio.SILENCE_PEAK == decode.SILENCE_PEAK
 
@@ -542,7 +542,7 @@ QUIET_SCRIPT = """
 import logging, os, sys
 from pathlib import Path
 from absl import logging as absl_logging
-from pipeline import console
+from emograph.pipeline import console
 
 logging.basicConfig(level=logging.INFO)
 log = Path(sys.argv[1])
@@ -558,7 +558,7 @@ with console.quiet(log) as steps:
     absl_logging.set_verbosity(saved)
     absl_logging.info("absl noise")
     absl_logging.info(console.FINISHED, "source_example_gen")
-    logging.getLogger("components.tflite_pusher").warning("not blessed")
+    logging.getLogger("emograph.components.tflite_pusher").warning("not blessed")
 print(steps.summary())
 try:
     with console.quiet(log):
@@ -596,7 +596,7 @@ TIME_LEFT_SCRIPT = """
 import logging, sys
 from pathlib import Path
 from absl import logging as absl_logging
-from pipeline import console
+from emograph.pipeline import console
 
 logging.basicConfig(level=logging.INFO)
 with console.quiet(Path(sys.argv[1])) as steps:
@@ -630,7 +630,7 @@ def test_step_lines_say_the_time_left_from_the_last_runs_step_times(tmp_path):
 def test_a_student_step_line_names_the_multiplier_it_chose(tmp_path):
     from types import SimpleNamespace
 
-    from pipeline.console import key_figure
+    from emograph.pipeline.console import key_figure
 
     summary = {"val_uar": 0.5, "best_epoch": 3, "graph_multiplier": 0.1}
     (tmp_path / "training.json").write_text(json.dumps(summary))
@@ -647,8 +647,8 @@ def test_a_student_step_line_names_the_multiplier_it_chose(tmp_path):
 def test_an_ingest_step_line_counts_unlabelled_windows(tmp_path):
     from types import SimpleNamespace
 
-    from components.example_gen.ingest import UNLABELLED_NAME
-    from pipeline.console import key_figure
+    from emograph.components.example_gen.ingest import UNLABELLED_NAME
+    from emograph.pipeline.console import key_figure
 
     report = {
         "windows": {"train": 10, "eval": 4, "test": 5},

@@ -5,7 +5,7 @@ from unittest import mock
 
 import pytest
 
-from pipeline.config import BeamConfig, RunConfig
+from emograph.pipeline.config import BeamConfig, RunConfig
 
 IMAGE = "europe-docker.pkg.dev/p/emograph/emograph:0.1.0"
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from components import compat
+from emograph.components import compat
 
 
 @pytest.mark.parametrize(
@@ -39,7 +39,7 @@ def _run(code: str) -> subprocess.CompletedProcess:
 @pytest.mark.skipif(compat.openblas_core() is None, reason="CPU without AVX2")
 def test_numpy_imported_after_components_runs_the_chosen_kernels():
     out = _run(
-        "import components, numpy\n"
+        "import emograph.components.compat, numpy\n"
         "from threadpoolctl import threadpool_info\n"
         "print(*{i['architecture'] for i in threadpool_info() if i['internal_api'] == 'openblas'})"
     )
@@ -48,4 +48,7 @@ def test_numpy_imported_after_components_runs_the_chosen_kernels():
 
 @pytest.mark.skipif(compat.openblas_core() is None, reason="CPU without AVX2")
 def test_numpy_imported_first_is_warned_about():
-    assert "import components first" in _run("import numpy, components").stderr
+    assert (
+        "import emograph.components.compat first"
+        in _run("import numpy, emograph.components.compat").stderr
+    )

@@ -2,14 +2,14 @@
 
 import pytest
 
-from components.config import (
+from emograph.components.config import (
     AudioConfig,
     CorpusSpec,
     GraphConfig,
     section_from_json,
     section_to_json,
 )
-from pipeline.config import BeamConfig, RunConfig
+from emograph.pipeline.config import BeamConfig, RunConfig
 
 
 def test_run_config_round_trips_through_json():
@@ -63,7 +63,7 @@ def test_sources_that_cannot_be_ingested_together_are_refused(extra, error):
 
 
 def test_experiment_variants_keep_the_nsl_student_and_the_distilled_students_teacher():
-    from pipeline.config import check_variants
+    from emograph.pipeline.config import check_variants
 
     assert check_variants(["speech_only", "nsl_student"]) == ("nsl_student", "speech_only")
     with pytest.raises(ValueError, match="must include 'nsl_student'"):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from components.audio import corpora
-from components.audio.corpora import SUPPORTED_CORPORA, list_clips
-from components.audio.decode import load_audio
-from components.config import EMOTIONS, CorpusSpec
+from emograph.components.audio import corpora
+from emograph.components.audio.corpora import SUPPORTED_CORPORA, list_clips
+from emograph.components.audio.decode import load_audio
+from emograph.components.config import EMOTIONS, CorpusSpec
 
 RAVDESS = Path(
     os.environ.get(

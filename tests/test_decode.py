@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from components.audio.decode import AudioError, Note, load_audio, read_audio
+from emograph.components.audio.decode import AudioError, Note, load_audio, read_audio
 
 
 def tone(seconds: float = 1.0, rate: int = 16000, freq: float = 440.0) -> np.ndarray:

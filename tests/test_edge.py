@@ -14,9 +14,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from components.edge import ModelError, ModelMetadata, Predictor, cli, write_latest, write_metadata
-from components.edge.adaptation import SpeakerAdaptation, statistics_from_moments
-from components.edge.testing import CLASSES, VARIANTS, build_tiny_model, truncate_model
+from emograph.components.edge import (
+    ModelError,
+    ModelMetadata,
+    Predictor,
+    cli,
+    write_latest,
+    write_metadata,
+)
+from emograph.components.edge.adaptation import SpeakerAdaptation, statistics_from_moments
+from emograph.components.edge.testing import CLASSES, VARIANTS, build_tiny_model, truncate_model
 
 REPO = Path(__file__).resolve().parents[1]
 RATE, WINDOW, HOP = 16000, 24000, 16000  # 1.5 s windows, 1 s hop
@@ -34,7 +41,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def reference():
     """The TF function the models were converted from, as numpy -> numpy."""
-    from components.edge.testing import tiny_function
+    from emograph.components.edge.testing import tiny_function
 
     fn = tiny_function(WINDOW)
     return lambda pcm: fn(pcm[None].astype(np.float32)).numpy()[0]
@@ -188,7 +195,14 @@ def test_stream_windows_and_timestamps(models):
 
 def test_cli_streams_stdin(models):
     pcm = (speech_like(10.0) * 32767).astype("<i2").tobytes()
-    command = [sys.executable, "-m", "components.edge.cli", str(models["int8"]), "-", "--stream"]
+    command = [
+        sys.executable,
+        "-m",
+        "emograph.components.edge.cli",
+        str(models["int8"]),
+        "-",
+        "--stream",
+    ]
     result = subprocess.run(
         [*command, "--hop", "1"], input=pcm, capture_output=True, cwd=REPO, check=True
     )
@@ -262,7 +276,7 @@ def test_running_statistics_equal_offline_normalisation():
 
 
 def test_adaptive_predictor_matches_offline_normalisation(adaptive_model):
-    from components.edge.testing import tiny_adaptive_function, tiny_features
+    from emograph.components.edge.testing import tiny_adaptive_function, tiny_features
 
     audio = np.stack(windows(5))
     predictor = Predictor(adaptive_model)

@@ -1,4 +1,5 @@
-"""`pip install .[edge]` gives a working `emograph predict` in a venv without TensorFlow.
+"""`pip install .[edge]` gives a working `emograph predict` in a venv without TensorFlow, under
+the one `emograph` namespace, with the schemas as package data.
 
 The install uses the project's constraints and pip's normal cache (about 20 s once the wheels are
 cached). The source is copied first, so building the wheel leaves no build/ or egg-info in the
@@ -17,10 +18,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from components.edge.testing import CLASSES, build_tiny_model
+from emograph.components.edge.testing import CLASSES, build_tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "constraints.txt", "pipeline", "components")
+SOURCES = ("pyproject.toml", "README.md", "constraints.txt", "pipeline", "components", "schemas")
 
 
 def _run(*args: str | Path, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -72,3 +73,21 @@ def test_edge_extra_installs_and_predicts_without_tensorflow(tmp_path):
 
     no_tf = _run(python, "-c", "import tensorflow", cwd=tmp_path)
     assert no_tf.returncode != 0 and "No module named 'tensorflow'" in no_tf.stderr
+
+    for generic in ("pipeline", "components", "schemas"):  # no generic top-level names
+        imported = _run(python, "-c", f"import {generic}", cwd=tmp_path)
+        assert f"No module named '{generic}'" in imported.stderr, generic
+    assert _run(emograph, "--help", cwd=tmp_path).returncode == 0
+    quiet = _run(
+        python,
+        "-c",
+        "import os, sys\n"
+        "before = dict(os.environ)\n"
+        "import emograph.components.edge\n"
+        "from emograph.schemas import schema_path\n"
+        "assert schema_path('raw_audio').is_file() and schema_path('packed_examples').is_file()\n"
+        "assert dict(os.environ) == before, 'environment changed'\n"
+        "assert 'tensorflow.estimator' not in sys.modules, 'module stubbed'",
+        cwd=tmp_path,
+    )
+    assert quiet.returncode == 0, quiet.stderr

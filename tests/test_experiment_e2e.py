@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from components.expert.baselines import BASELINES
-from pipeline import cli
-from pipeline.config import VARIANTS, RunConfig
+from emograph.components.expert.baselines import BASELINES
+from emograph.pipeline import cli
+from emograph.pipeline.config import VARIANTS, RunConfig
 
 pytestmark = pytest.mark.e2e
 

@@ -4,14 +4,14 @@ the linear baselines whose C is chosen on validation speakers."""
 import numpy as np
 import pytest
 
-from components.expert.functionals import (
+from emograph.components.expert.functionals import (
     FEATURE_SETS,
     dimension,
     feature_names,
     functionals,
     speaker_normalise,
 )
-from components.expert.linear import MODELS, LinearBaseline, fit_linear
+from emograph.components.expert.linear import MODELS, LinearBaseline, fit_linear
 
 RATE = 16000
 

@@ -4,7 +4,12 @@ windows, and per-split fitting that learns a pitch-coded emotion."""
 import numpy as np
 import pytest
 
-from components.expert.baselines import BASELINES, Clips, clips_from_windows, score_baselines
+from emograph.components.expert.baselines import (
+    BASELINES,
+    Clips,
+    clips_from_windows,
+    score_baselines,
+)
 
 RATE = 16000
 
@@ -68,7 +73,7 @@ def test_an_unknown_baseline_is_refused():
 
 
 def test_nsl_differences_pair_by_fold_and_seed_and_baselines_by_fold():
-    from pipeline.experiment import nsl_differences
+    from emograph.pipeline.experiment import nsl_differences
 
     def row(variant, seed, uar):
         return {"variant": variant, "seed": seed, "int8_clip_uar": uar}

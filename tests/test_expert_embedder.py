@@ -6,14 +6,19 @@ import pytest
 import tensorflow as tf
 from apache_beam.testing.util import assert_that, equal_to
 
-from components import features as F
-from components.embedder.embed import EMBED_SIGNATURE, EmbedExamples, _merge, parse_embedding
-from components.embedder.expert import (
+from emograph.components import features as F
+from emograph.components.embedder.embed import (
+    EMBED_SIGNATURE,
+    EmbedExamples,
+    _merge,
+    parse_embedding,
+)
+from emograph.components.embedder.expert import (
     ExpertFunctionalsOf,
     expert_sources,
     parse_expert,
 )
-from components.expert.functionals import functionals
+from emograph.components.expert.functionals import functionals
 
 RATE = 16000
 

@@ -6,14 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import components  # noqa: F401
-from components import features as F
-from components.audio import frontend
-from components.audio import synthetic as S
-from components.config import EMOTIONS, AudioConfig, ExportConfig, FrontendConfig, StudentConfig
-from components.models import networks, training
-from components.tflite_pusher import export
-from components.tflite_pusher.component import PushRefused, check_limits
+import emograph.components.compat  # noqa: F401
+from emograph.components import features as F
+from emograph.components.audio import frontend
+from emograph.components.audio import synthetic as S
+from emograph.components.config import (
+    EMOTIONS,
+    AudioConfig,
+    ExportConfig,
+    FrontendConfig,
+    StudentConfig,
+)
+from emograph.components.models import networks, training
+from emograph.components.tflite_pusher import export
+from emograph.components.tflite_pusher.component import PushRefused, check_limits
 
 SR = 16000
 AUDIO = AudioConfig(window_seconds=0.5)
@@ -154,7 +160,7 @@ def functionals_export(tmp_path_factory) -> tuple[dict, object, str, export.Wind
     import tensorflow as tf
     import tf_keras as keras
 
-    from components.expert.functionals import speaker_normalise
+    from emograph.components.expert.functionals import speaker_normalise
 
     train, test = _tones_and_noise(96, seed=0), _tones_and_noise(64, seed=1)
     logmel, voice = frontend.log_mel_and_voice(tf.constant(train.pcm), FRONT, SR)
@@ -179,7 +185,7 @@ def test_functionals_student_exports_with_its_own_speaker_statistics(functionals
     speaker's it gives what the Keras model gives on Transform-style inputs, and int8 holds."""
     import tensorflow as tf
 
-    from components.expert.functionals import speaker_normalise
+    from emograph.components.expert.functionals import speaker_normalise
 
     report, model, saved, test = functionals_export
     norm = export.normalisation_for(saved, SPEAKER_FRONT, test, test)

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from components.config import CorpusSpec
-from pipeline import cli
-from pipeline.config import RunConfig
+from emograph.components.config import CorpusSpec
+from emograph.pipeline import cli
+from emograph.pipeline.config import RunConfig
 
 EXTRA = (CorpusSpec("ravdess", "/data/ravdess16k"), CorpusSpec("crema-d", "/data/crema-d"))
 
@@ -44,7 +44,7 @@ def test_one_source_flag_sets_source_alone(tmp_path):
 
 
 def test_extra_sources_reach_the_source_example_gen_only(tmp_path):
-    from pipeline.pipeline import create_pipeline
+    from emograph.pipeline.pipeline import create_pipeline
 
     config = RunConfig.tiny(str(tmp_path)).replace(extra_sources=EXTRA)
     gens = {c.id: c for c in create_pipeline(config).components if c.id.endswith("example_gen")}
@@ -61,7 +61,7 @@ def test_extra_sources_reach_the_source_example_gen_only(tmp_path):
 
 
 def test_prepare_synthetic_generates_a_synthetic_extra_source(tmp_path, monkeypatch):
-    from pipeline import local_runner
+    from emograph.pipeline import local_runner
 
     written = []
     monkeypatch.setattr(

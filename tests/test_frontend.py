@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import components  # noqa: F401
-from components.audio import frontend
-from components.config import FrontendConfig
+import emograph.components.compat  # noqa: F401
+from emograph.components.audio import frontend
+from emograph.components.config import FrontendConfig
 
 CFG = FrontendConfig()
 SR = 16000

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import components  # noqa: F401
-from components.config import GraphConfig
-from components.graph import beam_graph, similarity
-from components.graph.beam_graph import BuildSimilarityGraph, write_tsv
-from components.graph.stats import graph_statistics, plot_graph_statistics
+import emograph.components.compat  # noqa: F401
+from emograph.components.config import GraphConfig
+from emograph.components.graph import beam_graph, similarity
+from emograph.components.graph.beam_graph import BuildSimilarityGraph, write_tsv
+from emograph.components.graph.stats import graph_statistics, plot_graph_statistics
 
 # Unit vectors with pairwise cosine 0.5 (a regular tetrahedron's corner), and one at -0.5..0.
 TRIANGLE = np.array(

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from components.config import GraphConfig
-from components.graph import selection
+from emograph.components.config import GraphConfig
+from emograph.components.graph import selection
 
 LABELS = ("angry", "sad", "happy")
 

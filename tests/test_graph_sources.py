@@ -8,18 +8,18 @@ import tensorflow as tf
 import tf_keras as keras
 from apache_beam.testing.util import assert_that, equal_to
 
-from components import features as F
-from components.config import GraphConfig, StudentConfig
-from components.embedder.embed import (
+from emograph.components import features as F
+from emograph.components.config import GraphConfig, StudentConfig
+from emograph.components.embedder.embed import (
     EMBED_SIGNATURE,
     EmbedExamples,
     _merge,
     logmel_statistics,
     parse_embedding,
 )
-from components.embedder.statistics import STATISTICS_DIM, utterance_statistics
-from components.graph import prepare
-from components.student.trainer import graph_regularised
+from emograph.components.embedder.statistics import STATISTICS_DIM, utterance_statistics
+from emograph.components.graph import prepare
+from emograph.components.student.trainer import graph_regularised
 
 RATE = 16000
 
@@ -156,7 +156,7 @@ def test_prepare_whitens_with_each_speakers_std():
 
 
 def test_expert_functionals_are_whitened_even_when_the_rest_is_not():
-    from components.embedder.expert import EXPERT_CANDIDATES
+    from emograph.components.embedder.expert import EXPERT_CANDIDATES
 
     assert prepare.ALWAYS_WHITENED == set(EXPERT_CANDIDATES)
     x = np.array([[0.0, 0.0], [2.0, 20.0]])

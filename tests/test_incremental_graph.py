@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from apache_beam.testing.util import assert_that
 
-import components  # noqa: F401
-from components.config import GraphConfig
-from components.graph import incremental, similarity
-from components.graph.incremental import AddNodesToGraph, added_edges, merge_new_nodes
+import emograph.components.compat  # noqa: F401
+from emograph.components.config import GraphConfig
+from emograph.components.graph import incremental, similarity
+from emograph.components.graph.incremental import AddNodesToGraph, added_edges, merge_new_nodes
 
 THRESHOLD = 0.3
 

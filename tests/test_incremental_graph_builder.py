@@ -10,13 +10,13 @@ import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 
-from components import features as F
-from components.artifacts import Embeddings
-from components.config import GraphConfig
-from components.embedder.embed import embedding_example
-from components.graph.component import GRAPH_PREFIX, GRAPH_SPLIT, read_edges
-from pipeline.config import RunConfig
-from pipeline.pipeline import _pipeline, graph_builder
+from emograph.components import features as F
+from emograph.components.artifacts import Embeddings
+from emograph.components.config import GraphConfig
+from emograph.components.embedder.embed import embedding_example
+from emograph.components.graph.component import GRAPH_PREFIX, GRAPH_SPLIT, read_edges
+from emograph.pipeline.config import RunConfig
+from emograph.pipeline.pipeline import _pipeline, graph_builder
 
 pytestmark = pytest.mark.slow
 

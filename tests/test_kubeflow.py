@@ -9,9 +9,14 @@ from unittest import mock
 import pytest
 import yaml
 
-from pipeline import cli
-from pipeline.config import BeamConfig, RunConfig
-from pipeline.kubeflow_runner import IMAGE_PROJECT_DIR, compile_pipeline, kfp_cron, schedule
+from emograph.pipeline import cli
+from emograph.pipeline.config import BeamConfig, RunConfig
+from emograph.pipeline.kubeflow_runner import (
+    IMAGE_PACKAGE_DIR,
+    compile_pipeline,
+    kfp_cron,
+    schedule,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE = "europe-docker.pkg.dev/p/emograph/emograph:0.1.0"
@@ -50,7 +55,7 @@ def test_spec_loads_with_the_kfp_sdk(compiled):
 
 
 def test_every_component_is_a_task(compiled):
-    from pipeline.pipeline import create_pipeline
+    from emograph.pipeline.pipeline import create_pipeline
 
     config, _, spec = compiled
     ids = {component.id for component in create_pipeline(config).components}
@@ -69,7 +74,7 @@ def test_every_executor_runs_the_image_with_the_tfx_launcher(compiled):
 def test_beam_components_get_the_dataflow_args(compiled):
     from tfx.dsl.components.base.executor_spec import BeamExecutorSpec
 
-    from pipeline.pipeline import create_pipeline
+    from emograph.pipeline.pipeline import create_pipeline
 
     config, _, spec = compiled
     beam_ids = {
@@ -84,18 +89,18 @@ def test_beam_components_get_the_dataflow_args(compiled):
         assert args[-len(DATAFLOW.pipeline_args()) :] == DATAFLOW.pipeline_args(), name
 
 
-def test_schema_is_read_from_the_image_project_dir(compiled):
+def test_schema_is_read_from_the_package_installed_in_the_image(compiled):
     _, _, spec = compiled
     parameters = spec["root"]["dag"]["tasks"]["ImportSchemaGen"]["inputs"]["parameters"]
     path = parameters["schema_file"]["runtimeValue"]["constantValue"]["stringValue"]
-    assert path == f"{IMAGE_PROJECT_DIR}/schemas/raw_audio/schema.pbtxt"
-    assert (REPO / path.removeprefix(IMAGE_PROJECT_DIR + "/")).is_file()
+    assert path == f"{IMAGE_PACKAGE_DIR}/schemas/raw_audio/schema.pbtxt"
+    assert (REPO / path.removeprefix(IMAGE_PACKAGE_DIR + "/")).is_file()
 
 
 def test_dockerfile_matches_the_compiled_spec():
     """No Docker engine here: check the Dockerfile's fixed path and that it keeps `python` free."""
     dockerfile = (REPO / "deployment" / "Dockerfile").read_text()
-    assert f"COPY --chown=root:root . {IMAGE_PROJECT_DIR}\n" in dockerfile
+    assert "COPY --chown" not in dockerfile  # the package, schemas included, is installed
     assert "ARG PYTHON_IMAGE=python:3.10-slim\n" in dockerfile
     assert re.search(r"^USER 1000$", dockerfile, re.M)
     assert "-c /tmp/constraints.txt" in dockerfile

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
 
-import components  # noqa: F401
-from components.evaluation import metrics
+import emograph.components.compat  # noqa: F401
+from emograph.components.evaluation import metrics
 
 CLASSES = ("a", "b", "c", "d")
 
@@ -49,8 +49,8 @@ def test_keras_metrics_equal_numpy_over_batches():
 def test_class_weights_are_inverse_frequency(tmp_path):
     import tensorflow as tf
 
-    from components import features as F
-    from components.models import training
+    from emograph.components import features as F
+    from emograph.components.models import training
 
     path = tmp_path / "data.gz"
     with tf.io.TFRecordWriter(str(path), options="GZIP") as writer:

@@ -4,7 +4,7 @@ Both hold everything in memory and read one uncompressed TFRecord file, so they 
 reference on small inputs. nsl.tools has no top-k and no centring: graph parity runs without both.
 """
 
-import components  # noqa: F401  (first: sets up TF_USE_LEGACY_KERAS and the NSL stub)
+import emograph.components.compat  # noqa: F401  (first: sets up TF_USE_LEGACY_KERAS and the NSL stub)
 
 # isort: split
 import apache_beam as beam
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.config import GraphConfig
-from components.graph import similarity
-from components.graph.beam_graph import BuildSimilarityGraph, write_tsv
-from components.neighbours.beam_pack import PackNeighbours
-from components.neighbours.packing import example_id
+from emograph.components.config import GraphConfig
+from emograph.components.graph import similarity
+from emograph.components.graph.beam_graph import BuildSimilarityGraph, write_tsv
+from emograph.components.neighbours.beam_pack import PackNeighbours
+from emograph.components.neighbours.packing import example_id
 
 THRESHOLD = 0.6
 

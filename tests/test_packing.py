@@ -1,14 +1,14 @@
 """Neighbour packing: the per-example merge and the Beam join."""
 
-import components  # noqa: F401  (first: sets up TF_USE_LEGACY_KERAS and the NSL stub)
+import emograph.components.compat  # noqa: F401  (first: sets up TF_USE_LEGACY_KERAS and the NSL stub)
 
 # isort: split
 import apache_beam as beam
 import pytest
 import tensorflow as tf
 
-from components.neighbours.beam_pack import PackNeighbours
-from components.neighbours.packing import example_id, pack_example, select_neighbours
+from emograph.components.neighbours.beam_pack import PackNeighbours
+from emograph.components.neighbours.packing import example_id, pack_example, select_neighbours
 
 
 def make_example(node_id: str, label: str = "sad", x: float = 0.0) -> tf.train.Example:

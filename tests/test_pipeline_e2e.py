@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import features as F
-from components.audio import frontend
-from pipeline import local_runner, report
-from pipeline.config import RunConfig
+from emograph.components import features as F
+from emograph.components.audio import frontend
+from emograph.pipeline import local_runner, report
+from emograph.pipeline.config import RunConfig
 
 pytestmark = pytest.mark.e2e
 
@@ -118,7 +118,7 @@ def test_transformed_functionals_are_z_scored_per_speaker(finished_run):
 def test_pushed_int8_model_runs_in_litert_above_chance(finished_run):
     from ai_edge_litert.interpreter import Interpreter
 
-    from components.edge import Predictor
+    from emograph.components.edge import Predictor
 
     summary = report.summary(finished_run)
     pushed = Path(summary["pushed"]["directory"])

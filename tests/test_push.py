@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-import components  # noqa: F401
-from components.edge import metadata as edge_metadata
-from components.tflite_pusher import export
+import emograph.components.compat  # noqa: F401
+from emograph.components.edge import metadata as edge_metadata
+from emograph.components.tflite_pusher import export
 
 
 def _contents(directory: str) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from components.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig
-from components.example_gen.ingest import SPLITS, run_ingest
+from emograph.components.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig
+from emograph.components.example_gen.ingest import SPLITS, run_ingest
 
 RAVDESS = Path(
     os.environ.get(

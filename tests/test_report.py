@@ -7,7 +7,7 @@ import json
 import pytest
 import tensorflow as tf
 
-from pipeline import report
+from emograph.pipeline import report
 
 
 def test_artifact_json_reads_an_object_store_like_path(ram_dir):

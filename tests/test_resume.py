@@ -14,10 +14,10 @@ import pytest
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from components.config import CorpusSpec
-from components.example_gen.watch import watch
-from pipeline.config import RunConfig
-from pipeline.local_runner import prepare_synthetic
+from emograph.components.config import CorpusSpec
+from emograph.components.example_gen.watch import watch
+from emograph.pipeline.config import RunConfig
+from emograph.pipeline.local_runner import prepare_synthetic
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +59,7 @@ def start_run(config: RunConfig, log: Path) -> subprocess.Popen:
     path = Path(config.root) / "run_config.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(config.to_json())
-    command = [sys.executable, "-m", "pipeline.cli", "run", "--config", str(path)]
+    command = [sys.executable, "-m", "emograph.pipeline.cli", "run", "--config", str(path)]
     return subprocess.Popen(
         command, cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -105,8 +105,8 @@ def test_a_killed_run_resumes_from_its_finished_components(tmp_path):
 INGEST_ONLY = """
 import json, sys
 from tfx import v1 as tfx
-from pipeline.config import RunConfig
-from pipeline.pipeline import _ingest_and_validate, _pipeline
+from emograph.pipeline.config import RunConfig
+from emograph.pipeline.pipeline import _ingest_and_validate, _pipeline
 config = RunConfig.from_json(open(sys.argv[1]).read())
 schema = tfx.components.ImportSchemaGen(schema_file=sys.argv[2])
 target = (config.target, config.split, schema.outputs["schema"])
@@ -125,7 +125,7 @@ def store_of(metadata_path: str) -> metadata_store.MetadataStore:
 def test_runs_under_different_roots_do_not_interfere(tmp_path):
     """Two ingest-only pipelines at once, one from a corpus and one from the watcher's spans of
     the same corpus: each store holds only its own artifacts, under its own root."""
-    from pipeline.pipeline import SCHEMA_FILE
+    from emograph.pipeline.pipeline import SCHEMA_FILE
 
     corpus_run = cheap(tmp_path / "a")
     prepare_synthetic(corpus_run)

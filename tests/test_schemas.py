@@ -10,14 +10,13 @@ import tensorflow_data_validation as tfdv
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
-from components import features as F
-from components.audio.corpora import Clip
-from components.audio.frontend import functionals_width, num_frames
-from components.audio.windows import to_pcm16_bytes, window_clip
-from components.config import AudioConfig, FrontendConfig, StudentConfig
-from components.example_gen.ingest import make_example
-from components.neighbours.packing import pack_example
-from components.transform.preprocessing import INV_STD, MEAN
+from emograph.components import features as F
+from emograph.components.audio.corpora import Clip
+from emograph.components.audio.frontend import functionals_width, num_frames
+from emograph.components.audio.windows import to_pcm16_bytes, window_clip
+from emograph.components.config import AudioConfig, FrontendConfig, StudentConfig
+from emograph.components.example_gen.ingest import make_example
+from emograph.components.neighbours.packing import pack_example
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 TRANSFORMED = (
@@ -28,8 +27,8 @@ TRANSFORMED = (
     F.ID,
     F.SPEAKER,
     F.CORPUS,
-    MEAN,
-    INV_STD,
+    F.LOGMEL_MEAN,
+    F.LOGMEL_INV_STD,
 )
 
 
@@ -76,8 +75,8 @@ def transformed_example(seed: int) -> tf.train.Example:
         F.ID: text(f"clip{seed}:0"),
         F.SPEAKER: text("c/s1"),
         F.CORPUS: text("c"),
-        MEAN: floats(bands),
-        INV_STD: floats(bands),
+        F.LOGMEL_MEAN: floats(bands),
+        F.LOGMEL_INV_STD: floats(bands),
     }
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
@@ -96,7 +95,7 @@ def test_packed_schema_matches_the_default_config():
     size = num_frames(AudioConfig().window_samples, FrontendConfig()) * FrontendConfig().mel_bands
     assert schema[F.LOGMEL].shape.dim[0].size == size
     assert schema[f"{F.NBR_PREFIX}{k - 1}_{F.LOGMEL}"].value_count.max == size
-    assert schema[MEAN].shape.dim[0].size == FrontendConfig().mel_bands
+    assert schema[F.LOGMEL_MEAN].shape.dim[0].size == FrontendConfig().mel_bands
     width = functionals_width(FrontendConfig().mel_bands)
     assert schema[F.FUNCTIONALS].shape.dim[0].size == width
     assert schema[f"{F.NBR_PREFIX}{k - 1}_{F.FUNCTIONALS}"].value_count.max == width

@@ -1,7 +1,7 @@
 """The distilled student: the soft loss is T^2 x KL, the batches carry the teacher's softened
 probabilities, and a few steps train the student with both targets."""
 
-import components  # noqa: F401  (first: sets up TF_USE_LEGACY_KERAS and the NSL stub)
+import emograph.components.compat  # noqa: F401  (first: sets up TF_USE_LEGACY_KERAS and the NSL stub)
 
 # isort: split
 import numpy as np
@@ -9,11 +9,15 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from components import features as F
-from components.config import StudentConfig
-from components.models import networks
-from components.student.trainer import TEACHER_PROBABILITIES, Distiller, with_teacher_probabilities
-from components.teacher.trainer import LOGITS_SIGNATURE
+from emograph.components import features as F
+from emograph.components.config import StudentConfig
+from emograph.components.models import networks
+from emograph.components.models.training import LOGITS_SIGNATURE
+from emograph.components.student.trainer import (
+    TEACHER_PROBABILITIES,
+    Distiller,
+    with_teacher_probabilities,
+)
 
 FRAMES, BANDS, CLASSES, BATCH, T = 16, 8, 3, 6, 2.0
 
@@ -87,8 +91,8 @@ def test_a_teacher_without_logits_is_refused(tmp_path):
 
 
 def test_experiments_distil_each_seed_from_its_fine_tuned_teacher(tmp_path):
-    from pipeline.config import RunConfig
-    from pipeline.pipeline import create_experiment_pipeline
+    from emograph.pipeline.config import RunConfig
+    from emograph.pipeline.pipeline import create_experiment_pipeline
 
     pipeline = create_experiment_pipeline(RunConfig.tiny(str(tmp_path)), seeds=2)
     trainers = {c.id: c for c in pipeline.components}

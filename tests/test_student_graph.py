@@ -1,6 +1,6 @@
 """The student's graph regularisation on the logits or on the penultimate embedding."""
 
-import components  # noqa: F401  (first: sets up TF_USE_LEGACY_KERAS and the NSL stub)
+import emograph.components.compat  # noqa: F401  (first: sets up TF_USE_LEGACY_KERAS and the NSL stub)
 
 # isort: split
 import numpy as np
@@ -8,11 +8,11 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from components import features as F
-from components.audio import frontend
-from components.config import AugmentConfig, StudentConfig
-from components.models import networks, training
-from components.student.trainer import graph_regularised
+from emograph.components import features as F
+from emograph.components.audio import frontend
+from emograph.components.config import AugmentConfig, StudentConfig
+from emograph.components.models import networks, training
+from emograph.components.student.trainer import graph_regularised
 
 FRAMES, BANDS, CLASSES, BATCH = 16, 8, 3, 6
 NBR = f"{F.NBR_PREFIX}0_{F.LOGMEL}"
@@ -133,7 +133,7 @@ def test_unknown_architecture_is_refused():
 
 
 def test_missing_neighbours_become_the_sample_with_weight_zero():
-    from components.models.training import pad_missing_neighbours
+    from emograph.components.models.training import pad_missing_neighbours
 
     sample = tf.constant([[1.0, 2.0], [3.0, 4.0]])
     features = {
@@ -221,8 +221,8 @@ def _write_examples(path, x: np.ndarray, y: np.ndarray, neighbours: int = 0) -> 
 def test_student_trainer_keeps_the_multiplier_that_validates_best(tmp_path):
     """With graph_multipliers the trainer fits one student per multiplier and exports the one
     with the best validation UAR; training.json's figures say which and why."""
-    from components.config import AudioConfig, FrontendConfig
-    from components.student.trainer import train_student
+    from emograph.components.config import AudioConfig, FrontendConfig
+    from emograph.components.student.trainer import train_student
 
     audio, front = AudioConfig(window_seconds=1.0), FrontendConfig()
     width = frontend.functionals_width(front.mel_bands)

@@ -13,15 +13,15 @@ from sklearn.model_selection import GroupKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from components.audio.synthetic import (
+from emograph.components.audio.descriptors import utterance_features
+from emograph.components.audio.synthetic import (
     DOMAINS,
     generate_corpus,
     make_speakers,
     synthesize_utterance,
-    utterance_features,
     write_corpus,
 )
-from components.config import EMOTIONS, SynthConfig
+from emograph.components.config import EMOTIONS, SynthConfig
 
 SR = 16000
 

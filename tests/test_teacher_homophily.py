@@ -4,9 +4,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from components import features as F
-from components.models import networks
-from components.teacher.trainer import embedding_homophily
+from emograph.components import features as F
+from emograph.components.models import networks
+from emograph.components.teacher.trainer import embedding_homophily
 
 FRAMES, BANDS = 4, 3
 

@@ -1,7 +1,7 @@
 """A user-supplied teacher: accepted when it meets the `embed` contract, refused clearly when
 not, fine-tunable, and imported by the pipeline in place of the teacher's steps."""
 
-import components  # noqa: F401  (first: sets up TF_USE_LEGACY_KERAS and the NSL stub)
+import emograph.components.compat  # noqa: F401  (first: sets up TF_USE_LEGACY_KERAS and the NSL stub)
 
 # isort: split
 import dataclasses
@@ -12,12 +12,12 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from components import features as F
-from components.models import networks
-from components.teacher import imported
-from components.teacher.trainer import load_for_finetuning
-from pipeline import cli
-from pipeline.config import RunConfig
+from emograph.components import features as F
+from emograph.components.models import networks
+from emograph.components.teacher import imported
+from emograph.components.teacher.trainer import load_for_finetuning
+from emograph.pipeline import cli
+from emograph.pipeline.config import RunConfig
 
 FRAMES, BANDS = 8, 5
 WIDTH = FRAMES * BANDS
@@ -89,8 +89,8 @@ def test_a_signature_only_teacher_is_fine_tuned_under_a_new_head(tmp_path):
 
 
 def test_teacher_flag_replaces_the_source_steps_with_an_importer(tmp_path):
-    from components.models.training import input_shape
-    from pipeline.pipeline import create_pipeline
+    from emograph.components.models.training import input_shape
+    from emograph.pipeline.pipeline import create_pipeline
 
     config = RunConfig.tiny(str(tmp_path / "run"))
     frames, bands = input_shape(config.audio, config.frontend)

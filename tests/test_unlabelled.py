@@ -9,12 +9,12 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from components import features as F
-from components.audio.corpora import Clip, list_clips
-from components.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig
-from components.example_gen.ingest import UNLABELLED_NAME, keep_labels, run_ingest
-from components.models import training
-from components.transform.preprocessing import label_ids
+from emograph.components import features as F
+from emograph.components.audio.corpora import Clip, list_clips
+from emograph.components.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig
+from emograph.components.example_gen.ingest import UNLABELLED_NAME, keep_labels, run_ingest
+from emograph.components.models import training
+from emograph.components.transform.preprocessing import label_ids
 
 AUDIO = AudioConfig(window_seconds=1.0, hop_seconds=1.0, min_seconds=0.5, max_windows_per_clip=2)
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import tensorflow as tf
 
-from components import features as F
-from components.audio.frontend import functionals_width
-from components.audio.synthetic import write_corpus
-from components.config import SynthConfig
-from components.models import training
-from pipeline import cli
-from pipeline.config import NSL_STUDENT, SELF_TRAINED, SPEECH_ONLY, RunConfig
+from emograph.components import features as F
+from emograph.components.audio.frontend import functionals_width
+from emograph.components.audio.synthetic import write_corpus
+from emograph.components.config import SynthConfig
+from emograph.components.models import training
+from emograph.pipeline import cli
+from emograph.pipeline.config import NSL_STUDENT, SELF_TRAINED, SPEECH_ONLY, RunConfig
 
 pytestmark = pytest.mark.e2e
 

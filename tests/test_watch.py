@@ -12,12 +12,12 @@ import pytest
 import soundfile as sf
 import tensorflow as tf
 
-from components import features
-from components.audio.corpora import Clip, Rejection
-from components.audio.splits import extend_splits
-from components.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig
-from components.example_gen.ingest import SPLITS
-from components.example_gen.watch import (
+from emograph.components import features
+from emograph.components.audio.corpora import Clip, Rejection
+from emograph.components.audio.splits import extend_splits
+from emograph.components.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig
+from emograph.components.example_gen.ingest import SPLITS
+from emograph.components.example_gen.watch import (
     LEDGER,
     latest_spans,
     merge_reports,
@@ -89,7 +89,7 @@ def test_spans_corpus_settings_are_checked():
 
 
 def test_the_watch_command_writes_a_span(tmp_path, capsys):
-    from pipeline import cli
+    from emograph.pipeline import cli
 
     corpus, out = tmp_path / "incoming", tmp_path / "spans"
     put(corpus, ravdess_name(1), noise(1))
@@ -245,8 +245,8 @@ def test_a_scheduled_run_ingests_a_new_span_and_reuses_the_cached_examples(tmp_p
     from ml_metadata.proto import metadata_store_pb2
     from tfx import v1 as tfx
 
-    from pipeline.config import RunConfig
-    from pipeline.pipeline import SCHEMA_FILE, _ingest_and_validate, _pipeline
+    from emograph.pipeline.config import RunConfig
+    from emograph.pipeline.pipeline import SCHEMA_FILE, _ingest_and_validate, _pipeline
 
     corpus, out = tmp_path / "incoming", str(tmp_path / "spans")
     for actor in range(1, 5):

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from components.audio.decode import AudioError
-from components.audio.splits import assign_speakers, extend_splits, speaker_folds
-from components.audio.windows import to_pcm16_bytes, window_clip
-from components.config import AudioConfig, SplitConfig, section_from_json, section_to_json
-from pipeline.config import RunConfig
+from emograph.components.audio.decode import AudioError
+from emograph.components.audio.splits import assign_speakers, extend_splits, speaker_folds
+from emograph.components.audio.windows import to_pcm16_bytes, window_clip
+from emograph.components.config import AudioConfig, SplitConfig, section_from_json, section_to_json
+from emograph.pipeline.config import RunConfig
 
 CFG = AudioConfig(window_seconds=3.0, hop_seconds=1.5, min_seconds=0.5, max_windows_per_clip=8)
 
@@ -224,7 +224,7 @@ def test_fold_speakers_load_from_json_lists_as_tuples():
 
 
 def test_experiment_runs_the_listed_folds():
-    from pipeline import cli, experiment
+    from emograph.pipeline import cli, experiment
 
     base = RunConfig().replace(split=SplitConfig(fold_speakers=(("a",), ("b",), ("c",))))
     assert cli.build_parser().parse_args(["experiment", "--out", "x"]).folds is None

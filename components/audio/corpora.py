@@ -19,8 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from components.config import CorpusSpec
-from components.features import UNLABELLED
+from emograph.components.config import CorpusSpec
+from emograph.components.features import UNLABELLED
 
 SUPPORTED_CORPORA: dict[str, str] = {
     "synthetic": "emograph's generated corpus: a folder holding manifest.csv",

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from components.config import FrontendConfig
+from emograph.components.config import FrontendConfig
 
 FRONTEND_SCOPE = "frontend"  # the exporter keeps ops under this name scope in float32
 FRAMES_PER_CHUNK = 100  # a 3 s window (298 frames) runs in 3 chunks; see power_spectrum

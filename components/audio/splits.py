@@ -7,7 +7,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
-from components.config import SplitConfig
+from emograph.components.config import SplitConfig
 
 MIN_SPEAKERS = 3
 

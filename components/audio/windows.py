@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from components.audio.decode import AudioError
-from components.config import AudioConfig
+from emograph.components.audio.decode import AudioError
+from emograph.components.config import AudioConfig
 
 
 def window_clip(

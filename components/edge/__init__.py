@@ -1,7 +1,12 @@
 """The on-device predictor: runs a pushed model with LiteRT, never importing TensorFlow."""
 
-from components.edge.metadata import ModelError, ModelMetadata, write_latest, write_metadata
-from components.edge.predictor import Prediction, Predictor, WindowPrediction
+from emograph.components.edge.metadata import (
+    ModelError,
+    ModelMetadata,
+    write_latest,
+    write_metadata,
+)
+from emograph.components.edge.predictor import Prediction, Predictor, WindowPrediction
 
 __all__ = [
     "ModelError",

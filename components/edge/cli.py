@@ -26,10 +26,10 @@ from collections.abc import Iterator
 import numpy as np
 import soundfile as sf
 
-from components.config import AudioConfig
-from components.edge import audio
-from components.edge.metadata import ModelError
-from components.edge.predictor import Prediction, Predictor
+from emograph.components.config import AudioConfig
+from emograph.components.edge import audio
+from emograph.components.edge.metadata import ModelError
+from emograph.components.edge.predictor import Prediction, Predictor
 
 STDIN = "-"
 

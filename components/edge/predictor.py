@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from components.edge import audio
-from components.edge.adaptation import SpeakerAdaptation
-from components.edge.metadata import (
+from emograph.components.edge import audio
+from emograph.components.edge.adaptation import SpeakerAdaptation
+from emograph.components.edge.metadata import (
     LABELS_FILE,
     LATEST_FILE,
     METADATA_FILE,

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from components.edge.metadata import (
+from emograph.components.edge.metadata import (
     MODEL_FILE,
     MOMENTS_OUTPUT,
     PCM_INPUT,

@@ -17,9 +17,9 @@ from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples, Model
 from tfx.utils import path_utils
 
-from components.artifacts import Embeddings
-from components.embedder.embed import EmbedExamples
-from components.embedder.expert import parse_expert
+from emograph.components.artifacts import Embeddings
+from emograph.components.embedder.embed import EmbedExamples
+from emograph.components.embedder.expert import parse_expert
 
 GZIP = beam.io.filesystem.CompressionTypes.GZIP
 

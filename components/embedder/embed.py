@@ -25,9 +25,9 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from components import features as F
-from components.embedder.expert import ExpertFunctionalsOf, check_expert
-from components.embedder.statistics import StatisticsOf
+from emograph.components import features as F
+from emograph.components.embedder.expert import ExpertFunctionalsOf, check_expert
+from emograph.components.embedder.statistics import StatisticsOf
 
 EMBED_SIGNATURE = "embed"
 CARRIED = (F.LABEL, F.SPEAKER)  # kept beside the embeddings, for graph statistics

@@ -21,9 +21,9 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from components import features as F
-from components.config import AUTO, parse_source
-from components.expert.functionals import dimension, extract, new_smile
+from emograph.components import features as F
+from emograph.components.config import AUTO, parse_source
+from emograph.components.expert.functionals import dimension, extract, new_smile
 
 # Candidate name -> openSMILE feature set.
 EXPERT_CANDIDATES = {"egemaps": "eGeMAPSv02", "compare": "ComParE_2016"}

@@ -14,8 +14,8 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
-from components import features as F
-from components.audio.synthetic import utterance_features
+from emograph.components import features as F
+from emograph.components.audio.descriptors import utterance_features
 
 STATISTICS_DIM = 10
 

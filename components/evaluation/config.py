@@ -6,9 +6,9 @@ import json
 
 import tensorflow_model_analysis as tfma
 
-from components import features as F
+from emograph.components import features as F
 
-METRICS_MODULE = "components.evaluation.metrics"
+METRICS_MODULE = "emograph.components.evaluation.metrics"
 CANDIDATE, BASELINE = "candidate", "baseline"
 UAR = "uar"
 

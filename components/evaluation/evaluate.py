@@ -16,8 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from components import features as F  # noqa: E402
-from components.evaluation import metrics  # noqa: E402
+from emograph.components import features as F  # noqa: E402
+from emograph.components.evaluation import metrics  # noqa: E402
 
 
 def predict_split(model_dir: str, pattern: str, batch_size: int = 256) -> dict[str, np.ndarray]:

@@ -13,8 +13,8 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples
 
-from components.artifacts import IngestReport
-from components.config import (
+from emograph.components.artifacts import IngestReport
+from emograph.components.config import (
     SPANS_KIND,
     AudioConfig,
     CorpusSpec,
@@ -23,8 +23,8 @@ from components.config import (
     from_dict,
     section_from_json,
 )
-from components.example_gen.ingest import SPLITS, check_splits, ingest, summarise
-from components.example_gen.watch import SPAN_PREFIX, merge_span_reports, read_spans
+from emograph.components.example_gen.ingest import SPLITS, check_splits, ingest, summarise
+from emograph.components.example_gen.watch import SPAN_PREFIX, merge_span_reports, read_spans
 
 log = logging.getLogger(__name__)
 

@@ -26,12 +26,12 @@ from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 
-from components import features
-from components.audio.corpora import Clip, Rejection, list_clips, strip_labels
-from components.audio.decode import AudioError, Note, read_audio
-from components.audio.splits import SplitError, assign_speakers
-from components.audio.windows import to_pcm16_bytes, window_clip
-from components.config import AudioConfig, CorpusSpec, SplitConfig, check_corpora
+from emograph.components import features
+from emograph.components.audio.corpora import Clip, Rejection, list_clips, strip_labels
+from emograph.components.audio.decode import AudioError, Note, read_audio
+from emograph.components.audio.splits import SplitError, assign_speakers
+from emograph.components.audio.windows import to_pcm16_bytes, window_clip
+from emograph.components.config import AudioConfig, CorpusSpec, SplitConfig, check_corpora
 
 SPLITS = ("train", "eval", "test")
 REJECTED = "rejected"

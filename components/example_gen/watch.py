@@ -34,10 +34,10 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from components.audio.corpora import Clip, Rejection, list_clips
-from components.audio.splits import extend_splits
-from components.config import SPANS_KIND, AudioConfig, CorpusSpec, SplitConfig
-from components.example_gen.ingest import (
+from emograph.components.audio.corpora import Clip, Rejection, list_clips
+from emograph.components.audio.splits import extend_splits
+from emograph.components.config import SPANS_KIND, AudioConfig, CorpusSpec, SplitConfig
+from emograph.components.example_gen.ingest import (
     SPLITS,
     GzipTFRecordSink,
     _read_json,

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from components import features as F
-from components.evaluation.metrics import summary
-from components.expert.functionals import functionals, speaker_normalise
-from components.expert.linear import MODELS, fit_linear
+from emograph.components import features as F
+from emograph.components.evaluation.metrics import summary
+from emograph.components.expert.functionals import functionals, speaker_normalise
+from emograph.components.expert.linear import MODELS, fit_linear
 
 # Name -> openSMILE feature set.
 FEATURE_SETS = {"egemaps": "eGeMAPSv02", "compare": "ComParE_2016"}

@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-from components.evaluation.metrics import summary
+from emograph.components.evaluation.metrics import summary
 
 MODELS = ("lr", "svm")
 DEFAULT_CS = (0.001, 0.01, 0.1, 1.0, 10.0)

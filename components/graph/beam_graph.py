@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 import apache_beam as beam
 import numpy as np
 
-from components.config import GraphConfig
-from components.graph import similarity
-from components.graph.similarity import Candidates
+from emograph.components.config import GraphConfig
+from emograph.components.graph import similarity
+from emograph.components.graph.similarity import Candidates
 
 # ids (numpy bytes), their `similarity.node_keys`, float32 rows
 Block = tuple[np.ndarray, np.ndarray, np.ndarray]

@@ -22,15 +22,15 @@ from tfx.dsl.component.experimental.annotations import (
 )
 from tfx.dsl.component.experimental.decorators import component
 
-from components import features as F
-from components.artifacts import Embeddings, SimilarityGraph
-from components.config import AUTO, GraphConfig, section_from_json
-from components.embedder.embed import parse_embedding
-from components.graph import incremental, selection
-from components.graph.beam_graph import BuildSimilarityGraph, write_tsv
-from components.graph.prepare import OVERFETCH, PrepareEmbeddings, ReweightSameSpeakerEdges
-from components.graph.similarity import parse_edge, read_tsv
-from components.graph.stats import graph_statistics, plot_graph_statistics
+from emograph.components import features as F
+from emograph.components.artifacts import Embeddings, SimilarityGraph
+from emograph.components.config import AUTO, GraphConfig, section_from_json
+from emograph.components.embedder.embed import parse_embedding
+from emograph.components.graph import incremental, selection
+from emograph.components.graph.beam_graph import BuildSimilarityGraph, write_tsv
+from emograph.components.graph.prepare import OVERFETCH, PrepareEmbeddings, ReweightSameSpeakerEdges
+from emograph.components.graph.similarity import parse_edge, read_tsv
+from emograph.components.graph.stats import graph_statistics, plot_graph_statistics
 
 log = logging.getLogger(__name__)
 

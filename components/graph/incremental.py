@@ -27,19 +27,19 @@ from dataclasses import dataclass
 import apache_beam as beam
 import numpy as np
 
-from components import features as F
-from components.config import GraphConfig
-from components.embedder.embed import embedding_example, parse_embedding
-from components.graph import similarity
-from components.graph.beam_graph import (
+from emograph.components import features as F
+from emograph.components.config import GraphConfig
+from emograph.components.embedder.embed import embedding_example, parse_embedding
+from emograph.components.graph import similarity
+from emograph.components.graph.beam_graph import (
     NODES_PER_PARTITION,
     Block,
     MergeCandidates,
     candidates_by_partition,
     to_block,
 )
-from components.graph.prepare import PrepareEmbeddings
-from components.graph.similarity import Candidates
+from emograph.components.graph.prepare import PrepareEmbeddings
+from emograph.components.graph.similarity import Candidates
 
 Edge = similarity.Edge
 

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping
 import apache_beam as beam
 import numpy as np
 
-from components.config import parse_source
-from components.graph.similarity import Edge, normalise, top_k_edges
+from emograph.components.config import parse_source
+from emograph.components.graph.similarity import Edge, normalise, top_k_edges
 
 # Per source: (sum, sum of squares, count) of one speaker's vectors.
 Moments = dict[str, tuple[np.ndarray, np.ndarray, int]]

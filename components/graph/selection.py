@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components.config import GraphConfig
-from components.graph import prepare
-from components.graph.similarity import exact_edges, normalise, top_k_edges
-from components.graph.stats import graph_statistics
+from emograph.components.config import GraphConfig
+from emograph.components.graph import prepare
+from emograph.components.graph.similarity import exact_edges, normalise, top_k_edges
+from emograph.components.graph.stats import graph_statistics
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from components.features import UNLABELLED
+from emograph.components.features import UNLABELLED
 
 
 def graph_statistics(

@@ -15,8 +15,8 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from components import features as F
-from components.config import AugmentConfig
+from emograph.components import features as F
+from emograph.components.config import AugmentConfig
 
 NEPERS_PER_DB = math.log(10.0) / 10.0  # +1 dB of power adds this to the natural-log mel
 

@@ -20,9 +20,9 @@ from collections.abc import Callable
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
-from components import features as F
-from components.audio import frontend
-from components.config import StudentConfig, TeacherConfig
+from emograph.components import features as F
+from emograph.components.audio import frontend
+from emograph.components.config import StudentConfig, TeacherConfig
 
 EMBEDDING_LAYER = "embedding"
 DROPOUT_LAYER = "dropout"

@@ -19,14 +19,15 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from components import features as F
-from components.audio import frontend
-from components.config import AudioConfig, FrontendConfig
-from components.edge import metadata as edge_metadata
-from components.evaluation import metrics
-from components.transform.preprocessing import INV_STD, MEAN
+from emograph.components import features as F
+from emograph.components.audio import frontend
+from emograph.components.config import AudioConfig, FrontendConfig
+from emograph.components.edge import metadata as edge_metadata
+from emograph.components.evaluation import metrics
 
 log = logging.getLogger(__name__)
+
+LOGITS_SIGNATURE = "logits"  # a teacher's extra signature: what a distilled student reads
 
 
 def input_shape(audio: AudioConfig, front: FrontendConfig) -> tuple[int, int]:
@@ -228,7 +229,7 @@ def normalisation_constants(transform_output: str, audio: AudioConfig) -> tuple[
     raw_spec = tft_output.raw_feature_spec()
     raw = {k: v for k, v in raw.items() if k in raw_spec}
     out = tft_output.transform_raw_features(raw, drop_unused_features=True)
-    return out[MEAN].numpy()[0], out[INV_STD].numpy()[0]
+    return out[F.LOGMEL_MEAN].numpy()[0], out[F.LOGMEL_INV_STD].numpy()[0]
 
 
 def examples_signature(model: keras.Model) -> Callable:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import apache_beam as beam
 import tensorflow as tf
 
-from components.neighbours.packing import example_id, pack_example, select_neighbours
+from emograph.components.neighbours.packing import example_id, pack_example, select_neighbours
 
 _MISSING = beam.metrics.Metrics.counter("PackNeighbours", "edges_to_unknown_ids")
 

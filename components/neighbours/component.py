@@ -12,10 +12,10 @@ from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples
 
-from components.artifacts import SimilarityGraph
-from components.graph.component import GRAPH_PREFIX, GRAPH_SPLIT
-from components.graph.similarity import parse_edge
-from components.neighbours.beam_pack import PackNeighbours
+from emograph.components.artifacts import SimilarityGraph
+from emograph.components.graph.component import GRAPH_PREFIX, GRAPH_SPLIT
+from emograph.components.graph.similarity import parse_edge
+from emograph.components.neighbours.beam_pack import PackNeighbours
 
 GZIP = beam.io.filesystem.CompressionTypes.GZIP
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 
 import tensorflow as tf
 
-from components.features import NBR_PREFIX, NBR_WEIGHT_SUFFIX, NUM_NBRS
+from emograph.components.features import NBR_PREFIX, NBR_WEIGHT_SUFFIX, NUM_NBRS
 
 
 def example_id(example: tf.train.Example, id_feature: str = "id") -> str:

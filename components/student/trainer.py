@@ -17,10 +17,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from components import features as F
-from components.config import AudioConfig, FrontendConfig, StudentConfig, section_from_json
-from components.models import augment, networks, training
-from components.teacher.trainer import LOGITS_SIGNATURE
+from emograph.components import features as F
+from emograph.components.config import AudioConfig, FrontendConfig, StudentConfig, section_from_json
+from emograph.components.models import augment, networks, training
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +116,14 @@ def with_teacher_probabilities(
 ) -> tf.data.Dataset:
     """Adds the teacher's softmax(logits / T) of each batch's (clean) log-mel to its features."""
     teacher = tf.saved_model.load(teacher_dir)
-    if LOGITS_SIGNATURE not in teacher.signatures:
-        raise ValueError(f"teacher {teacher_dir} has no {LOGITS_SIGNATURE!r} signature to distil")
+    if training.LOGITS_SIGNATURE not in teacher.signatures:
+        raise ValueError(
+            f"teacher {teacher_dir} has no {training.LOGITS_SIGNATURE!r} signature to distil"
+        )
 
     def add(features, label):
-        logits = teacher.signatures[LOGITS_SIGNATURE](**{F.LOGMEL: features[F.LOGMEL]})
-        probabilities = tf.nn.softmax(logits[LOGITS_SIGNATURE] / temperature)
+        logits = teacher.signatures[training.LOGITS_SIGNATURE](**{F.LOGMEL: features[F.LOGMEL]})
+        probabilities = tf.nn.softmax(logits[training.LOGITS_SIGNATURE] / temperature)
         return {**features, TEACHER_PROBABILITIES: probabilities}, label
 
     return ds.map(add)

@@ -21,8 +21,8 @@ import posixpath
 import tensorflow as tf
 import tf_keras as keras
 
-from components import features as F
-from components.models import networks
+from emograph.components import features as F
+from emograph.components.models import networks
 
 EMBED_SIGNATURE = "embed"
 SERVING_DIR = "Format-Serving"  # where TFX consumers of a Model artifact look for the SavedModel

@@ -13,21 +13,19 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from components import features as F
-from components.config import (
+from emograph.components import features as F
+from emograph.components.config import (
     AudioConfig,
     FrontendConfig,
     GraphConfig,
     TeacherConfig,
     section_from_json,
 )
-from components.graph import selection
-from components.models import augment, networks, training
-from components.teacher import imported
+from emograph.components.graph import selection
+from emograph.components.models import augment, networks, training
+from emograph.components.teacher import imported
 
 log = logging.getLogger(__name__)
-
-LOGITS_SIGNATURE = "logits"  # what a distilled student reads from a (fine-tuned) teacher
 
 
 def logits_signature(model: keras.Model, frames: int, bands: int):
@@ -35,7 +33,7 @@ def logits_signature(model: keras.Model, frames: int, bands: int):
 
     @tf.function(input_signature=[tf.TensorSpec([None, frames * bands], tf.float32, name=F.LOGMEL)])
     def logits(logmel):
-        return {LOGITS_SIGNATURE: model(logmel, training=False)}
+        return {training.LOGITS_SIGNATURE: model(logmel, training=False)}
 
     return logits
 
@@ -124,7 +122,7 @@ def train_teacher(
         {
             "serving_default": training.examples_signature(model),
             "embed": imported.embed_signature(model, frames, bands),
-            LOGITS_SIGNATURE: logits_signature(model, frames, bands),
+            training.LOGITS_SIGNATURE: logits_signature(model, frames, bands),
             "pcm": training.pcm_signature(model, audio, front, baked),
         },
     )

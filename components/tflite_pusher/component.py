@@ -11,9 +11,9 @@ from tfx.types import artifact_utils
 from tfx.types.standard_artifacts import Examples, Model, ModelBlessing, PushedModel
 from tfx.utils import path_utils
 
-from components.config import AudioConfig, ExportConfig, FrontendConfig, section_from_json
-from components.edge import metadata as edge_metadata
-from components.tflite_pusher import export
+from emograph.components.config import AudioConfig, ExportConfig, FrontendConfig, section_from_json
+from emograph.components.edge import metadata as edge_metadata
+from emograph.components.tflite_pusher import export
 
 log = logging.getLogger(__name__)
 

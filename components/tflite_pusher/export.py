@@ -35,12 +35,12 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from components import features as F
-from components.audio import frontend
-from components.config import FrontendConfig
-from components.edge import adaptation
-from components.edge import metadata as edge_metadata
-from components.evaluation import metrics
+from emograph.components import features as F
+from emograph.components.audio import frontend
+from emograph.components.config import FrontendConfig
+from emograph.components.edge import adaptation
+from emograph.components.edge import metadata as edge_metadata
+from emograph.components.evaluation import metrics
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,9 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from components import features as F
-from components.audio import frontend
-from components.config import AudioConfig, FrontendConfig, section_from_json
-
-MEAN = "logmel_mean"
-INV_STD = "logmel_inv_std"
+from emograph.components import features as F
+from emograph.components.audio import frontend
+from emograph.components.config import AudioConfig, FrontendConfig, section_from_json
 
 
 def label_ids(labels: tf.Tensor, classes: tuple[str, ...]) -> tf.Tensor:
@@ -68,6 +65,6 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor], custom_config: dict[str, Any]
         F.ID: tf.reshape(inputs[F.ID], [-1]),
         F.SPEAKER: speaker,
         F.CORPUS: tf.reshape(inputs[F.CORPUS], [-1]),
-        MEAN: tf.broadcast_to(mean, [batch, front.mel_bands]),
-        INV_STD: tf.broadcast_to(inv_std, [batch, front.mel_bands]),
+        F.LOGMEL_MEAN: tf.broadcast_to(mean, [batch, front.mel_bands]),
+        F.LOGMEL_INV_STD: tf.broadcast_to(inv_std, [batch, front.mel_bands]),
     }
