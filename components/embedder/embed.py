@@ -1,8 +1,8 @@
 """Every candidate embedding of every example, as one Beam job (the Embedder's).
 
 Which embedding makes the graph that joins clips of the same emotion is an empirical question
-(issue 8: on real acted speech a teacher trained on another corpus embedded clips worse than
-plain utterance statistics), so the Embedder computes all candidates once and the GraphBuilder
+(on real acted speech a teacher trained on another corpus can embed clips worse than plain
+utterance statistics), so the Embedder computes all candidates once and the GraphBuilder
 chooses among them (components/graph/selection.py). Candidates, by name:
 
 - `teacher`: the teacher's `embed` signature output `embedding`; any further outputs of that

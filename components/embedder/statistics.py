@@ -1,9 +1,9 @@
 """Utterance statistics as the graph's embedding: prosody of the raw audio, no teacher needed.
 
-On the demo corpus a 5-NN cosine graph over these 10 numbers (energy, zero-crossings, spectral
-centroid, voicing, speaking rate, F0 median/spread/slope), centred per speaker, joins clips of
-the same emotion about twice as often as one over the teacher's embeddings (label homophily
-0.66 against 0.36, chance 0.17); issue 8 reports the same ordering on real acted speech.
+Ten numbers per clip (energy, zero-crossings, spectral centroid, voicing, speaking rate, F0
+median/spread/slope), centred per speaker: a graph over them can join clips of the same emotion
+more often than one over a teacher trained on another corpus (docs/graph.md has the
+measurements), so they are one of the candidates the GraphBuilder chooses among.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ from emograph.components.graph.stats import graph_statistics, plot_graph_statist
 log = logging.getLogger(__name__)
 
 GRAPH_SPLIT = "train"  # labels of train speakers only; eval/test never shape the graph
-SELECTION_SPLIT = "eval"  # validation speakers choose the graph (issue 8), as they choose epochs
+SELECTION_SPLIT = "eval"  # validation speakers choose the graph, as they choose epochs
 GRAPH_PREFIX = "graph"
 # With same-speaker reweighting, the cosine lists before it (top OVERFETCH x k), which the next
 # incremental run merges on: the reweighted graph alone does not hold them.
