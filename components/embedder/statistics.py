@@ -2,7 +2,7 @@
 
 Ten numbers per clip (energy, zero-crossings, spectral centroid, voicing, speaking rate, F0
 median/spread/slope), centred per speaker: a graph over them can join clips of the same emotion
-more often than one over a teacher trained on another corpus (docs/graph.md has the
+more often than one over a teacher trained on another corpus (docs/experiments.md has the
 measurements), so they are one of the candidates the GraphBuilder chooses among.
 """
 
