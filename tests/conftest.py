@@ -31,6 +31,39 @@ def _ram_filesystem():
         FileSystem,
     )
 
+    class _Counted:
+        """A writable GFile that knows its position (ram:// cannot tell()) and exists once
+        opened (GFile creates a file on its first write)."""
+
+        mode = "wb"
+
+        def __init__(self, raw):
+            self._raw, self._position = raw, 0
+            raw.write(b"")
+
+        def write(self, data):
+            self._raw.write(data)
+            self._position += len(data)
+
+        def tell(self):
+            return self._position
+
+        def flush(self):
+            self._raw.flush()
+
+        def close(self):
+            self._raw.close()
+
+        @property
+        def closed(self):
+            return self._raw.closed
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.close()
+
     class RamFileSystem(FileSystem):
         @classmethod
         def scheme(cls):
@@ -60,6 +93,8 @@ def _ram_filesystem():
         def _open(self, path, mode, compression_type):
             compression_type = FileSystem._get_compression_type(path, compression_type)
             raw = tf.io.gfile.GFile(path, mode)
+            if mode == "wb":
+                raw = _Counted(raw)
             if compression_type == CompressionTypes.UNCOMPRESSED:
                 return raw
             return CompressedFile(raw, compression_type=compression_type)
