@@ -21,9 +21,10 @@ import tf_keras as keras
 
 from emograph.components import features as F
 from emograph.components.audio import frontend
-from emograph.components.config import AudioConfig, FrontendConfig
+from emograph.components.config import AudioConfig, AugmentConfig, FrontendConfig
 from emograph.components.edge import metadata as edge_metadata
 from emograph.components.evaluation import metrics
+from emograph.components.models import augment
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +219,53 @@ class BestValidationUAR(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self.best_weights is not None:
             self.scored.set_weights(self.best_weights)
+
+
+def augmented(
+    train: tf.data.Dataset,
+    cfg: AugmentConfig,
+    seed: int,
+    transform_output: str,
+    audio: AudioConfig,
+    front: FrontendConfig,
+) -> tf.data.Dataset:
+    """`train` with log-mel batch augmentation when `cfg.enabled` (dB settings become normalised
+    units through Transform's per-band inverse std)."""
+    if not cfg.enabled:
+        return train
+    _, inv_std = normalisation_constants(transform_output, audio)
+    frames, bands = input_shape(audio, front)
+    db_scale = augment.db_to_normalised(inv_std)
+    return augment.augment_dataset(train, frames, bands, cfg, seed, db_scale)
+
+
+def fit(
+    model: keras.Model,
+    train: tf.data.Dataset,
+    validation: tuple[dict, np.ndarray, np.ndarray],
+    weights: dict[int, float],
+    classes: tuple[str, ...],
+    learning_rate: float,
+    epochs: int,
+    patience: int,
+    min_epochs: int,
+    scored: keras.Model | None = None,
+) -> BestValidationUAR:
+    """The one training loop of every model: Adam on cross-entropy with the logits (plus the
+    model's own losses: NSL's graph term, a distiller's soft targets), class `weights`, and the
+    epoch with the best clip UAR on the validation speakers (`load_arrays`) kept, with early
+    stopping. `scored` is the model validated and kept (default `model`; for a wrapper, the
+    base model inside it). Returns the callback, which holds the history."""
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    best = BestValidationUAR(
+        scored or model, *validation, classes, patience=patience, min_epochs=min_epochs
+    )
+    model.fit(train, epochs=epochs, callbacks=[best], class_weight=weights, verbose=2)
+    return best
 
 
 def normalisation_constants(transform_output: str, audio: AudioConfig) -> tuple[np.ndarray, ...]:

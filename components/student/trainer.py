@@ -19,7 +19,7 @@ import tf_keras as keras
 
 from emograph.components import features as F
 from emograph.components.config import AudioConfig, FrontendConfig, StudentConfig, section_from_json
-from emograph.components.models import augment, networks, training
+from emograph.components.models import networks, training
 
 log = logging.getLogger(__name__)
 
@@ -262,11 +262,6 @@ def _fit(
         model = Distiller(base, cfg.distillation_weight, cfg.distillation_temperature)
     else:
         model = graph_regularised(base, cfg) if use_graph else base
-    model.compile(
-        optimizer=keras.optimizers.Adam(cfg.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
     name, width = training.model_input(base)
     spec = training.feature_spec(name, width, cfg.num_neighbours if use_graph else 0)
     if teacher_dir:  # the teacher reads the log-mel, whatever the student reads
@@ -281,12 +276,19 @@ def _fit(
         train = with_teacher_probabilities(train, teacher_dir, cfg.distillation_temperature)
         if name != F.LOGMEL:
             train = train.map(lambda f, y: ({n: v for n, v in f.items() if n != F.LOGMEL}, y))
-    if cfg.augment.enabled:  # dB -> normalised units needs Transform's per-band inverse std
-        _, inv_std = training.normalisation_constants(transform_output, audio)
-        db_scale = augment.db_to_normalised(inv_std)
-        train = augment.augment_dataset(train, frames, bands, cfg.augment, cfg.seed, db_scale)
-    best = training.BestValidationUAR(base, *validation, classes, patience=8, min_epochs=10)
-    model.fit(train, epochs=cfg.epochs, callbacks=[best], class_weight=weights, verbose=2)
+    train = training.augmented(train, cfg.augment, cfg.seed, transform_output, audio, front)
+    best = training.fit(
+        model,
+        train,
+        validation,
+        weights,
+        classes,
+        cfg.learning_rate,
+        cfg.epochs,
+        patience=8,
+        min_epochs=10,
+        scored=base,
+    )
     return base, best
 
 

@@ -22,7 +22,7 @@ from emograph.components.config import (
     section_from_json,
 )
 from emograph.components.graph import selection
-from emograph.components.models import augment, networks, training
+from emograph.components.models import networks, training
 from emograph.components.teacher import imported
 
 log = logging.getLogger(__name__)
@@ -93,11 +93,6 @@ def train_teacher(
     else:
         model = networks.build_teacher(cfg, frames, bands, len(classes))
         learning_rate, epochs = cfg.learning_rate, cfg.epochs
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
     train = training.make_dataset(
         train_files,
         training.feature_spec(F.LOGMEL, frames * bands),
@@ -105,16 +100,18 @@ def train_teacher(
         shuffle=True,
         seed=cfg.seed,
     )
-    if cfg.augment.enabled:  # dB -> normalised units needs Transform's per-band inverse std
-        _, inv_std = training.normalisation_constants(transform_output, audio)
-        db_scale = augment.db_to_normalised(inv_std)
-        train = augment.augment_dataset(train, frames, bands, cfg.augment, cfg.seed, db_scale)
-    val_x, val_y, val_clips = training.load_arrays(eval_files, F.LOGMEL, frames * bands)
-    best = training.BestValidationUAR(
-        model, val_x, val_y, val_clips, classes, patience=5, min_epochs=5
+    train = training.augmented(train, cfg.augment, cfg.seed, transform_output, audio, front)
+    best = training.fit(
+        model,
+        train,
+        training.load_arrays(eval_files, F.LOGMEL, frames * bands),
+        training.class_weights(train_files, len(classes)),
+        classes,
+        learning_rate,
+        epochs,
+        patience=5,
+        min_epochs=5,
     )
-    weights = training.class_weights(train_files, len(classes))
-    model.fit(train, epochs=epochs, callbacks=[best], class_weight=weights, verbose=2)
     baked = training.baked_statistics(transform_output, audio, front)
     training.save(
         model,
