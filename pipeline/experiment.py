@@ -21,7 +21,7 @@ from tfx import v1 as tfx
 
 from emograph.components.evaluation import evaluate
 from emograph.components.expert import baselines
-from emograph.components.tflite_pusher import export
+from emograph.components.tflite_pusher import convert, score
 from emograph.pipeline import report
 from emograph.pipeline.config import NSL_STUDENT, VARIANTS, RunConfig, check_variants
 from emograph.pipeline.local_runner import prepare_synthetic
@@ -65,24 +65,24 @@ class TestData:
     functionals student's own width for it)."""
 
     test_pattern: str
-    representative: export.Windows
-    test: export.Windows
+    representative: score.Windows
+    test: score.Windows
     norms: dict = dataclasses.field(default_factory=dict)
 
-    def normalisation(self, model_dir: str, config: RunConfig) -> export.Normalisation:
-        width = export.statistics_width(model_dir)
+    def normalisation(self, model_dir: str, config: RunConfig) -> score.Normalisation:
+        width = score.statistics_width(model_dir)
         if width not in self.norms:
-            self.norms[width] = export.normalisation_for(
+            self.norms[width] = score.normalisation_for(
                 model_dir, config.frontend, self.representative, self.test
             )
         return self.norms[width]
 
 
 def test_data(test_pattern: str, raw_uri: str, config: RunConfig) -> TestData:
-    representative = export.read_windows(
+    representative = score.read_windows(
         f"{raw_uri}/Split-train/*.gz", config.classes, config.export.representative_examples
     )
-    test = export.read_windows(f"{raw_uri}/Split-test/*.gz", config.classes)
+    test = score.read_windows(f"{raw_uri}/Split-test/*.gz", config.classes)
     return TestData(test_pattern, representative, test)
 
 
@@ -91,17 +91,17 @@ def score_model(model_dir: str, data: TestData, config: RunConfig) -> dict:
     bytes of the float and int8 TFLite models and int8 UAR in every normalisation mode."""
     result = evaluate.evaluate(model_dir, data.test_pattern, config.classes)
     norm = data.normalisation(model_dir, config)
-    float_model = export.convert(
+    float_model = convert.convert(
         model_dir, "float32", data.representative.pcm, (), norm.representative_stats
     )
-    int8_model = export.convert(
+    int8_model = convert.convert(
         model_dir,
         "int8",
         data.representative.pcm,
         config.export.float_layers,
         norm.representative_stats,
     )
-    scores = export.score_tflite(
+    scores = score.score_tflite(
         int8_model, data.test, norm, config.classes, config.export.warmup_windows
     )
     strict = scores["strict"]["uar"]
@@ -109,8 +109,8 @@ def score_model(model_dir: str, data: TestData, config: RunConfig) -> dict:
         **result,
         "float_bytes": len(float_model),
         "int8_bytes": len(int8_model),
-        "int8_uar": scores[export.primary_mode(norm)]["uar"],
-        "int8_clip_uar": scores[export.primary_mode(norm)]["clip_uar"],
+        "int8_uar": scores[score.primary_mode(norm)]["uar"],
+        "int8_clip_uar": scores[score.primary_mode(norm)]["clip_uar"],
         "int8_online_uar": scores.get("online", scores["strict"])["uar"],
         "int8_strict_uar": strict,
     }

@@ -18,7 +18,7 @@ from emograph.components.config import (
     StudentConfig,
 )
 from emograph.components.models import networks, training
-from emograph.components.tflite_pusher import export
+from emograph.components.tflite_pusher import convert, export, flatbuffer, push, score
 from emograph.components.tflite_pusher.component import PushRefused, check_limits
 
 SR = 16000
@@ -43,7 +43,7 @@ def _speech_windows(n: int, samples: int, seed: int = 0) -> np.ndarray:
     return windows
 
 
-def _tones_and_noise(n: int, seed: int) -> export.Windows:
+def _tones_and_noise(n: int, seed: int) -> score.Windows:
     """Class 0: a tone of random pitch over a faint noise floor (as any recording has; a pure
     tone's spectral nulls are the frontend's worst case, 7e-4); class 1: white noise.
     Speakers take turns and each has its own level, so per-speaker statistics differ."""
@@ -60,7 +60,7 @@ def _tones_and_noise(n: int, seed: int) -> export.Windows:
         else:
             pcm[i] = level * rng.uniform(-1, 1, t.size)
     clips = np.array([f"c{i // 2}" for i in range(n)])  # two windows a clip
-    return export.Windows(pcm, labels, speakers, clips)
+    return score.Windows(pcm, labels, speakers, clips)
 
 
 def _trained_student(features: np.ndarray, labels: np.ndarray, quantization_aware: bool = True):
@@ -80,7 +80,7 @@ def _trained_student(features: np.ndarray, labels: np.ndarray, quantization_awar
 
 def test_tflite_frontend_matches_tf_on_speech():
     pcm = _speech_windows(6, AudioConfig().window_samples)
-    error = export.frontend_max_abs_error(pcm, FrontendConfig(), SR)
+    error = score.frontend_max_abs_error(pcm, FrontendConfig(), SR)
     assert error < 1e-3
 
 
@@ -95,10 +95,10 @@ def _global_export(tmp_path_factory, quantization_aware: bool) -> dict:
     model = _trained_student(features, train.labels, quantization_aware)
     saved = str(tmp_path_factory.mktemp("student") / "serving")
     pcm_fn = training.pcm_signature(model, AUDIO, FRONT, np.stack([mean, inv_std]))
-    training.save(model, saved, {export.PCM_SIGNATURE: pcm_fn})
-    head = export.Windows(*(a[:32] for a in (train.pcm, train.labels, train.speakers, train.clips)))
+    training.save(model, saved, {convert.PCM_SIGNATURE: pcm_fn})
+    head = score.Windows(*(a[:32] for a in (train.pcm, train.labels, train.speakers, train.clips)))
     report = export.export_variants(saved, head, test, CLASSES, FRONT, SR, ("stem",))
-    report["quantization_aware"] = export.is_quantization_aware(saved)
+    report["quantization_aware"] = convert.is_quantization_aware(saved)
     return report
 
 
@@ -115,7 +115,7 @@ def post_training_report(tmp_path_factory) -> dict:
 
 
 @pytest.fixture(scope="module")
-def speaker_export(tmp_path_factory) -> tuple[dict, object, export.Windows]:
+def speaker_export(tmp_path_factory) -> tuple[dict, object, score.Windows]:
     """The same student trained on per-speaker z-scored log-mel, exported with adaptation."""
     import tensorflow as tf
 
@@ -129,7 +129,7 @@ def speaker_export(tmp_path_factory) -> tuple[dict, object, export.Windows]:
     model = _trained_student(features.reshape(len(logmel), -1), train.labels)
     saved = str(tmp_path_factory.mktemp("speaker-student") / "serving")
     pcm_fn = training.pcm_signature(model, AUDIO, SPEAKER_FRONT, None)
-    training.save(model, saved, {export.PCM_SIGNATURE: pcm_fn})
+    training.save(model, saved, {convert.PCM_SIGNATURE: pcm_fn})
     report = export.export_variants(saved, train, test, CLASSES, SPEAKER_FRONT, SR, (), 2)
     return report, model, test
 
@@ -144,10 +144,10 @@ def test_speaker_model_matches_training_normalisation(speaker_export, tmp_path):
     training.save(
         model,
         saved,
-        {export.PCM_SIGNATURE: training.pcm_signature(model, AUDIO, SPEAKER_FRONT, None)},
+        {convert.PCM_SIGNATURE: training.pcm_signature(model, AUDIO, SPEAKER_FRONT, None)},
     )
-    norm = export.normalisation_for(saved, SPEAKER_FRONT, test, test)
-    probs, _ = export.saved_model_outputs(saved, test.pcm, norm.test_stats)
+    norm = score.normalisation_for(saved, SPEAKER_FRONT, test, test)
+    probs, _ = score.saved_model_outputs(saved, test.pcm, norm.test_stats)
     logmel = frontend.log_mel(tf.constant(test.pcm), FRONT, SR).numpy()
     features = (logmel - norm.test_stats[:, :1]) * norm.test_stats[:, 1:]
     expected = tf.nn.softmax(model({F.LOGMEL: features.reshape(len(logmel), -1)})).numpy()
@@ -155,7 +155,7 @@ def test_speaker_model_matches_training_normalisation(speaker_export, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def functionals_export(tmp_path_factory) -> tuple[dict, object, str, export.Windows]:
+def functionals_export(tmp_path_factory) -> tuple[dict, object, str, score.Windows]:
     """A functionals student trained on per-speaker z-scored functionals of tones vs noise."""
     import tensorflow as tf
     import tf_keras as keras
@@ -175,7 +175,7 @@ def functionals_export(tmp_path_factory) -> tuple[dict, object, str, export.Wind
     model.fit({F.FUNCTIONALS: features}, train.labels, batch_size=16, epochs=15, verbose=0)
     saved = str(tmp_path_factory.mktemp("functionals-student") / "serving")
     pcm_fn = training.pcm_signature(model, AUDIO, SPEAKER_FRONT, None)
-    training.save(model, saved, {export.PCM_SIGNATURE: pcm_fn})
+    training.save(model, saved, {convert.PCM_SIGNATURE: pcm_fn})
     report = export.export_variants(saved, train, test, CLASSES, SPEAKER_FRONT, SR, (), 2)
     return report, model, saved, test
 
@@ -188,10 +188,10 @@ def test_functionals_student_exports_with_its_own_speaker_statistics(functionals
     from emograph.components.expert.functionals import speaker_normalise
 
     report, model, saved, test = functionals_export
-    norm = export.normalisation_for(saved, SPEAKER_FRONT, test, test)
+    norm = score.normalisation_for(saved, SPEAKER_FRONT, test, test)
     width = frontend.functionals_width(FRONT.mel_bands)
     assert norm.test_stats.shape == (len(test.pcm), 2, width)
-    probs, _ = export.saved_model_outputs(saved, test.pcm, norm.test_stats)
+    probs, _ = score.saved_model_outputs(saved, test.pcm, norm.test_stats)
     logmel, voice = frontend.log_mel_and_voice(tf.constant(test.pcm), FRONT, SR)
     stats = frontend.functionals(logmel, voice).numpy()
     expected = model({F.FUNCTIONALS: speaker_normalise(stats, test.speakers)})
@@ -206,10 +206,10 @@ def test_statistics_width_is_what_each_model_takes(functionals_export, speaker_e
     _, model, _ = speaker_export
     saved = str(tmp_path / "logmel")
     pcm_fn = training.pcm_signature(model, AUDIO, SPEAKER_FRONT, None)
-    training.save(model, saved, {export.PCM_SIGNATURE: pcm_fn})
-    assert export.statistics_width(saved) == FRONT.mel_bands
+    training.save(model, saved, {convert.PCM_SIGNATURE: pcm_fn})
+    assert score.statistics_width(saved) == FRONT.mel_bands
     functionals_dir = functionals_export[2]
-    assert export.statistics_width(functionals_dir) == frontend.functionals_width(FRONT.mel_bands)
+    assert score.statistics_width(functionals_dir) == frontend.functionals_width(FRONT.mel_bands)
 
 
 def test_speaker_export_scores_every_mode(speaker_export):
@@ -226,7 +226,7 @@ def test_speaker_export_scores_every_mode(speaker_export):
 def test_arrival_order_shuffles_clips_and_keeps_each_clips_windows_in_order():
     # 20 clips of 3 windows each, in file order sorted by emotion as RAVDESS's names are
     clips = np.repeat([f"spk/{emotion}-{i}" for emotion in "abcd" for i in range(5)], 3)
-    order = export.arrival_order(clips)
+    order = score.arrival_order(clips)
     assert sorted(order) == list(range(len(clips)))
     heard = clips[order]
     for start in range(0, len(heard), 3):  # a clip's windows arrive together, in order
@@ -234,16 +234,16 @@ def test_arrival_order_shuffles_clips_and_keeps_each_clips_windows_in_order():
         assert list(order[start : start + 3]) == sorted(order[start : start + 3])
     firsts = [c.split("-")[0] for c in heard[::3]]
     assert firsts != sorted(firsts)  # not one emotion after another
-    np.testing.assert_array_equal(order, export.arrival_order(clips))  # seeded
-    assert not np.array_equal(order, export.arrival_order(clips, seed=1))
+    np.testing.assert_array_equal(order, score.arrival_order(clips))  # seeded
+    assert not np.array_equal(order, score.arrival_order(clips, seed=1))
 
 
 def test_int8_model_returns_float_moments(speaker_export):
     """A device sums the moments into variances: they must not be 8-bit."""
     report, _, test = speaker_export
     stats = np.broadcast_to(np.asarray(report["adaptation"]["fallback"], np.float32), (8, 2, 24))
-    _, int8 = export.tflite_outputs(report["int8"]["model"], test.pcm[:8], stats)
-    _, float32 = export.tflite_outputs(report["float32"]["model"], test.pcm[:8], stats)
+    _, int8 = score.tflite_outputs(report["int8"]["model"], test.pcm[:8], stats)
+    _, float32 = score.tflite_outputs(report["float32"]["model"], test.pcm[:8], stats)
     np.testing.assert_allclose(int8, float32, atol=1e-4)
 
 
@@ -274,7 +274,7 @@ def _main_graph(model: bytes):
     from tensorflow.lite.python import schema_py_generated as schema
 
     graph = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(model, 0))
-    codes = export._builtin_codes(graph)
+    codes = flatbuffer._builtin_codes(graph)
     return graph.subgraphs[0], [codes[op.opcodeIndex] for op in graph.subgraphs[0].operators]
 
 
@@ -330,7 +330,7 @@ def test_post_training_int8_agrees_with_float(post_training_report):
 def test_post_training_int8_keeps_the_audio_float(tmp_path):
     """A post-training int8 model makes two float tensors int8: the normalised log-mel and the
     float stem's output. TF 2.16's quantizer also rounded a 3 s window's PCM to 8 bits on its
-    way into the float frontend (`export.without_float_round_trips`)."""
+    way into the float frontend (`flatbuffer.without_float_round_trips`)."""
     audio, front = AudioConfig(), FrontendConfig(mel_bands=24, normalisation="global")
     frames, bands = training.input_shape(audio, front)
     model = networks.build_student(
@@ -342,10 +342,10 @@ def test_post_training_int8_keeps_the_audio_float(tmp_path):
     saved = str(tmp_path / "serving")
     stats = np.stack([np.zeros(bands), np.ones(bands)]).astype(np.float32)
     training.save(
-        model, saved, {export.PCM_SIGNATURE: training.pcm_signature(model, audio, front, stats)}
+        model, saved, {convert.PCM_SIGNATURE: training.pcm_signature(model, audio, front, stats)}
     )
     pcm = _speech_windows(4, audio.window_samples)
-    quantized = _quantized_tensors(export.convert(saved, "int8", pcm, ("stem",)))
+    quantized = _quantized_tensors(convert.convert(saved, "int8", pcm, ("stem",)))
     assert len(quantized) == 2 and "stem" in quantized[1]
 
 
@@ -362,7 +362,7 @@ def test_model_card_states_the_parity_figures(report):
         "sample_rate": SR,
         "extra": {"lineage": {"model": "test"}},
     }
-    card = export.model_card("tiny", "v1", meta, report, CLASSES)
+    card = push.model_card("tiny", "v1", meta, report, CLASSES)
     assert f"{report['frontend_max_abs_error']:.1e}" in card
     assert "| int8 |" in card
 

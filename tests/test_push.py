@@ -11,7 +11,7 @@ import tensorflow as tf
 
 import emograph.components.compat  # noqa: F401
 from emograph.components.edge import metadata as edge_metadata
-from emograph.components.tflite_pusher import export
+from emograph.components.tflite_pusher import push
 
 
 def _contents(directory: str) -> None:
@@ -42,40 +42,40 @@ def ram_root() -> str:
 
 
 def test_push_writes_a_complete_version_and_moves_latest(tmp_path):
-    first = export.push(tmp_path, "v1", b"model-1", _contents)
+    first = push.push(tmp_path, "v1", b"model-1", _contents)
     assert (tmp_path / "LATEST").read_text().strip() == "v1"
     assert sorted(p.name for p in Path(first).iterdir()) == [
         "labels.txt",
         "metadata.json",
         "model.tflite",
     ]
-    export.push(tmp_path, "v2", b"model-2", _contents)
+    push.push(tmp_path, "v2", b"model-2", _contents)
     assert (tmp_path / "LATEST").read_text().strip() == "v2"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["LATEST", "v1", "v2"]
 
 
 def test_crash_mid_push_leaves_no_partial_version(tmp_path):
-    export.push(tmp_path, "v1", b"model-1", _contents)
+    push.push(tmp_path, "v1", b"model-1", _contents)
 
     def crash(directory: str) -> None:
         _contents(directory)
         raise KeyboardInterrupt("power cut")
 
     with pytest.raises(KeyboardInterrupt):
-        export.push(tmp_path, "v2", b"model-2", crash)
+        push.push(tmp_path, "v2", b"model-2", crash)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["LATEST", "v1"]
     assert (tmp_path / "LATEST").read_text().strip() == "v1"
 
 
 def test_versions_are_immutable(tmp_path):
-    export.push(tmp_path, "v1", b"model-1", _contents)
+    push.push(tmp_path, "v1", b"model-1", _contents)
     with pytest.raises(FileExistsError):
-        export.push(tmp_path, "v1", b"other", _contents)
+        push.push(tmp_path, "v1", b"other", _contents)
 
 
 def test_push_to_an_object_store_writes_the_version_then_latest(ram_root):
-    version = export.new_version(ram_root)
-    final = export.push(ram_root, version, b"model-1", _contents)
+    version = push.new_version(ram_root)
+    final = push.push(ram_root, version, b"model-1", _contents)
     assert final == f"{ram_root}/{version}" and "://" in final
     assert _read(f"{ram_root}/LATEST") == f"{version}\n".encode()
     assert sorted(tf.io.gfile.listdir(ram_root)) == sorted(["LATEST", version])
@@ -88,14 +88,14 @@ def test_push_to_an_object_store_writes_the_version_then_latest(ram_root):
 
 
 def test_failed_push_to_an_object_store_keeps_latest_and_removes_its_files(ram_root):
-    export.push(ram_root, "v1", b"model-1", _contents)
+    push.push(ram_root, "v1", b"model-1", _contents)
 
     def crash(directory: str) -> None:
         _contents(directory)
         raise RuntimeError("lost the connection")
 
     with pytest.raises(RuntimeError):
-        export.push(ram_root, "v2", b"model-2", crash)
+        push.push(ram_root, "v2", b"model-2", crash)
     assert sorted(tf.io.gfile.listdir(ram_root)) == ["LATEST", "v1"]
     assert _read(f"{ram_root}/LATEST") == b"v1\n"
 
@@ -113,8 +113,8 @@ def test_pushes_within_one_second_get_their_own_versions(where, tmp_path, ram_ro
     second = time.gmtime(1_800_000_000)
     versions = []
     for model in (b"model-1", b"model-2", b"model-3"):
-        versions.append(export.new_version(root, second))
-        export.push(root, versions[-1], model, _contents)
+        versions.append(push.new_version(root, second))
+        push.push(root, versions[-1], model, _contents)
     assert versions == ["20270115T080000", "20270115T080000-1", "20270115T080000-2"]
     assert _read(f"{root}/LATEST") == b"20270115T080000-2\n"
     assert _read(f"{root}/20270115T080000-1/model.tflite") == b"model-2"
@@ -122,7 +122,7 @@ def test_pushes_within_one_second_get_their_own_versions(where, tmp_path, ram_ro
 
 def test_two_pushes_in_a_row_succeed(tmp_path):
     for model in (b"model-1", b"model-2"):
-        export.push(tmp_path, export.new_version(tmp_path), model, _contents)
+        push.push(tmp_path, push.new_version(tmp_path), model, _contents)
     latest = (tmp_path / "LATEST").read_text().strip()
     assert len(list(tmp_path.iterdir())) == 3
     assert (tmp_path / latest / "model.tflite").read_bytes() == b"model-2"

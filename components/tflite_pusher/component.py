@@ -13,7 +13,7 @@ from tfx.utils import path_utils
 
 from emograph.components.config import AudioConfig, ExportConfig, FrontendConfig, section_from_json
 from emograph.components.edge import metadata as edge_metadata
-from emograph.components.tflite_pusher import export
+from emograph.components.tflite_pusher import convert, export, push, score
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,10 @@ def export_and_push(
     `audio` and `front` must be the configuration the model was trained with; `raw_examples_uri`
     and `push_root` are `tf.io.gfile` paths (gs:// on a cluster).
     """
-    representative = export.read_windows(
+    representative = score.read_windows(
         f"{raw_examples_uri}/Split-train/*.gz", classes, cfg.representative_examples
     )
-    test = export.read_windows(f"{raw_examples_uri}/Split-test/*.gz", classes)
+    test = score.read_windows(f"{raw_examples_uri}/Split-test/*.gz", classes)
     report = export.export_variants(
         model_dir,
         representative,
@@ -77,10 +77,10 @@ def export_and_push(
         cfg.float_layers,
         cfg.warmup_windows,
     )
-    models = {q: report[q].pop("model") for q in export.QUANTIZATIONS}
+    models = {q: report[q].pop("model") for q in convert.QUANTIZATIONS}
     check_limits(report, cfg)
     model_root = f"{push_root.rstrip('/')}/{cfg.model_name}"
-    version = export.new_version(model_root)
+    version = push.new_version(model_root)
     extra = {
         "test": report,
         "lineage": lineage,
@@ -100,13 +100,11 @@ def export_and_push(
             adaptation=report.get("adaptation"),
             extra=extra,
         )
-        card = export.model_card(
-            cfg.model_name, version, json.loads(meta.to_json()), report, classes
-        )
+        card = push.model_card(cfg.model_name, version, json.loads(meta.to_json()), report, classes)
         with tf.io.gfile.GFile(f"{directory}/MODEL_CARD.md", "w") as f:
             f.write(card)
 
-    return export.push(model_root, version, models[PUSHED_VARIANT], write_contents)
+    return push.push(model_root, version, models[PUSHED_VARIANT], write_contents)
 
 
 @component
