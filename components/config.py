@@ -24,6 +24,8 @@ EMOTIONS: tuple[str, ...] = ("neutral", "happy", "sad", "angry", "fearful", "dis
 
 # The corpus kind of a folder of spans written by `emograph ingest --watch` (already ingested).
 SPANS_KIND = "spans"
+# The corpus kind of plain audio without labels: only ever an unlabelled corpus.
+UNLABELLED_KIND = "audio"
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,16 @@ def check_corpora(corpora: Sequence[CorpusSpec]) -> None:
         raise ValueError(f"one corpus per kind can be ingested together, got several {twice}")
     if len(corpora) > 1 and SPANS_KIND in kinds:
         raise ValueError(f"a {SPANS_KIND!r} corpus is already ingested: it cannot join others")
+
+
+def check_labelled(corpora: Sequence[CorpusSpec]) -> None:
+    """Refuses plain unlabelled audio where labels are needed (a source or target corpus)."""
+    unlabelled = [f"{c.kind}:{c.path}" for c in corpora if c.kind == UNLABELLED_KIND]
+    if unlabelled:
+        raise ValueError(
+            f"{unlabelled[0]} holds no labels: give it as unlabelled audio (--unlabelled), "
+            "beside a labelled corpus"
+        )
 
 
 @dataclass(frozen=True)
@@ -501,6 +513,12 @@ class StudentConfig:
             raise ValueError(
                 f"regularised_layer must be one of {REGULARISED_LAYERS}, "
                 f"got {self.regularised_layer!r}"
+            )
+        if self.self_training and (self.graph_multiplier > 0 or self.graph_multipliers):
+            raise ValueError(
+                "self_training is the experiment's self-trained student, trained without the "
+                "graph: set graph_multiplier to 0 and graph_multipliers to [] with it (or leave "
+                "it false; `emograph experiment` trains that model itself)"
             )
         if not 0 < self.pseudo_label_confidence <= 1:
             raise ValueError(

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 AUDIO = "audio_pcm16"  # bytes: little-endian int16 PCM, 16 kHz mono, exactly one window long
 LABEL = "label"  # bytes: emotion name from the run's class list, or UNLABELLED
 UNLABELLED = ""  # the LABEL of a clip without one (unlabelled audio): no step trains on it
+UNLABELLED_NAME = "(unlabelled)"  # its name in reports (the ingest report's label counts)
 SPEAKER = "speaker"  # bytes: corpus-qualified speaker id, e.g. "ravdess/Actor_01"
 CLIP = "clip_id"  # bytes: stable id of the source file (hash of corpus + relative path)
 ID = "id"  # bytes: stable id of the window, f"{clip_id}:{window index}"

@@ -24,7 +24,15 @@ from pathlib import Path
 
 from emograph.components.audio.corpora import SUPPORTED_CORPORA
 from emograph.components.audio.splits import SplitError
-from emograph.components.config import EMOTIONS, SPANS_KIND, ConfigError, CorpusSpec, SynthConfig
+from emograph.components.config import (
+    EMOTIONS,
+    SPANS_KIND,
+    ConfigError,
+    CorpusSpec,
+    SynthConfig,
+    check_corpora,
+    check_labelled,
+)
 from emograph.pipeline.config import VARIANTS, RunConfig, check_variants
 
 EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 1, 2, 130
@@ -68,10 +76,9 @@ def _load_config(args: argparse.Namespace) -> RunConfig:
             raise UsageError(f"--source: {e}") from e
     if getattr(args, "target", None):
         config = config.replace(target=_parse_corpus(args.target, "--target"))
-    if getattr(args, "unlabelled", None):
-        specs = tuple(_parse_corpus(text, "--unlabelled") for text in args.unlabelled)
+    if getattr(args, "unlabelled", None) and args.command != "ingest":  # ingest: cmd_ingest
         try:
-            config = config.replace(unlabelled=specs)
+            config = config.replace(unlabelled=_unlabelled(args))
         except ValueError as e:
             raise UsageError(f"--unlabelled: {e}") from e
     if getattr(args, "labelled_fraction", None):
@@ -81,6 +88,19 @@ def _load_config(args: argparse.Namespace) -> RunConfig:
         teacher = dataclasses.replace(config.teacher, model_path=args.teacher)
         config = config.replace(teacher=teacher)
     return config
+
+
+def _unlabelled(args: argparse.Namespace) -> tuple[CorpusSpec, ...]:
+    """The --unlabelled corpora, each checked (`_check_corpus`)."""
+    specs = tuple(_parse_corpus(text, "--unlabelled") for text in args.unlabelled or ())
+    for spec in specs:
+        _check_corpus(spec, "--unlabelled")
+        if spec.kind in ("synthetic", SPANS_KIND):
+            raise UsageError(
+                f"--unlabelled: a {spec.kind} corpus cannot be unlabelled audio; for generated "
+                "voices: emograph synth --corpus target --seed N --out DIR, then audio:DIR/wav"
+            )
+    return specs
 
 
 def _parse_corpus(text: str, flag: str) -> CorpusSpec:
@@ -172,7 +192,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     config = _load_config(args)
     corpus = _parse_corpus(args.corpus, "--corpus")
     _check_corpus(corpus, "--corpus")
+    unlabelled = _unlabelled(args)
+    try:
+        check_corpora((corpus, *unlabelled))
+        check_labelled((corpus,))
+    except ValueError as e:
+        raise UsageError(f"--corpus: {e}") from e
     if args.watch:
+        if unlabelled or args.labelled_fraction:
+            raise UsageError(
+                "--watch writes spans of --corpus alone: leave out --unlabelled and "
+                "--labelled-fraction (give them to the run that reads the spans)"
+            )
         return _watch(args, config, corpus)
     out = Path(args.out)
     if (out / "examples").exists() or (out / "report").exists():
@@ -187,7 +218,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             config.split,
             args.out,
             config.beam.pipeline_args(),
-            config.unlabelled,
+            unlabelled,
         )
     print(
         f"found {summary['found']} = ingested {summary['ingested']} + rejected "

@@ -29,6 +29,7 @@ from emograph.components.config import (
     SynthConfig,
     TeacherConfig,
     check_corpora,
+    check_labelled,
     from_dict,
 )
 
@@ -181,6 +182,13 @@ class RunConfig:
     def __post_init__(self) -> None:
         check_corpora((self.source, *self.extra_sources))
         check_corpora((self.target, *self.unlabelled))
+        check_labelled((self.source, *self.extra_sources, self.target))
+        synthetic = [c.path for c in self.unlabelled if c.kind == "synthetic"]
+        if synthetic:
+            raise ValueError(
+                f"unlabelled synthetic:{synthetic[0]}: write a corpus with other voices "
+                "(emograph synth --corpus target --seed N --out DIR) and give it as audio:DIR/wav"
+            )
         if self.student.architecture == "functionals" and self.frontend.normalisation != "speaker":
             raise ValueError(
                 'the functionals student needs frontend.normalisation "speaker" (its inputs are '

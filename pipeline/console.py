@@ -29,6 +29,8 @@ from typing import Any, TextIO
 
 from absl import logging as absl_logging
 
+from emograph.components.features import UNLABELLED_NAME
+
 # The messages of tfx/orchestration/local/local_dag_runner.py and portable/launcher.py.
 PIPELINE_START = "Using deployment config:\n %s"
 RUNNING, FINISHED = "Component %s is running.", "Component %s is finished."
@@ -167,8 +169,6 @@ def key_figure(outputs: Mapping[str, Sequence[Any]]) -> str:
     """
     try:
         if "report" in outputs:
-            from emograph.components.example_gen.ingest import UNLABELLED_NAME
-
             report = _json(outputs["report"], "ingest_report.json")
             windows = ", ".join(f"{n} {report['windows'][n]}" for n in ("train", "eval", "test"))
             unlabelled = report["labels"]["train"].get(UNLABELLED_NAME)

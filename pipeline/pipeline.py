@@ -56,8 +56,8 @@ def _ingest_and_validate(
     unlabelled: tuple[CorpusSpec, ...] = (),
 ) -> tuple[list, object]:
     """AudioExampleGen + statistics + validation + Transform of one corpus (and `extra_corpora`
-    and `unlabelled` audio, ingested with it as one dataset). Parameters without a value are
-    left out, so the cache key of a one-corpus ingest is what it was before they existed."""
+    and `unlabelled` audio, ingested with it as one dataset); empty ones are left out of the
+    component's parameters."""
     extra = {"extra_corpora": _specs_json(extra_corpora)} if extra_corpora else {}
     if unlabelled:
         extra["unlabelled_corpora"] = _specs_json(unlabelled)

@@ -99,7 +99,7 @@ def test_cli_refuses_a_bad_config_with_exit_2_in_one_line(tmp_path, capsys, data
 def test_config_is_checked_before_tensorflow_is_imported(tmp_path):
     path = write_config(tmp_path, {"teacher": {"epochs": "twelve"}})
     code = (
-        "import sys; from pipeline import cli; "
+        "import sys; from emograph.pipeline import cli; "
         f"status = cli.main(['run', '--config', {str(path)!r}]); "
         "heavy = [m for m in ('tensorflow', 'apache_beam', 'tfx') if m in sys.modules]; "
         "assert status == 2 and not heavy, (status, heavy)"
@@ -647,7 +647,7 @@ def test_a_student_step_line_names_the_multiplier_it_chose(tmp_path):
 def test_an_ingest_step_line_counts_unlabelled_windows(tmp_path):
     from types import SimpleNamespace
 
-    from emograph.components.example_gen.ingest import UNLABELLED_NAME
+    from emograph.components.features import UNLABELLED_NAME
     from emograph.pipeline.console import key_figure
 
     report = {

@@ -12,7 +12,8 @@ import tensorflow as tf
 from emograph.components import features as F
 from emograph.components.audio.corpora import Clip, list_clips
 from emograph.components.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig
-from emograph.components.example_gen.ingest import UNLABELLED_NAME, keep_labels, run_ingest
+from emograph.components.example_gen.ingest import keep_labels, run_ingest
+from emograph.components.features import UNLABELLED_NAME
 from emograph.components.models import training
 from emograph.components.transform.preprocessing import label_ids
 
@@ -106,6 +107,7 @@ def test_ingest_accounts_for_unlabelled_audio(tmp_path):
         (pool / f"room{i % 2}").mkdir(parents=True, exist_ok=True)
         sf.write(pool / f"room{i % 2}/{i}.wav", tone(100 + i), 16000)
     (pool / "room0" / "broken.wav").write_bytes(b"")
+    (pool / "room1" / "copy.wav").write_bytes((root / "s4_0.wav").read_bytes())  # a test clip
     split = SplitConfig(
         eval_speakers=("manifest/s3",), test_speakers=("manifest/s4",), labelled_fraction=0.5
     )
@@ -117,8 +119,11 @@ def test_ingest_accounts_for_unlabelled_audio(tmp_path):
         str(tmp_path / "out"),
         unlabelled=(CorpusSpec("audio", str(pool)),),
     )
-    assert report["found"] == 20 + 4 == report["ingested"] + report["rejected"]
-    assert report["rejected_by_reason"] == {"empty": 1}
+    assert report["found"] == 20 + 5 == report["ingested"] + report["rejected"]
+    assert report["rejected_by_reason"] == {"duplicate": 1, "empty": 1}
+    (duplicate,) = [r for r in report["rejections"] if r["reason"] == "duplicate"]
+    assert duplicate["path"].endswith("copy.wav")  # the labelled test clip is kept, in test
+    assert report["clips"]["test"] == 4
     assert report["by_corpus"]["audio"]["ingested"] == 3
     windows = 2  # per 1.2 s clip: a 1 s window at 0 s and one aligned to its end
     assert report["labels"]["train"][UNLABELLED_NAME] == (3 * 4 // 2 + 3) * windows
@@ -177,3 +182,83 @@ def test_training_reads_labelled_windows_and_pseudo_labels_only(tmp_path):
     assert training.class_weights(pattern, 6, {"u": 5})[5] > 0
     _, window_labels, clips = training.load_arrays(pattern, F.FUNCTIONALS, 4, labelled=False)
     assert clips[window_labels == F.UNLABELLED_ID].tolist() == ["u", "u", "v"]
+
+
+def test_unlabelled_audio_is_refused_where_labels_are_needed(tmp_path):
+    from emograph.pipeline.config import RunConfig
+
+    with pytest.raises(ValueError, match="holds no labels"):
+        RunConfig(target=CorpusSpec("audio", str(tmp_path)))
+    with pytest.raises(ValueError, match="synthetic"):
+        RunConfig(unlabelled=(CorpusSpec("synthetic", str(tmp_path)),))
+    with pytest.raises(ValueError, match="holds no labels"):
+        run_ingest(CorpusSpec("audio", str(tmp_path)), EMOTIONS, AUDIO, SplitConfig(), "out")
+
+
+def test_unlabelled_corpora_are_listed_whatever_their_labels(tmp_path):
+    sf.write(tmp_path / "x.wav", tone(0), 16000)
+    (tmp_path / "m.csv").write_text("path,label,speaker\nx.wav,calm,s1\n")
+    clips, rejected = list_clips(CorpusSpec("manifest", str(tmp_path / "m.csv")), None)
+    assert [c.label for c in clips] == ["calm"] and rejected == []
+
+
+def test_a_train_split_without_a_labelled_window_is_refused():
+    from emograph.components.audio.splits import SplitError
+    from emograph.components.example_gen.ingest import check_splits
+
+    report = {
+        "windows": {"train": 6, "eval": 2, "test": 2},
+        "labels": {"train": {UNLABELLED_NAME: 6}, "eval": {"sad": 2}, "test": {"sad": 2}},
+    }
+    with pytest.raises(SplitError, match="every train window is unlabelled"):
+        check_splits("report", report)
+    report["labels"]["train"] = {UNLABELLED_NAME: 5, "sad": 1}
+    check_splits("report", report)
+
+
+def test_self_training_is_a_student_without_the_graph():
+    from emograph.components.config import StudentConfig
+
+    with pytest.raises(ValueError, match="self_training"):
+        StudentConfig(self_training=True)
+    StudentConfig(self_training=True, graph_multiplier=0.0, graph_multipliers=())
+
+
+def test_an_unlabelled_window_cannot_be_scored():
+    from emograph.components.evaluation.metrics import confusion_matrix
+
+    with pytest.raises(ValueError, match="class indices"):
+        confusion_matrix(np.array([0, -1]), np.array([0, 1]), 3)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--watch", "--unlabelled", "audio:{pool}"], "--watch writes spans of --corpus alone"),
+        (["--labelled-fraction", "0.5", "--watch"], "--watch writes spans of --corpus alone"),
+        (["--unlabelled", "synthetic:{pool}"], "cannot be unlabelled audio"),
+        (["--labelled-fraction", "0"], "must be in (0, 1]"),
+    ],
+)
+def test_cli_refuses_unlabelled_mistakes_in_one_line(tmp_path, capsys, extra, message):
+    from emograph.pipeline import cli
+
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    sf.write(tmp_path / "x.wav", tone(0), 16000)
+    (tmp_path / "m.csv").write_text("path,label,speaker\nx.wav,sad,s1\n")
+    args = ["ingest", "--corpus", f"manifest:{tmp_path / 'm.csv'}", "--out", str(tmp_path / "o")]
+    try:
+        status = cli.main(args + [e.format(pool=pool) for e in extra])
+    except SystemExit as e:  # argparse's own refusals
+        status = e.code
+    err = capsys.readouterr().err
+    assert status == 2 and message in err and err.count("\n") == 1
+
+
+def test_cli_refuses_plain_audio_as_the_corpus_to_label(tmp_path, capsys):
+    from emograph.pipeline import cli
+
+    status = cli.main(["ingest", "--corpus", f"audio:{tmp_path}", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert status == 2 and "holds no labels" in err and err.count("\n") == 1

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from emograph.components.config import CorpusSpec
+from emograph.components.config import UNLABELLED_KIND, CorpusSpec
 from emograph.components.features import UNLABELLED
 
 SUPPORTED_CORPORA: dict[str, str] = {
@@ -34,7 +34,6 @@ SUPPORTED_CORPORA: dict[str, str] = {
     "audio": "unlabelled audio: a folder (one pseudo-speaker per sub-folder) or a CSV with "
     "path,speaker",
 }
-UNLABELLED_KIND = "audio"
 
 AUDIO_SUFFIXES = frozenset({".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff"})
 
@@ -131,8 +130,11 @@ class _Reject(Exception):
         self.reason, self.detail = reason, detail
 
 
-def list_clips(spec: CorpusSpec, classes: Sequence[str]) -> tuple[list[Clip], list[Rejection]]:
-    """Lists a corpus: the clips with a label in `classes`, and every other file as a rejection."""
+def list_clips(
+    spec: CorpusSpec, classes: Sequence[str] | None
+) -> tuple[list[Clip], list[Rejection]]:
+    """Lists a corpus: the clips with a label in `classes` (None: any label, for audio whose
+    labels will be dropped), and every other file as a rejection."""
     if spec.kind not in SUPPORTED_CORPORA:
         raise ValueError(
             f"unknown corpus kind {spec.kind!r}; supported: {sorted(SUPPORTED_CORPORA)}"
@@ -146,7 +148,7 @@ def list_clips(spec: CorpusSpec, classes: Sequence[str]) -> tuple[list[Clip], li
         return _list_manifest(path, spec.kind, classes, UNLABELLED_COLUMNS)
     if not path.is_dir():
         raise ValueError(f"{spec.kind} corpus folder not found: {path}")
-    parse = _PARSERS.get(spec.kind) or _pseudo_speaker(path)
+    parse = _pseudo_speaker(path) if spec.kind == UNLABELLED_KIND else _PARSERS[spec.kind]
     return _list_named(path, spec.kind, parse, classes)
 
 
@@ -175,8 +177,9 @@ def clip_id(corpus: str, relative_path: str) -> str:
 class _Listing:
     """Accumulates clips and rejections of one corpus root."""
 
-    def __init__(self, root: Path, corpus: str, classes: Sequence[str]) -> None:
-        self.root, self.corpus, self.classes = root, corpus, set(classes)
+    def __init__(self, root: Path, corpus: str, classes: Sequence[str] | None) -> None:
+        self.root, self.corpus = root, corpus
+        self.classes = None if classes is None else set(classes)
         self.real_root = root.resolve()
         self.clips: list[Clip] = []
         self.rejections: list[Rejection] = []
@@ -187,9 +190,8 @@ class _Listing:
         return not path.resolve().is_relative_to(self.real_root)
 
     def add(self, path: Path, label: str, speaker: str) -> None:
-        if label not in self.classes and not (
-            label == UNLABELLED and self.corpus == UNLABELLED_KIND
-        ):
+        known = self.classes is None or label in self.classes
+        if not known and not (label == UNLABELLED and self.corpus == UNLABELLED_KIND):
             self.reject(path, "unknown_label", label)
             return
         relative = path.relative_to(self.root).as_posix()
@@ -214,7 +216,7 @@ UNLABELLED_COLUMNS = ("path", "speaker")  # an "audio" CSV: a label column, if a
 def _list_manifest(
     csv_path: Path,
     corpus: str,
-    classes: Sequence[str],
+    classes: Sequence[str] | None,
     needed: tuple[str, ...] = MANIFEST_COLUMNS,
 ) -> tuple[list[Clip], list[Rejection]]:
     """Rows of path,label,speaker (`needed`); paths are relative to the CSV's folder and stay
@@ -290,7 +292,10 @@ def _add_manifest_row(
 
 
 def _list_named(
-    root: Path, corpus: str, parse: Callable[[Path], tuple[str, str]], classes: Sequence[str]
+    root: Path,
+    corpus: str,
+    parse: Callable[[Path], tuple[str, str]],
+    classes: Sequence[str] | None,
 ) -> tuple[list[Clip], list[Rejection]]:
     """Every audio file under `root`, labelled from its name by `parse` -> (label, speaker)."""
     listing = _Listing(root, corpus, classes)

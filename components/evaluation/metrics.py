@@ -15,7 +15,11 @@ import tf_keras as keras
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
-    """[true, predicted] counts."""
+    """[true, predicted] counts. Refuses a label outside the classes (an unlabelled window,
+    label id -1, cannot be scored)."""
+    y_true = np.asarray(y_true, np.int64)
+    if y_true.size and (y_true.min() < 0 or y_true.max() >= num_classes):
+        raise ValueError(f"labels must be class indices in [0, {num_classes}), got {y_true.min()}")
     matrix = np.zeros((num_classes, num_classes), np.int64)
     np.add.at(matrix, (np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)), 1)
     return matrix

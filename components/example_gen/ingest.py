@@ -31,12 +31,17 @@ from emograph.components.audio.corpora import Clip, Rejection, list_clips, strip
 from emograph.components.audio.decode import AudioError, Note, read_audio
 from emograph.components.audio.splits import SplitError, assign_speakers
 from emograph.components.audio.windows import to_pcm16_bytes, window_clip
-from emograph.components.config import AudioConfig, CorpusSpec, SplitConfig, check_corpora
+from emograph.components.config import (
+    AudioConfig,
+    CorpusSpec,
+    SplitConfig,
+    check_corpora,
+    check_labelled,
+)
 
 SPLITS = ("train", "eval", "test")
 REJECTED = "rejected"
 METRICS = "emograph.ingest"
-UNLABELLED_NAME = "(unlabelled)"  # unlabelled windows in the report's label counts
 
 # A decoded clip: (clip, [(start seconds, pcm16 bytes) per window], what decoding lost).
 Windows = tuple[Clip, list[tuple[float, bytes]], list[Note]]
@@ -63,6 +68,7 @@ def ingest(
     """
     corpora = (corpus, *extra_corpora)
     check_corpora((*corpora, *unlabelled_corpora))
+    check_labelled(corpora)
     listed = [_listed(spec, classes) for spec in corpora]
     clips = [clip for found, _ in listed for clip in found]
     listing_rejections = [r for _, rejected in listed for r in rejected]
@@ -71,8 +77,8 @@ def ingest(
     except SplitError as e:
         raise SplitError(f"{_names(corpora)}: {e}") from None
     clips = keep_labels(clips, splits, split.labelled_fraction, split.seed)
-    for spec in unlabelled_corpora:
-        found, rejected = _listed(spec, classes)
+    for spec in unlabelled_corpora:  # any label their names carry is dropped
+        found, rejected = _listed(spec, None)
         clips += strip_labels(found)
         listing_rejections += rejected
         splits.update({clip.speaker: "train" for clip in found})
@@ -93,10 +99,11 @@ def ingest(
     )
 
 
-def _listed(spec: CorpusSpec, classes: Sequence[str]) -> tuple[list[Clip], list[Rejection]]:
+def _listed(spec: CorpusSpec, classes: Sequence[str] | None) -> tuple[list[Clip], list[Rejection]]:
     listed, rejected = list_clips(spec, classes)
     if not listed:
-        raise ValueError(f"no usable clips in {spec.kind}:{spec.path} for classes {list(classes)}")
+        wanted = f" for classes {list(classes)}" if classes is not None else ""
+        raise ValueError(f"no usable clips in {spec.kind}:{spec.path}{wanted}")
     return listed, rejected
 
 
@@ -232,16 +239,18 @@ class DecodeClip(beam.DoFn):
         yield TaggedOutput(REJECTED, rejection)
 
 
-def copy_key(digest: str, clip: Clip) -> tuple[str, str]:
+def copy_key(digest: str, clip: Clip) -> tuple[bool, str, str]:
     """The order among copies of one audio (`digest`); the least is kept.
 
-    A hash of the audio's digest and the copy's own label, speaker and clip id (corpus and path
-    inside the corpus), then the path: the same files keep the same copy wherever the corpora are
-    mounted and in whatever order they are listed or grouped, and no corpus, folder, speaker or
-    label wins every tie as the alphabetically first path would.
+    A labelled copy before an unlabelled one (unlabelled audio must never displace a labelled
+    clip, nor move a test clip into train); then a hash of the audio's digest and the copy's own
+    label, speaker and clip id (corpus and path inside the corpus), then the path: the same files
+    keep the same copy wherever the corpora are mounted and in whatever order they are listed or
+    grouped, and no corpus, folder, speaker or label wins every tie as the alphabetically first
+    path would.
     """
     own = "\0".join((digest, clip.label, clip.speaker, clip.clip_id))
-    return hashlib.sha1(own.encode()).hexdigest(), clip.path
+    return clip.label == features.UNLABELLED, hashlib.sha1(own.encode()).hexdigest(), clip.path
 
 
 def _keep_one(item: tuple[str, Iterable[Windows]], known: dict[str, str]) -> Iterator[Any]:
@@ -392,7 +401,7 @@ def summarise(report_uri: str) -> dict:
         name = record["split"]
         windows[name] += record["windows"]
         clips[name] += 1
-        labels[name][record["label"] or UNLABELLED_NAME] += record["windows"]
+        labels[name][record["label"] or features.UNLABELLED_NAME] += record["windows"]
         speakers[name].add(record["speaker"])
     report = {
         "found": found,
@@ -413,12 +422,22 @@ def summarise(report_uri: str) -> dict:
 
 
 def check_splits(report_uri: str, report: Mapping[str, Any]) -> None:
-    """Refuses an ingest whose train, eval or test split ended with no windows (SplitError).
+    """Refuses an ingest whose train, eval or test split ended with no windows, or whose train
+    split has no labelled window (SplitError).
 
     Speakers are split before their files are decoded, so a split whose speakers' files were all
     rejected ends empty; every model step needs all three splits, and a run without test data
     would report a score of nothing. `report` is `summarise`'s.
     """
+    labelled = report["windows"]["train"] - report["labels"]["train"].get(
+        features.UNLABELLED_NAME, 0
+    )
+    if report["windows"]["train"] and not labelled:
+        raise SplitError(
+            f"{report_uri}: every train window is unlabelled (the clips chosen to keep their "
+            "labels were rejected, or the labelled corpus has no train speakers): raise "
+            "split.labelled_fraction or fix the rejected files"
+        )
     empty = [name for name in SPLITS if not report["windows"][name]]
     if not empty:
         return

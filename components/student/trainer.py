@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 
 import neural_structured_learning as nsl
 import numpy as np
@@ -19,6 +20,7 @@ import tf_keras as keras
 
 from emograph.components import features as F
 from emograph.components.config import AudioConfig, FrontendConfig, StudentConfig, section_from_json
+from emograph.components.evaluation import metrics
 from emograph.components.models import networks, training
 
 log = logging.getLogger(__name__)
@@ -174,7 +176,11 @@ def train_student(
     self_trained = {}
     if cfg.self_training:
         pseudo = pseudo_labels(base, train_files, cfg.pseudo_label_confidence)
-        self_trained = {"pseudo_labelled_clips": len(pseudo), "val_uar_before": best.best_uar}
+        self_trained = {
+            "pseudo_labelled_clips": len(pseudo),
+            "val_uar_before": best.best_uar,
+            "kept": "first",  # the fit on the labels alone, unless the refit beats it
+        }
         if pseudo:
             model, fitted = _fit(
                 cfg,
@@ -191,6 +197,7 @@ def train_student(
             self_trained["val_uar_after"] = fitted.best_uar
             if fitted.best_uar > best.best_uar:
                 base, best = model, fitted
+                self_trained["kept"] = "refitted"
     baked = training.baked_statistics(transform_output, audio, front)
     training.save(
         base,
@@ -215,27 +222,32 @@ def train_student(
     }
 
 
-def pseudo_labels(model: keras.Model, train_files, confidence: float) -> dict[str, int]:
+def pseudo_labels(
+    model: keras.Model, train_files: Sequence[str], confidence: float
+) -> dict[str, int]:
     """Clip id -> the class `model` gives each unlabelled train clip whose clip-level
-    confidence (its windows' mean probability of the top class) is at least `confidence`."""
+    confidence (its windows' mean probability of the top class) is at least `confidence`.
+    Streams the train split batch by batch, summing each clip's window probabilities."""
     name, width = training.model_input(model)
-    features, labels, clips = training.load_arrays(train_files, name, width, labelled=False)
-    unlabelled = labels == F.UNLABELLED_ID
-    if not unlabelled.any():
-        return {}
-    logits = model.predict({name: features[name][unlabelled]}, verbose=0, batch_size=256)
-    probabilities = tf.nn.softmax(logits).numpy()
-    clip_ids = clips[unlabelled]
+    spec = {**training.feature_spec(name, width), F.ID: tf.io.FixedLenFeature([], tf.string)}
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    batches = training.make_dataset(train_files, spec, 512, shuffle=False, labelled=False)
+    for features, labels in batches:
+        unlabelled = labels.numpy() == F.UNLABELLED_ID
+        if not unlabelled.any():
+            continue
+        logits = model({name: features[name].numpy()[unlabelled]}, training=False)
+        clips = metrics.clip_of(features[F.ID].numpy()[unlabelled].astype(str))
+        for clip, p in zip(clips, tf.nn.softmax(logits).numpy(), strict=True):
+            sums[clip] = sums.get(clip, 0.0) + p
+            counts[clip] = counts.get(clip, 0) + 1
     chosen = {}
-    for clip in np.unique(clip_ids):
-        mean = probabilities[clip_ids == clip].mean(axis=0)
+    for clip, total in sums.items():
+        mean = total / counts[clip]
         if mean.max() >= confidence:
-            chosen[str(clip)] = int(mean.argmax())
-    log.info(
-        "self-training: %d of %d unlabelled clips pseudo-labelled",
-        len(chosen),
-        len(np.unique(clip_ids)),
-    )
+            chosen[clip] = int(mean.argmax())
+    log.info("self-training: %d of %d unlabelled clips pseudo-labelled", len(chosen), len(sums))
     return chosen
 
 

@@ -1,4 +1,18 @@
-"""SavedModel `pcm` signature -> TFLite bytes (float32, float16, int8), the frontend float32."""
+"""SavedModel `pcm` signature -> TFLite bytes (float32, float16, int8), the frontend float32.
+
+Full-int8 with the frontend inside needs care: quantizing the power spectrum to 8 bits destroys
+the quiet bands (its dynamic range is ~1e12), so the frontend stays float32 and everything after
+the normalised log-mel runs in int8. Input and output stay float32 PCM / probabilities.
+
+A quantization-aware student (the default, `StudentConfig.quantization_aware`) carries its own
+int8 ranges as fake-quant ops; the converter quantises exactly those and leaves the frontend
+float, so no calibration is needed and the int8 model computes what was evaluated. Any other
+model is quantised after training: calibrated on representative windows (a speaker-normalised
+model with each window's own speaker statistics), with ops under the `frontend` name scope kept
+float32 by TFLite's selective quantization (QuantizationDebugger's denylist;
+`flatbuffer.without_float_round_trips` then removes the 8-bit rounding it still leaves on the
+PCM). The float16 variant is the float32 model with the classifier's constants stored float16.
+"""
 
 from __future__ import annotations
 

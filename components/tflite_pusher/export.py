@@ -1,25 +1,10 @@
-"""Edge export: the student's `pcm` signature -> TFLite (float32, float16, int8), checked, pushed.
-
-Full-int8 with the frontend inside needs care: quantizing the power spectrum to 8 bits destroys
-the quiet bands (its dynamic range is ~1e12), so the frontend stays float32 and everything after
-the normalised log-mel runs in int8. Input and output stay float32 PCM / probabilities.
-
-A quantization-aware student (the default, `StudentConfig.quantization_aware`) carries its own
-int8 ranges as fake-quant ops; the converter quantises exactly those and leaves the frontend
-float, so no calibration is needed and the int8 model computes what was evaluated. Any other
-model is quantised after training: calibrated on representative windows, with ops under the
-`frontend` name scope kept float32 by TFLite's selective quantization (QuantizationDebugger's
-denylist; `without_float_round_trips` then removes the 8-bit rounding it still leaves on the
-PCM). The float16 variant is the float32 model with the classifier's constants stored float16.
+"""Edge export: the student's `pcm` signature -> TFLite variants (float32, float16, int8), each
+checked against the SavedModel it came from, so a device runs what was evaluated.
 
 Parity is measured twice: the float TFLite frontend against the TF one it was converted from
-(`frontend_max_abs_error`, log-mel units), and every variant against the SavedModel (top-1
-agreement, UAR), so a device runs what was evaluated.
-
-A speaker-normalised model is fed each window's speaker statistics (`Normalisation`): for
-calibration the representative windows' own speakers', for scoring the test speakers' (the
-"adaptive" mode the model is judged in), besides the "online" (a device's running statistics)
-and "strict" (fallback only) modes.
+(`score.frontend_max_abs_error`, log-mel units), and every variant against the SavedModel
+(top-1 agreement, UAR). Conversion: `convert`; flatbuffer rewrites: `flatbuffer`; scoring in
+the adaptive, online and strict normalisation modes: `score`; the push: `push`.
 """
 
 from __future__ import annotations
