@@ -125,7 +125,7 @@ def store_of(metadata_path: str) -> metadata_store.MetadataStore:
 def test_runs_under_different_roots_do_not_interfere(tmp_path):
     """Two ingest-only pipelines at once, one from a corpus and one from the watcher's spans of
     the same corpus: each store holds only its own artifacts, under its own root."""
-    from emograph.pipeline.pipeline import SCHEMA_FILE
+    from emograph.schemas import schema_path
 
     corpus_run = cheap(tmp_path / "a")
     prepare_synthetic(corpus_run)
@@ -146,7 +146,7 @@ def test_runs_under_different_roots_do_not_interfere(tmp_path):
         path = Path(config.root) / "run_config.json"
         path.write_text(config.to_json())
         log = (Path(config.root) / "run.log").open("wb")
-        command = [sys.executable, "-c", INGEST_ONLY, str(path), str(SCHEMA_FILE)]
+        command = [sys.executable, "-c", INGEST_ONLY, str(path), str(schema_path("raw_audio"))]
         runs.append((subprocess.Popen(command, cwd=REPO, stdout=log, stderr=log), config))
     for process, config in runs:
         assert process.wait(timeout=300) == 0, (Path(config.root) / "run.log").read_text()[-3000:]

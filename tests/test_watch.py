@@ -246,7 +246,8 @@ def test_a_scheduled_run_ingests_a_new_span_and_reuses_the_cached_examples(tmp_p
     from tfx import v1 as tfx
 
     from emograph.pipeline.config import RunConfig
-    from emograph.pipeline.pipeline import SCHEMA_FILE, _ingest_and_validate, _pipeline
+    from emograph.pipeline.pipeline import _ingest_and_validate, _pipeline
+    from emograph.schemas import schema_path
 
     corpus, out = tmp_path / "incoming", str(tmp_path / "spans")
     for actor in range(1, 5):
@@ -258,7 +259,7 @@ def test_a_scheduled_run_ingests_a_new_span_and_reuses_the_cached_examples(tmp_p
     ).replace(audio=AUDIO)
 
     def scheduled_run() -> None:
-        schema = tfx.components.ImportSchemaGen(schema_file=str(SCHEMA_FILE))
+        schema = tfx.components.ImportSchemaGen(schema_file=str(schema_path("raw_audio")))
         target = (config.target, config.split, schema.outputs["schema"])
         steps, _ = _ingest_and_validate("target", config, *target)
         metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(
