@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emograph.pipeline.experiment import learning_curves
 from emograph.pipeline.report import plot_learning_curves
 
 
@@ -25,8 +26,6 @@ def curves(results: list[dict]) -> dict[str, dict[float, list[float]]]:
     out: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     seen: set[tuple] = set()
     for result in results:
-        if "folds_detail" in result:  # an `emograph experiment` at one labelled share
-            result = {"rows": experiment_rows(result)}
         for row in result["rows"]:
             fraction = row.get("labelled_fraction", 1.0)
             key = (row["variant"], fraction, row["fold"], row["seed"])
@@ -36,18 +35,16 @@ def curves(results: list[dict]) -> dict[str, dict[float, list[float]]]:
     return out
 
 
-def experiment_rows(result: dict) -> list[dict]:
-    """An experiment's results.json as rows: int8 clip UAR of each model, fold and seed; the
-    openSMILE baselines' (float) clip UAR by fold."""
-    fraction = result.get("labelled_fraction", 1.0)
-    rows = []
-    for fold in result["folds_detail"]:
-        for r in fold["rows"]:
-            uar = r["int8_clip_uar"]
-            rows.append(dict(variant=r["variant"], fold=fold["fold"], seed=r["seed"], clip_uar=uar))
-        for name, scores in fold["baselines"].items():
-            rows.append(dict(variant=name, fold=fold["fold"], seed=0, clip_uar=scores["clip_uar"]))
-    return [{**row, "labelled_fraction": fraction} for row in rows]
+def load(results: list[dict]) -> dict[str, dict[float, list[float]]]:
+    """`curves` of the benchmarks/students.py results merged with the learning curves
+    (`experiment.learning_curves`) of the experiment results, one labelled share each."""
+    data = curves([r for r in results if "folds_detail" not in r])
+    shares = {r.get("labelled_fraction", 1.0): r for r in results if "folds_detail" in r}
+    if shares:
+        for model, by_share in learning_curves(shares)["curves"].items():
+            for share, uars in by_share.items():
+                data[model][float(share)].extend(uars)
+    return data
 
 
 def main() -> None:
@@ -59,7 +56,7 @@ def main() -> None:
     p.add_argument("--title", default="")
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    data = curves([json.loads(Path(f).read_text()) for f in args.results])
+    data = load([json.loads(Path(f).read_text()) for f in args.results])
     if args.variants:
         data = {v: data[v] for v in args.variants.split(",")}
     by_share = {v: {f"{f:g}": uars for f, uars in d.items()} for v, d in data.items()}

@@ -167,11 +167,10 @@ def outputs_of_last_run(config: RunConfig) -> dict[str, dict[str, str]]:
 def plot_learning_curves(curves: dict[str, dict[str, list[float]]], title: str, png: str) -> None:
     """Model -> labelled share (text, e.g. "0.1") -> clip UARs: mean ± std against the share
     (log axis), one line per model, written to `png` (any tf.io.gfile path)."""
-    import io
-
     import matplotlib
     import numpy as np
-    import tensorflow as tf
+
+    from emograph.components.evaluation.figures import save_figure
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -190,8 +189,4 @@ def plot_learning_curves(curves: dict[str, dict[str, list[float]]], title: str, 
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    plt.close(fig)
-    with tf.io.gfile.GFile(png, "wb") as f:
-        f.write(buffer.getvalue())
+    save_figure(fig, png, dpi=120)

@@ -18,6 +18,7 @@ import tensorflow as tf  # noqa: E402
 
 from emograph.components import features as F  # noqa: E402
 from emograph.components.evaluation import metrics  # noqa: E402
+from emograph.components.evaluation.figures import save_figure  # noqa: E402
 
 
 def predict_split(model_dir: str, pattern: str, batch_size: int = 256) -> dict[str, np.ndarray]:
@@ -59,7 +60,8 @@ def evaluate(model_dir: str, pattern: str, classes: tuple[str, ...]) -> dict:
 
 
 def plot_confusion(matrix: np.ndarray, classes: tuple[str, ...], title: str, path: str) -> None:
-    """Row-normalised confusion matrix (recall on the diagonal) as a PNG."""
+    """Row-normalised confusion matrix (recall on the diagonal) as a PNG at `path` (any
+    tf.io.gfile path)."""
     matrix = np.asarray(matrix, float)
     normalised = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
@@ -81,5 +83,4 @@ def plot_confusion(matrix: np.ndarray, classes: tuple[str, ...], title: str, pat
     ax.set_title(title, fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)

@@ -67,12 +67,11 @@ def plot_graph_statistics(stats: dict, png_path: str) -> None:
     """Degree and weight histograms, and homophily against chance, in one PNG.
 
     `png_path` is any `tf.io.gfile` path: GraphBuilder writes into its artifact, an object-store
-    path (gs://) on a cluster, so the figure is rendered in memory and written in one piece.
+    path (gs://) on a cluster.
     """
-    import io
-
     import matplotlib
-    import tensorflow as tf
+
+    from emograph.components.evaluation.figures import save_figure
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -91,8 +90,4 @@ def plot_graph_statistics(stats: dict, png_path: str) -> None:
     hom.set(title="homophily", xticks=x, xticklabels=names, ylim=(0, 1))
     hom.legend()
     fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=100)
-    plt.close(fig)
-    with tf.io.gfile.GFile(png_path, "wb") as f:
-        f.write(png.getvalue())
+    save_figure(fig, png_path, dpi=100)

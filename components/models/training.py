@@ -98,11 +98,9 @@ def make_dataset(
     files = tf.io.gfile.glob(list(file_patterns)) if file_patterns else []
     if not files:
         raise FileNotFoundError(f"no TFRecord files match {list(file_patterns)}")
-    extra = {F.LABEL_ID: tf.io.FixedLenFeature([], tf.int64)}
-    if pseudo_labels:
-        extra[F.ID] = tf.io.FixedLenFeature([], tf.string)
-    unasked = [key for key in extra if key not in spec and key != F.LABEL_ID]
-    spec = {**extra, **spec}
+    unasked = [F.ID] if pseudo_labels and F.ID not in spec else []  # read for the pseudo labels
+    spec = {**spec, F.LABEL_ID: tf.io.FixedLenFeature([], tf.int64)}
+    spec.update({key: tf.io.FixedLenFeature([], tf.string) for key in unasked})
     ds = tf.data.TFRecordDataset(sorted(files), compression_type="GZIP")
     ds = ds.batch(PARSE_BATCH).map(
         lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE
