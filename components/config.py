@@ -64,19 +64,23 @@ class CorpusSpec:
         return cls(kind=kind.lower(), path=path)
 
 
-def check_corpora(corpora: Sequence[CorpusSpec]) -> None:
+def check_corpora(corpora: Sequence[CorpusSpec], unlabelled: Sequence[CorpusSpec] = ()) -> None:
     """Refuses corpora that cannot be ingested together in one ExampleGen.
 
     Speakers ("ravdess/Actor_01") and clip ids are qualified by the corpus kind, so two corpora
     of one kind could merge different people into one speaker: one corpus per kind. A spans
-    corpus was decoded and split when its spans were written, so it cannot join others.
+    corpus was decoded and split when its spans were written, so as the labelled corpus it
+    cannot join others; as `unlabelled` audio its clips join the train split.
     """
-    kinds = [c.kind for c in corpora]
+    kinds = [c.kind for c in (*corpora, *unlabelled)]
     twice = sorted({k for k in kinds if kinds.count(k) > 1})
     if twice:
         raise ValueError(f"one corpus per kind can be ingested together, got several {twice}")
-    if len(corpora) > 1 and SPANS_KIND in kinds:
-        raise ValueError(f"a {SPANS_KIND!r} corpus is already ingested: it cannot join others")
+    if len(kinds) > 1 and SPANS_KIND in (c.kind for c in corpora):
+        raise ValueError(
+            f"a {SPANS_KIND!r} corpus is already ingested: as the labelled corpus it cannot "
+            "join others"
+        )
 
 
 def check_labelled(corpora: Sequence[CorpusSpec]) -> None:

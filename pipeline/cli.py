@@ -27,6 +27,7 @@ from emograph.components.audio.splits import SplitError
 from emograph.components.config import (
     EMOTIONS,
     SPANS_KIND,
+    UNLABELLED_KIND,
     ConfigError,
     CorpusSpec,
     SynthConfig,
@@ -95,7 +96,7 @@ def _unlabelled(args: argparse.Namespace) -> tuple[CorpusSpec, ...]:
     specs = tuple(_parse_corpus(text, "--unlabelled") for text in args.unlabelled or ())
     for spec in specs:
         _check_corpus(spec, "--unlabelled")
-        if spec.kind in ("synthetic", SPANS_KIND):
+        if spec.kind == "synthetic":
             raise UsageError(
                 f"--unlabelled: a {spec.kind} corpus cannot be unlabelled audio; for generated "
                 "voices: emograph synth --corpus target --seed N --out DIR, then audio:DIR/wav"
@@ -193,18 +194,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     corpus = _parse_corpus(args.corpus, "--corpus")
     _check_corpus(corpus, "--corpus")
     unlabelled = _unlabelled(args)
-    try:
-        check_corpora((corpus, *unlabelled))
-        check_labelled((corpus,))
-    except ValueError as e:
-        raise UsageError(f"--corpus: {e}") from e
-    if args.watch:
+    if args.watch:  # of a labelled corpus, or of unlabelled audio (spans for --unlabelled)
         if unlabelled or args.labelled_fraction:
             raise UsageError(
                 "--watch writes spans of --corpus alone: leave out --unlabelled and "
                 "--labelled-fraction (give them to the run that reads the spans)"
             )
         return _watch(args, config, corpus)
+    try:
+        check_corpora((corpus,), unlabelled)
+        check_labelled((corpus,))
+    except ValueError as e:
+        raise UsageError(f"--corpus: {e}") from e
     out = Path(args.out)
     if (out / "examples").exists() or (out / "report").exists():
         raise UsageError(f"--out: {out} already holds ingest output; choose a new folder")
@@ -251,7 +252,8 @@ def _watch(args: argparse.Namespace, config: RunConfig, corpus: CorpusSpec) -> i
             f"span-{s['span']}: found {s['found']} = ingested {s['ingested']} + rejected "
             f"{s['rejected']} {s['rejected_by_reason']}; windows {s['windows']}"
         )
-    print(f"{len(spans)} new span(s) in {args.out}; train on them with --target spans:{args.out}")
+    flag = "--unlabelled" if corpus.kind == UNLABELLED_KIND else "--target"
+    print(f"{len(spans)} new span(s) in {args.out}; train on them with {flag} spans:{args.out}")
     return 0
 
 
@@ -440,7 +442,8 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="KIND:PATH",
             help="more target-domain audio without labels, joined to the train split (repeat "
             "for several corpora; audio:PATH reads a plain folder, one pseudo-speaker per "
-            "sub-folder, or a CSV with path,speaker); replaces the config file's",
+            "sub-folder, or a CSV with path,speaker; spans:DIR reads the spans `ingest --watch "
+            "--corpus audio:PATH` wrote); replaces the config file's",
         )
         if fractions:
             p.add_argument(
@@ -485,7 +488,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watching = ingest.add_argument_group("watch: new files in --corpus become --out/span-N")
     watching.add_argument(
-        "--watch", action="store_true", help="keep polling the corpus, one span per interval"
+        "--watch",
+        action="store_true",
+        help="keep polling the corpus, one span per interval (audio:PATH: spans of unlabelled "
+        "train audio, for --unlabelled spans:OUT)",
     )
     watching.add_argument(
         "--interval", type=_at_least(0.1, float), default=10.0, help="seconds between polls"

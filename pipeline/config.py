@@ -157,7 +157,8 @@ class RunConfig:
         (`check_corpora`); a synthetic one is generated like a synthetic `source`.
       target: the student's corpus (the split policies of `split` address its speakers).
       unlabelled: more audio of the target's domain without labels (any corpus kind; "audio"
-        for a plain folder), ingested with the target into its train split: it joins the
+        for a plain folder, "spans" for the spans `emograph ingest --watch` wrote), ingested
+        with the target into its train split: it joins the
         similarity graph and per-speaker statistics, never a supervised loss.
     """
 
@@ -181,7 +182,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         check_corpora((self.source, *self.extra_sources))
-        check_corpora((self.target, *self.unlabelled))
+        check_corpora((self.target,), self.unlabelled)
         check_labelled((self.source, *self.extra_sources, self.target))
         synthetic = [c.path for c in self.unlabelled if c.kind == "synthetic"]
         if synthetic:

@@ -23,7 +23,7 @@ from emograph.components.embedder.component import Embedder
 from emograph.components.embedder.expert import expert_sources
 from emograph.components.evaluation.config import eval_config
 from emograph.components.example_gen.component import AudioExampleGen
-from emograph.components.example_gen.watch import resolve_spans
+from emograph.components.example_gen.spans import resolve_spans
 from emograph.components.graph.component import GraphBuilder
 from emograph.components.models.training import input_shape
 from emograph.components.neighbours.component import NeighbourPacker
@@ -61,6 +61,9 @@ def _ingest_and_validate(
     extra = {"extra_corpora": _specs_json(extra_corpora)} if extra_corpora else {}
     if unlabelled:
         extra["unlabelled_corpora"] = _specs_json(unlabelled)
+    pooled_spans = {spec.path: resolve_spans(spec) for spec in unlabelled if resolve_spans(spec)}
+    if pooled_spans:  # a new span is a new cache key, as for a spans target
+        extra["unlabelled_spans"] = json.dumps(pooled_spans, sort_keys=True)
     example_gen = AudioExampleGen(
         corpus=section_to_json(corpus),
         classes=json.dumps(list(config.classes)),

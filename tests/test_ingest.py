@@ -14,7 +14,8 @@ from emograph.components import features
 from emograph.components.audio.splits import assign_speakers
 from emograph.components.audio.synthetic import write_corpus
 from emograph.components.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig, SynthConfig
-from emograph.components.example_gen.ingest import SPLITS, ingest, run_ingest, summarise
+from emograph.components.example_gen.ingest import ingest, run_ingest, summarise
+from emograph.components.example_gen.records import SPLITS
 
 AUDIO = AudioConfig(window_seconds=1.0, hop_seconds=0.5, min_seconds=0.5, max_windows_per_clip=2)
 

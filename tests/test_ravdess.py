@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from emograph.components.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig
-from emograph.components.example_gen.ingest import SPLITS, run_ingest
+from emograph.components.example_gen.ingest import run_ingest
+from emograph.components.example_gen.records import SPLITS
 
 RAVDESS = Path(
     os.environ.get(

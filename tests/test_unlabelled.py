@@ -262,3 +262,123 @@ def test_cli_refuses_plain_audio_as_the_corpus_to_label(tmp_path, capsys):
     status = cli.main(["ingest", "--corpus", f"audio:{tmp_path}", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err
     assert status == 2 and "holds no labels" in err and err.count("\n") == 1
+
+
+def _labelled_corpus(root: Path, speakers: int = 5, emotions: int = 4) -> Path:
+    """A manifest corpus: `speakers` speakers with one clip of each of `emotions` emotions."""
+    root.mkdir()
+    rows = ["path,label,speaker"]
+    for s in range(speakers):
+        for e in range(emotions):
+            sf.write(root / f"s{s}_{e}.wav", tone(10 * s + e), 16000)
+            rows.append(f"s{s}_{e}.wav,{EMOTIONS[e]},s{s}")
+    (root / "m.csv").write_text("\n".join(rows) + "\n")
+    return root / "m.csv"
+
+
+def _watched_pool(tmp_path: Path, labelled: Path) -> Path:
+    """Spans of a watched folder of plain audio: three clips, an empty file and a copy of a
+    labelled test clip."""
+    from emograph.components.example_gen.watch import watch
+
+    pool = tmp_path / "pool"
+    for i in range(3):
+        (pool / f"room{i % 2}").mkdir(parents=True, exist_ok=True)
+        sf.write(pool / f"room{i % 2}/{i}.wav", tone(100 + i), 16000)
+    (pool / "room0" / "broken.wav").write_bytes(b"")
+    (pool / "room1" / "copy.wav").write_bytes((labelled.parent / "s4_0.wav").read_bytes())
+    spans = tmp_path / "spans"
+    written = watch(
+        CorpusSpec("audio", str(pool)), EMOTIONS, AUDIO, SplitConfig(folds=3), str(spans),
+        interval=0.1, max_spans=1, settle_seconds=0,
+    )  # fmt: skip
+    assert [w["span"] for w in written] == [1]
+    assert written[0]["clips"] == {"train": 4, "eval": 0, "test": 0}  # unlabelled: train only
+    assert written[0]["labels"]["train"] == {UNLABELLED_NAME: 4 * 2}
+    return spans
+
+
+def test_watched_unlabelled_audio_feeds_the_unlabelled_pool(tmp_path):
+    """`ingest --watch --corpus audio:DIR` spans read as `--unlabelled spans:OUT`: their clips
+    join train without labels, the watcher's rejections are in the run's accounting, and a span
+    clip that copies a labelled test clip is a duplicate (the labelled copy stays in test)."""
+    manifest = _labelled_corpus(tmp_path / "corpus")
+    spans = _watched_pool(tmp_path, manifest)
+    split = SplitConfig(eval_speakers=("manifest/s3",), test_speakers=("manifest/s4",))
+    out = tmp_path / "out"
+    report = run_ingest(
+        CorpusSpec("manifest", str(manifest)), EMOTIONS, AUDIO, split, str(out),
+        unlabelled=(CorpusSpec("spans", str(spans)),),
+    )  # fmt: skip
+    assert report["found"] == 20 + 5 == report["ingested"] + report["rejected"]
+    assert report["rejected_by_reason"] == {"duplicate": 1, "empty": 1}
+    (duplicate,) = [r for r in report["rejections"] if r["reason"] == "duplicate"]
+    assert duplicate["path"].endswith("copy.wav") and "s4_0.wav" in duplicate["detail"]
+    assert report["clips"] == {"train": 12 + 3, "eval": 4, "test": 4}
+    assert report["by_corpus"]["audio"]["found"] == 5
+    assert report["by_corpus"]["audio"]["ingested"] == 3
+    assert report["labels"]["train"][UNLABELLED_NAME] == 3 * 2
+    listing = json.loads((out / "report/listing.json").read_text())
+    assert listing["unlabelled_spans"] == {str(spans): ["span-1"]}
+    rows = []
+    for path in (out / "examples/Split-train").glob("*.gz"):
+        for record in tf.data.TFRecordDataset(str(path), compression_type="GZIP"):
+            feature = tf.train.Example.FromString(record.numpy()).features.feature
+            rows.append((feature[F.SPEAKER].bytes_list.value[0].decode(),
+                         feature[F.LABEL].bytes_list.value[0].decode(),
+                         len(feature[F.AUDIO].bytes_list.value[0])))  # fmt: skip
+    pooled = [(label, size) for speaker, label, size in rows if speaker.startswith("audio/")]
+    assert pooled == [("", 2 * 16000)] * 6  # every window of the pool, unlabelled, whole
+
+
+def test_unlabelled_spans_are_checked_against_the_run(tmp_path):
+    """Spans windowed otherwise than the run, or of a corpus kind the run already reads, are
+    refused with the spans named."""
+    manifest = _labelled_corpus(tmp_path / "corpus")
+    spans = CorpusSpec("spans", str(_watched_pool(tmp_path, manifest)))
+    split = SplitConfig(eval_speakers=("manifest/s3",), test_speakers=("manifest/s4",))
+    longer = AudioConfig(window_seconds=0.5, hop_seconds=0.5, min_seconds=0.5)
+    with pytest.raises(Exception, match="holds windows of 16000 samples, this run's are 8000"):
+        run_ingest(CorpusSpec("manifest", str(manifest)), EMOTIONS, longer, split,
+                   str(tmp_path / "o1"), unlabelled=(spans,))  # fmt: skip
+    other = tmp_path / "other"
+    other.mkdir()
+    sf.write(other / "x.wav", tone(7), 16000)
+    from emograph.components.example_gen.spans import merge_span_reports
+
+    with pytest.raises(ValueError, match="hold unlabelled audio only: give them as --unlabelled"):
+        merge_span_reports(spans.path, ["span-1"], str(tmp_path / "report"))
+    both = (spans, CorpusSpec("audio", str(other)))
+    with pytest.raises(ValueError, match="written from an audio corpus, a kind this run reads"):
+        run_ingest(CorpusSpec("manifest", str(manifest)), EMOTIONS, AUDIO, split,
+                   str(tmp_path / "o2"), unlabelled=both)  # fmt: skip
+
+
+def test_the_watch_command_takes_plain_audio_and_names_the_flag_to_read_it(tmp_path, capsys):
+    from emograph.pipeline import cli
+
+    pool, out = tmp_path / "pool", tmp_path / "spans"
+    pool.mkdir()
+    sf.write(pool / "x.wav", tone(0), 16000)
+    argv = ["ingest", "--watch", "--corpus", f"audio:{pool}", "--out", str(out)]
+    assert cli.main([*argv, "--interval", "0.2", "--settle", "0", "--max-spans", "1"]) == 0
+    assert f"train on them with --unlabelled spans:{out}" in capsys.readouterr().out
+
+
+def test_a_run_reads_the_unlabelled_spans_present_when_it_was_built(tmp_path):
+    """The span names are part of the target ingest's parameters: a new span is a new cache
+    key, and a run without unlabelled spans keeps its earlier parameters (and cache)."""
+    from emograph.pipeline.config import RunConfig
+    from emograph.pipeline.pipeline import create_pipeline
+
+    spans = tmp_path / "spans"
+    for n in (1, 2):
+        (spans / f"span-{n}").mkdir(parents=True)
+    config = RunConfig.tiny(str(tmp_path)).replace(unlabelled=(CorpusSpec("spans", str(spans)),))
+
+    def target_gen(config: RunConfig) -> dict:
+        (gen,) = [c for c in create_pipeline(config).components if c.id == "target_example_gen"]
+        return gen.exec_properties
+
+    assert json.loads(target_gen(config)["unlabelled_spans"]) == {str(spans): ["span-1", "span-2"]}
+    assert "unlabelled_spans" not in target_gen(RunConfig.tiny(str(tmp_path)))

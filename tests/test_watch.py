@@ -16,15 +16,17 @@ from emograph.components import features
 from emograph.components.audio.corpora import Clip, Rejection
 from emograph.components.audio.splits import extend_splits
 from emograph.components.config import EMOTIONS, AudioConfig, CorpusSpec, SplitConfig
-from emograph.components.example_gen.ingest import SPLITS
-from emograph.components.example_gen.watch import (
-    LEDGER,
+from emograph.components.example_gen.records import SPLITS
+from emograph.components.example_gen.spans import (
     latest_spans,
     merge_reports,
     merge_span_reports,
-    new_files,
     read_spans,
     resolve_spans,
+)
+from emograph.components.example_gen.watch import (
+    LEDGER,
+    new_files,
     watch,
 )
 

@@ -23,8 +23,9 @@ from emograph.components.config import (
     from_dict,
     section_from_json,
 )
-from emograph.components.example_gen.ingest import SPLITS, check_splits, ingest, summarise
-from emograph.components.example_gen.watch import SPAN_PREFIX, merge_span_reports, read_spans
+from emograph.components.example_gen.ingest import check_splits, ingest, summarise
+from emograph.components.example_gen.records import SPLITS
+from emograph.components.example_gen.spans import SPAN_PREFIX, merge_span_reports, read_spans
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def AudioExampleGen(  # noqa: N802 (TFX components are named like classes)
     spans: Parameter[str] = "[]",
     extra_corpora: Parameter[str] = "[]",
     unlabelled_corpora: Parameter[str] = "[]",
+    unlabelled_spans: Parameter[str] = "{}",
     beam_pipeline: BeamComponentParameter[beam.Pipeline] = None,
 ) -> None:
     """Audio files -> one tf.Example per window, split by speaker; a report of every file.
@@ -50,12 +52,13 @@ def AudioExampleGen(  # noqa: N802 (TFX components are named like classes)
     the span folders resolved when the pipeline was built, so a new span is a new cache key, and
     the artifact's `span` is the newest one read, as TFX's own ExampleGen records it.
     `extra_corpora` (a JSON list of CorpusSpecs) are ingested in the same job as `corpus`;
-    `unlabelled_corpora` too, as unlabelled audio of train speakers.
+    `unlabelled_corpora` too, as unlabelled audio of train speakers; `unlabelled_spans` names
+    the spans of an unlabelled spans corpus (path -> span names) as `spans` does for `corpus`.
     """
     spec = section_from_json(CorpusSpec, corpus)
     extras = [from_dict(CorpusSpec, data) for data in json.loads(extra_corpora)]
     unlabelled = [from_dict(CorpusSpec, data) for data in json.loads(unlabelled_corpora)]
-    check_corpora([spec, *extras, *unlabelled])
+    check_corpora([spec, *extras], unlabelled)
     span_names = json.loads(spans)
     if spec.kind == SPANS_KIND:  # the merged report first: it refuses spans lacking a split
         summary = merge_span_reports(spec.path, span_names, report.uri)
@@ -74,6 +77,7 @@ def AudioExampleGen(  # noqa: N802 (TFX components are named like classes)
                 report.uri,
                 extras,
                 unlabelled,
+                json.loads(unlabelled_spans),
             )
     if spec.kind != SPANS_KIND:  # merge_span_reports checked the spans' splits
         summary = summarise(report.uri)

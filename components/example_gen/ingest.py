@@ -12,17 +12,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import apache_beam as beam
 import tensorflow as tf
-from apache_beam.io.filebasedsink import FileBasedSink
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.io.tfrecordio import _TFRecordUtil
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.pvalue import TaggedOutput
 
@@ -32,19 +28,25 @@ from emograph.components.audio.decode import AudioError, Note, read_audio
 from emograph.components.audio.splits import SplitError, assign_speakers
 from emograph.components.audio.windows import to_pcm16_bytes, window_clip
 from emograph.components.config import (
+    SPANS_KIND,
     AudioConfig,
     CorpusSpec,
     SplitConfig,
     check_corpora,
     check_labelled,
 )
+from emograph.components.example_gen.records import (
+    SPLITS,
+    GzipTFRecordSink,
+    Windows,
+    read_json,
+    read_jsonl,
+    write_json,
+)
+from emograph.components.example_gen.spans import SpanAudio, read_span_audio, span_audio
 
-SPLITS = ("train", "eval", "test")
 REJECTED = "rejected"
 METRICS = "emograph.ingest"
-
-# A decoded clip: (clip, [(start seconds, pcm16 bytes) per window], what decoding lost).
-Windows = tuple[Clip, list[tuple[float, bytes]], list[Note]]
 
 
 def ingest(
@@ -57,6 +59,7 @@ def ingest(
     report_uri: str,
     extra_corpora: Sequence[CorpusSpec] = (),
     unlabelled_corpora: Sequence[CorpusSpec] = (),
+    unlabelled_spans: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
     """Adds the ingest job of a whole corpus, or of several together, to `pipeline`.
 
@@ -64,10 +67,13 @@ def ingest(
     and every clip goes through one `ingest_clips`, so audio found in two corpora is a duplicate
     as within one. `unlabelled_corpora` join the train split as unlabelled audio (any labels
     their names carry are dropped), and `split.labelled_fraction` < 1 drops the labels of the
-    other train clips (`keep_labels`). The caller runs the pipeline.
+    other train clips (`keep_labels`). An unlabelled spans corpus is read back from its
+    examples (`spans.span_audio`); `unlabelled_spans` maps its path to the span names to read
+    (those resolved when the pipeline was built; default: its spans now). The caller runs the
+    pipeline.
     """
     corpora = (corpus, *extra_corpora)
-    check_corpora((*corpora, *unlabelled_corpora))
+    check_corpora(corpora, unlabelled_corpora)
     check_labelled(corpora)
     listed = [_listed(spec, classes) for spec in corpora]
     clips = [clip for found, _ in listed for clip in found]
@@ -77,11 +83,24 @@ def ingest(
     except SplitError as e:
         raise SplitError(f"{_names(corpora)}: {e}") from None
     clips = keep_labels(clips, splits, split.labelled_fraction, split.seed)
+    pooled: list[SpanAudio] = []
     for spec in unlabelled_corpora:  # any label their names carry is dropped
+        if spec.kind == SPANS_KIND:
+            pooled.append(span_audio(spec, (unlabelled_spans or {}).get(spec.path)))
+            continue
         found, rejected = _listed(spec, None)
         clips += strip_labels(found)
         listing_rejections += rejected
         splits.update({clip.speaker: "train" for clip in found})
+    kinds = {spec.kind for spec in (*corpora, *unlabelled_corpora)}
+    for spans in pooled:
+        if spans.kind in kinds:  # their speakers could merge with another corpus's
+            raise ValueError(
+                f"{SPANS_KIND}:{spans.path} was written from an {spans.kind} corpus, a kind "
+                "this run reads: one corpus per kind"
+            )
+        listing_rejections += spans.rejections
+        splits.update({clip.speaker: "train" for clip, _, _ in spans.clips.values()})
     ingest_clips(
         pipeline,
         clips,
@@ -95,7 +114,9 @@ def ingest(
             "extra_corpora": [dataclasses.asdict(spec) for spec in extra_corpora],
             "unlabelled_corpora": [dataclasses.asdict(spec) for spec in unlabelled_corpora],
             "labelled_fraction": split.labelled_fraction,
+            "unlabelled_spans": {spans.path: list(spans.names) for spans in pooled},
         },
+        spans=pooled,
     )
 
 
@@ -142,6 +163,7 @@ def ingest_clips(
     report_uri: str,
     listing: Mapping[str, Any],
     known_content: Mapping[str, str] | None = None,
+    spans: Sequence[SpanAudio] = (),
 ) -> None:
     """Adds the ingest job of already listed clips to `pipeline` (the caller runs it).
 
@@ -151,16 +173,20 @@ def ingest_clips(
     rejections-*.jsonl and ingested-*.jsonl when the pipeline runs (`summarise` merges them).
     `splits` maps every clip's speaker to its split. `known_content` (sha1 of decoded PCM ->
     path) holds audio ingested earlier: a clip with the same audio is rejected as a duplicate.
-    Refuses to write over an earlier ingest's files.
+    `spans` are clips ingested before into spans (their speakers in `splits`), read back from
+    their examples into the same dedupe. Refuses to write over an earlier ingest's files.
     """
     leftovers = FileSystems.match([f"{examples_uri}/Split-*/*", f"{report_uri}/*"])
     if any(result.metadata_list for result in leftovers):
         raise ValueError(f"{examples_uri} or {report_uri} already holds ingest output")
     splits = dict(splits)
-    found = len(clips) + len(listing_rejections)
-    by_corpus = Counter(c.corpus for c in clips) + Counter(r.corpus for r in listing_rejections)
-    _write_json(f"{report_uri}/splits.json", dict(sorted(splits.items())))
-    _write_json(
+    span_clips = [clip for audio_ in spans for clip, _, _ in audio_.clips.values()]
+    found = len(clips) + len(span_clips) + len(listing_rejections)
+    by_corpus = Counter(c.corpus for c in (*clips, *span_clips)) + Counter(
+        r.corpus for r in listing_rejections
+    )
+    write_json(f"{report_uri}/splits.json", dict(sorted(splits.items())))
+    write_json(
         f"{report_uri}/listing.json",
         {**listing, "found": found, "found_by_corpus": dict(sorted(by_corpus.items()))},
     )
@@ -171,8 +197,13 @@ def ingest_clips(
         | "Reshuffle" >> beam.Reshuffle()
         | "Decode" >> beam.ParDo(DecodeClip(audio)).with_outputs(REJECTED, main="decoded")
     )
+    read_back = [
+        read_span_audio(pipeline, audio_, audio.window_samples, str(n))
+        for n, audio_ in enumerate(spans)
+    ]
     kept = (
-        decoded.decoded
+        (decoded.decoded, *read_back)
+        | "AllDecoded" >> beam.Flatten()
         | "GroupByContent" >> beam.GroupByKey()
         | "Dedupe"
         >> beam.FlatMap(_keep_one, dict(known_content or {})).with_outputs(REJECTED, main="kept")
@@ -316,45 +347,6 @@ def make_example(clip: Clip, index: int, start: float, pcm: bytes) -> tf.train.E
     )
 
 
-class GzipTFRecordSink(FileBasedSink):
-    """Gzipped TFRecords (ExampleGen's format) written with zlib's run-length strategy.
-
-    PCM audio has almost no repeated strings for deflate's default search to find: that search
-    took half of ingest's time for a file under 1 % smaller. Run-length coding compresses it as well
-    and about 4x faster, and any gzip reader reads the result.
-    """
-
-    def __init__(self, file_path_prefix: str) -> None:
-        super().__init__(
-            file_path_prefix,
-            coder=beam.coders.BytesCoder(),
-            file_name_suffix=".gz",
-            mime_type="application/octet-stream",
-            compression_type=CompressionTypes.UNCOMPRESSED,
-        )
-
-    def open(self, temp_path: str) -> _RleGzipFile:
-        return _RleGzipFile(super().open(temp_path))
-
-    def write_encoded_record(self, file_handle: _RleGzipFile, encoded_value: bytes) -> None:
-        _TFRecordUtil.write_record(file_handle, encoded_value)
-
-
-class _RleGzipFile:
-    """The write side of a gzip file, compressing with Z_RLE."""
-
-    def __init__(self, raw: Any) -> None:
-        self._raw = raw
-        self._zlib = zlib.compressobj(1, zlib.DEFLATED, 16 + zlib.MAX_WBITS, 8, zlib.Z_RLE)
-
-    def write(self, data: bytes) -> None:
-        self._raw.write(self._zlib.compress(data))
-
-    def close(self) -> None:
-        self._raw.write(self._zlib.flush())
-        self._raw.close()
-
-
 def _ingested_record(item: tuple[str, Windows], splits: dict[str, str]) -> str:
     digest, (clip, windows, notes) = item
     record = {
@@ -375,11 +367,11 @@ def summarise(report_uri: str) -> dict:
     lists what ingested files lost in decoding, as "rejections" lists the files left out: path,
     kind ("truncated", "clipped"), detail, corpus; "notes_by_kind" counts them.
     """
-    listing = _read_json(f"{report_uri}/listing.json")
+    listing = read_json(f"{report_uri}/listing.json")
     found = listing["found"]
-    ingested = _read_jsonl(f"{report_uri}/ingested-*.jsonl")
+    ingested = read_jsonl(f"{report_uri}/ingested-*.jsonl")
     rejections = sorted(
-        _read_jsonl(f"{report_uri}/rejections-*.jsonl"), key=lambda r: (r["path"], r["reason"])
+        read_jsonl(f"{report_uri}/rejections-*.jsonl"), key=lambda r: (r["path"], r["reason"])
     )
     notes = sorted(
         (
@@ -417,7 +409,7 @@ def summarise(report_uri: str) -> dict:
         "labels": {name: dict(sorted(labels[name].items())) for name in SPLITS},
         "by_corpus": _by_corpus(listing["found_by_corpus"], ingested, rejections, notes),
     }
-    _write_json(f"{report_uri}/ingest_report.json", report)
+    write_json(f"{report_uri}/ingest_report.json", report)
     return report
 
 
@@ -441,10 +433,10 @@ def check_splits(report_uri: str, report: Mapping[str, Any]) -> None:
     empty = [name for name in SPLITS if not report["windows"][name]]
     if not empty:
         return
-    listing = _read_json(f"{report_uri}/listing.json")
+    listing = read_json(f"{report_uri}/listing.json")
     listed = (listing, *listing.get("extra_corpora", []))
     corpora = [CorpusSpec(c["kind"], c["path"]) for c in listed]
-    splits = _read_json(f"{report_uri}/splits.json")
+    splits = read_json(f"{report_uri}/splits.json")
     lost = "; ".join(
         f"{name} (speakers {', '.join(sorted(s for s, n in splits.items() if n == name))})"
         for name in empty
@@ -523,21 +515,3 @@ def run_ingest(
     report = summarise(report_uri)
     check_splits(report_uri, report)
     return report
-
-
-def _write_json(uri: str, data: Any) -> None:
-    with FileSystems.create(uri) as f:
-        f.write(json.dumps(data, indent=2, sort_keys=True).encode())
-
-
-def _read_json(uri: str) -> Any:
-    with FileSystems.open(uri) as f:
-        return json.loads(f.read())
-
-
-def _read_jsonl(pattern: str) -> list[dict]:
-    records = []
-    for meta in FileSystems.match([pattern])[0].metadata_list:
-        with FileSystems.open(meta.path) as f:
-            records += [json.loads(line) for line in f.read().decode().splitlines() if line]
-    return records

@@ -14,7 +14,9 @@ rejected, splits.json). Each span is written under a temporary name and renamed 
 its `ledger.jsonl` (one line per file: outcome, sha1 of ingested audio) inside it, so a span and
 its ledger entries exist together or not at all: a killed watcher restarts where it stopped and
 never ingests a file twice. The ledger (the union of the spans' ledgers) also pins each
-speaker's split and rejects audio already ingested under another name.
+speaker's split and rejects audio already ingested under another name. A folder of plain audio
+(`audio:DIR`) is watched the same way: its spans hold unlabelled train audio, read by a run as
+`--unlabelled spans:OUT` (components.example_gen.spans).
 """
 
 from __future__ import annotations
@@ -22,36 +24,25 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import time
-from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from emograph.components.audio.corpora import Clip, Rejection, list_clips
 from emograph.components.audio.splits import extend_splits
-from emograph.components.config import SPANS_KIND, AudioConfig, CorpusSpec, SplitConfig
-from emograph.components.example_gen.ingest import (
-    SPLITS,
-    GzipTFRecordSink,
-    _read_json,
-    _read_jsonl,
-    _write_json,
-    ingest_clips,
-    summarise,
-)
+from emograph.components.config import UNLABELLED_KIND, AudioConfig, CorpusSpec, SplitConfig
+from emograph.components.example_gen.ingest import ingest_clips, summarise
+from emograph.components.example_gen.records import read_jsonl
+from emograph.components.example_gen.spans import SPAN_PREFIX, span_numbers
 
 log = logging.getLogger(__name__)
 
-SPAN_PREFIX = "span-"
 LEDGER = "ledger.jsonl"
-_SPAN_NAME = re.compile(rf"{SPAN_PREFIX}(\d+)")
 
 
 @dataclass
@@ -68,31 +59,6 @@ class Ledger:
         self.content.update({e["sha1"]: e["path"] for e in entries if e.get("sha1")})
         self.splits.update(splits)
         self.last_span = max(self.last_span, span)
-
-
-def span_numbers(out_dir: str) -> list[int]:
-    """Numbers of the complete spans under out_dir, ascending (temporary folders excluded)."""
-    root = Path(out_dir)
-    if not root.is_dir():
-        return []
-    matches = (_SPAN_NAME.fullmatch(p.name) for p in root.iterdir() if p.is_dir())
-    return sorted(int(m.group(1)) for m in matches if m)
-
-
-def latest_spans(out_dir: str, count: int = 0) -> list[str]:
-    """Names of the newest `count` spans (0: all), oldest first."""
-    numbers = span_numbers(out_dir)
-    return [f"{SPAN_PREFIX}{n}" for n in (numbers[-count:] if count else numbers)]
-
-
-def resolve_spans(corpus: CorpusSpec) -> list[str]:
-    """The spans a pipeline built now reads from `corpus` ([] unless it is a spans corpus)."""
-    if corpus.kind != SPANS_KIND:
-        return []
-    names = latest_spans(corpus.path, corpus.latest_spans)
-    if not names:
-        raise ValueError(f"no {SPAN_PREFIX}N folders in {corpus.path} (emograph ingest --watch)")
-    return names
 
 
 def load_ledger(out_dir: str) -> Ledger:
@@ -150,8 +116,11 @@ def write_span(
     final = Path(out_dir) / f"{SPAN_PREFIX}{span}"
     partial = Path(out_dir) / f".{SPAN_PREFIX}{span}.partial"
     shutil.rmtree(partial, ignore_errors=True)  # a span a killed watcher left half-written
-    splits = extend_splits(ledger.splits, (c.speaker for c in clips), split)
-    span_splits = {c.speaker: splits[c.speaker] for c in clips}
+    if corpus.kind == UNLABELLED_KIND:  # unlabelled audio is train audio only
+        span_splits = {c.speaker: "train" for c in clips}
+    else:
+        splits = extend_splits(ledger.splits, (c.speaker for c in clips), split)
+        span_splits = {c.speaker: splits[c.speaker] for c in clips}
     report_uri = str(partial / "report")
     with beam.Pipeline(options=PipelineOptions(list(beam_args))) as pipeline:
         ingest_clips(
@@ -168,7 +137,7 @@ def write_span(
     report = summarise(report_uri)
     entries = [
         {"path": r["path"], "outcome": "ingested", "sha1": r["sha1"], "span": span}
-        for r in _read_jsonl(f"{report_uri}/ingested-*.jsonl")
+        for r in read_jsonl(f"{report_uri}/ingested-*.jsonl")
     ] + [{"path": r["path"], "outcome": r["reason"], "span": span} for r in report["rejections"]]
     (partial / LEDGER).write_text("".join(json.dumps(e, sort_keys=True) + "\n" for e in entries))
     os.replace(partial, final)
@@ -196,7 +165,9 @@ def watch(
     """
     if interval <= 0 or duration < 0 or max_spans < 0 or settle_seconds < 0:
         raise ValueError("interval must be > 0; duration, max_spans, settle_seconds >= 0")
-    extend_splits({}, [], split)  # refuses a split policy it cannot grow, before waiting
+    unlabelled = corpus.kind == UNLABELLED_KIND
+    if not unlabelled:
+        extend_splits({}, [], split)  # refuses a split policy it cannot grow, before waiting
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     ledger = load_ledger(out_dir)
     deadline = time.monotonic() + duration if duration else None
@@ -204,7 +175,10 @@ def watch(
     while True:
         polled_at = time.monotonic()
         clips, rejections = new_files(
-            *list_clips(corpus, classes), ledger.paths, time.time(), settle_seconds
+            *list_clips(corpus, None if unlabelled else classes),
+            ledger.paths,
+            time.time(),
+            settle_seconds,
         )
         if clips or rejections:
             span = ledger.last_span + 1
@@ -227,77 +201,3 @@ def watch(
         left = interval if deadline is None else deadline - time.monotonic()
         time.sleep(max(0.0, min(interval, left)))
     return written
-
-
-def read_spans(
-    pipeline: beam.Pipeline, out_dir: str, names: Sequence[str], examples_uri: str
-) -> None:
-    """Adds to `pipeline` a copy of the spans' examples into one ExampleGen output, per split."""
-    for name in SPLITS:
-        patterns = [f"{out_dir}/{span}/examples/Split-{name}/*.gz" for span in names]
-        _ = (
-            pipeline
-            | f"Patterns[{name}]" >> beam.Create(patterns)
-            | f"Read[{name}]"
-            >> beam.io.ReadAllFromTFRecord(
-                compression_type=CompressionTypes.GZIP, with_filename=False
-            )
-            | f"Write[{name}]"
-            >> beam.io.Write(GzipTFRecordSink(f"{examples_uri}/Split-{name}/data_tfrecord"))
-        )
-
-
-def merge_span_reports(out_dir: str, names: Sequence[str], report_uri: str) -> dict:
-    """One ingest report (and splits.json) for the spans read; refuses a split with no data.
-
-    Every model step needs train, eval and test examples, so reading too few spans fails here
-    with the spans named rather than later inside Transform or a trainer.
-    """
-    reports = [_read_json(f"{out_dir}/{span}/report/ingest_report.json") for span in names]
-    splits: dict[str, str] = {}
-    for span in names:
-        splits.update(_read_json(f"{out_dir}/{span}/report/splits.json"))
-    merged = merge_reports(reports, splits)
-    empty = [name for name in SPLITS if not merged["windows"][name]]
-    if empty:
-        raise ValueError(
-            f"spans {list(names)} of {out_dir} hold no {empty} examples: read more spans "
-            "(latest_spans=0 reads all) or wait for speakers of those splits"
-        )
-    merged["spans"] = list(names)
-    _write_json(f"{report_uri}/splits.json", dict(sorted(splits.items())))
-    _write_json(f"{report_uri}/ingest_report.json", merged)
-    return merged
-
-
-def merge_reports(reports: Sequence[dict], splits: Mapping[str, str]) -> dict:
-    """The ingest report of several spans together (`summarise`'s format).
-
-    Speaker counts come from `splits` (speaker -> split over all the spans), since one speaker
-    can appear in several spans.
-    """
-    rejections = sorted(
-        (r for report in reports for r in report["rejections"]),
-        key=lambda r: (r["path"], r["reason"]),
-    )
-    notes = sorted(
-        (n for report in reports for n in report.get("notes", [])),
-        key=lambda n: (n["path"], n["kind"]),
-    )
-    labels: dict[str, Counter[str]] = defaultdict(Counter)
-    for report in reports:
-        for name in SPLITS:
-            labels[name].update(report["labels"][name])
-    return {
-        "found": sum(r["found"] for r in reports),
-        "ingested": sum(r["ingested"] for r in reports),
-        "rejected": len(rejections),
-        "rejected_by_reason": dict(sorted(Counter(r["reason"] for r in rejections).items())),
-        "rejections": rejections,
-        "notes_by_kind": dict(sorted(Counter(n["kind"] for n in notes).items())),
-        "notes": notes,
-        "clips": {name: sum(r["clips"][name] for r in reports) for name in SPLITS},
-        "windows": {name: sum(r["windows"][name] for r in reports) for name in SPLITS},
-        "speakers": {name: sum(s == name for s in splits.values()) for name in SPLITS},
-        "labels": {name: dict(sorted(labels[name].items())) for name in SPLITS},
-    }
