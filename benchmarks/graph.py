@@ -5,11 +5,20 @@ generated inside the pipeline, shard by shard, and again in the driver for the r
 Each size runs in its own subprocess so peak RSS (ru_maxrss) belongs to that run alone.
 
     .venv/bin/python -m benchmarks.graph --sizes 10k,100k [--nsl] [--workers 2]
+
+`--component` times the whole GraphBuilder step (`build_graph`: node records, the source
+selection on validation speakers, the Beam graph job, statistics and plot) over `--labelled`
+labelled windows plus SIZE unlabelled ones, as a few-labels run with a large unlabelled pool
+gives it; results in benchmarks/results/graph-component.json.
+
+    .venv/bin/python -m benchmarks.graph --component --sizes 100k --labelled 5k --rounds 18 \
+        --rounds_per_shuffle 6
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import math
@@ -23,10 +32,16 @@ from pathlib import Path
 import numpy as np
 
 import emograph.components.compat  # noqa: F401  (before TensorFlow and NSL)
-from emograph.components.config import GraphConfig
+from emograph.components.config import AUTO, GraphConfig
 from emograph.components.graph import similarity
 
 RESULTS = Path(__file__).parent / "results" / "graph.json"
+COMPONENT_RESULTS = RESULTS.with_name("graph-component.json")
+# The embedding sources a pipeline's Embedder writes (dimensions of the default models), each
+# a noisier view of the same clusters, so the selection has something to choose.
+SOURCES = {"teacher": (256, 0.4), "logmel": (120, 0.8), "statistics": (16, 1.2)}
+WINDOWS_PER_SPEAKER = 200
+CLASSES = 7
 SHARD = 50_000
 CLUSTER_SIZE = 50
 
@@ -162,6 +177,78 @@ def config_for(n: int, args: argparse.Namespace) -> GraphConfig:
     )
 
 
+def write_embeddings(uri: str, labelled: int, unlabelled: int, args: argparse.Namespace) -> None:
+    """Embedding examples as the Embedder writes them: train holds `labelled` windows with a
+    label (their cluster's class) and `unlabelled` with the empty label, one pseudo-speaker per
+    WINDOWS_PER_SPEAKER windows; eval two labelled speakers for the selection. Each cluster
+    of windows is one class, so label homophily shows whether the graph found them."""
+    import tensorflow as tf
+
+    from emograph.components import features as F
+    from emograph.components.embedder.embed import embedding_example
+
+    n = labelled + unlabelled
+    eval_n = 2 * WINDOWS_PER_SPEAKER
+    rng = np.random.default_rng(args.seed)
+    clusters = rng.integers(0, max((n + eval_n) // CLUSTER_SIZE, CLASSES), n + eval_n)
+    views = {}
+    for name, (dim, noise) in SOURCES.items():  # one clustering, seen through each source
+        centres = rng.standard_normal((clusters.max() + 1, dim)).astype(np.float32)
+        views[name] = centres[clusters] + noise * rng.standard_normal(
+            (n + eval_n, dim), dtype=np.float32
+        )
+    order = {"train": range(n), "eval": range(n, n + eval_n)}
+    for split, rows in order.items():
+        path = f"{uri}/Split-{split}/embeddings-00000-of-00001.gz"
+        tf.io.gfile.makedirs(f"{uri}/Split-{split}")
+        with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+            for i in rows:
+                label = "" if split == "train" and i >= labelled else f"c{clusters[i] % CLASSES}"
+                carried = {
+                    F.LABEL: label.encode(),
+                    F.SPEAKER: f"{split}/s{i // WINDOWS_PER_SPEAKER}".encode(),
+                }
+                vectors = {name: view[i] for name, view in views.items()}
+                writer.write(embedding_example(node_id(i).encode(), vectors, carried))
+
+
+def one_component(unlabelled: int, args: argparse.Namespace) -> dict:
+    """The GraphBuilder step over `args.labelled` labelled and `unlabelled` unlabelled windows."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from emograph.components.graph.component import build_graph
+
+    n = args.labelled + unlabelled
+    cfg = dataclasses.replace(config_for(n, args), embedding_source=AUTO, candidates=tuple(SOURCES))
+    with tempfile.TemporaryDirectory() as tmp:
+        write_embeddings(f"{tmp}/embeddings", args.labelled, unlabelled, args)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        start = time.perf_counter()
+        stats = build_graph(
+            f"{tmp}/embeddings",
+            f"{tmp}/graph",
+            cfg,
+            options=PipelineOptions(["--direct_running_mode=in_memory"]),
+        )
+        seconds = time.perf_counter() - start
+    return {
+        "labelled": args.labelled,
+        "unlabelled": unlabelled,
+        "nodes": stats["nodes"],
+        "lsh_splits": cfg.lsh_splits,
+        "lsh_rounds": cfg.lsh_rounds,
+        "lsh_rounds_per_shuffle": cfg.lsh_rounds_per_shuffle,
+        "chosen": stats["selection"]["chosen"],
+        "seconds": seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_build_mb": before,
+        "edges": stats["edges"],
+        "isolated_nodes": stats["isolated_nodes"],
+        "label_homophily": stats["label_homophily"],
+        "label_chance": stats["label_chance"],
+    }
+
+
 def one(n: int, args: argparse.Namespace) -> dict:
     cfg = config_for(n, args)
     with tempfile.TemporaryDirectory() as tmp:
@@ -219,23 +306,30 @@ def main() -> None:
         default=1000,
         help="time NSL on this many rounds and scale linearly",
     )
+    ap.add_argument("--component", action="store_true", help="time the whole GraphBuilder step")
+    ap.add_argument("--labelled", type=parse_size, default=5000, help="with --component")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--nsl_only", action="store_true", help=argparse.SUPPRESS)
     args, _ = ap.parse_known_args()
     if args.one:
-        print(json.dumps(one(args.one, args)))
+        print(json.dumps((one_component if args.component else one)(args.one, args)))
         return
     extra = sys.argv[1:]  # the child ignores --sizes once --one is set
     rows = []
     for n in map(parse_size, args.sizes.split(",")):
         row = _subprocess(n, extra)
+        if args.component:
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            continue
         if args.nsl and n <= 100_000:
             row |= _subprocess(n, [*extra, "--nsl_only"])
             row["speedup_vs_nsl"] = row["nsl_seconds"] / row["seconds"]
         rows.append(row)
         print(_table([row], header=len(rows) == 1), flush=True)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"argv": sys.argv[1:], "runs": rows}, indent=2))
+    results = COMPONENT_RESULTS if args.component else RESULTS
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps({"argv": sys.argv[1:], "runs": rows}, indent=2))
 
 
 def _table(rows: list[dict], header: bool) -> str:

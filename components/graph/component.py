@@ -14,6 +14,7 @@ import zlib
 
 import apache_beam as beam
 import tensorflow as tf
+from apache_beam.options.pipeline_options import PipelineOptions
 from tfx.dsl.component.experimental.annotations import (
     BeamComponentParameter,
     InputArtifact,
@@ -93,8 +94,8 @@ def read_edges(uri: str, prefix: str) -> list:
     return [e for path in tf.io.gfile.glob(f"{uri}/{prefix}*.tsv") for e in read_tsv(path)]
 
 
-def _previous_stats(previous) -> dict | None:
-    path = f"{previous.uri}/stats.json" if previous is not None else None
+def _previous_stats(previous_uri: str | None) -> dict | None:
+    path = f"{previous_uri}/stats.json" if previous_uri is not None else None
     if path is None or not tf.io.gfile.exists(path):
         return None
     with tf.io.gfile.GFile(path) as f:
@@ -170,41 +171,40 @@ def extend_previous(pipeline, uri: str, previous_uri: str, keep: frozenset[str],
     } | "Merge" >> incremental.AddNodesToGraph(cfg)
 
 
-@component(use_beam=True)
-def GraphBuilder(  # noqa: N802
-    embeddings: InputArtifact[Embeddings],
-    graph: OutputArtifact[SimilarityGraph],
-    config: Parameter[str],
-    previous: InputArtifact[SimilarityGraph] = None,
-    beam_pipeline: BeamComponentParameter[beam.Pipeline] = None,
-) -> None:
-    """Embeddings (and, with `incremental`, the previous run's graph) -> graph-*.tsv (NSL's
-    format), stats.json, stats.png and, when the source was chosen, selection.json (every
-    candidate's homophily)."""
-    pattern = f"{embeddings.uri}/Split-{GRAPH_SPLIT}/*.gz"
+def build_graph(
+    embeddings_uri: str,
+    graph_uri: str,
+    cfg: GraphConfig,
+    previous_uri: str | None = None,
+    options: PipelineOptions | None = None,
+) -> dict:
+    """Embeddings (and, with `incremental`, the graph at `previous_uri`) -> graph_uri/graph-*.tsv
+    (NSL's format), stats.json, stats.png and, when the source was chosen, selection.json
+    (every candidate's homophily). Returns the statistics. Beam jobs run with `options`."""
+    pattern = f"{embeddings_uri}/Split-{GRAPH_SPLIT}/*.gz"
     nodes = read_records(pattern, keep_vectors=False)
-    cfg, chosen = choose(section_from_json(GraphConfig, config), embeddings.uri, len(nodes))
+    cfg, chosen = choose(cfg, embeddings_uri, len(nodes))
     wider = cfg
     if cfg.same_speaker_weight != 1:
         wider = dataclasses.replace(cfg, max_neighbours=OVERFETCH * cfg.max_neighbours)
     reason = "incremental is off"
     if cfg.incremental:
-        reason = incremental.incompatibility(cfg, _previous_stats(previous))
-        previous_uri = previous.uri if reason is None else None
-        with beam.Pipeline(options=beam_pipeline.options) as pipeline:
-            write_node_table(pipeline, cfg, pattern, graph.uri, previous_uri)
+        reason = incremental.incompatibility(cfg, _previous_stats(previous_uri))
+        compared = previous_uri if reason is None else None
+        with beam.Pipeline(options=options) as pipeline:
+            write_node_table(pipeline, cfg, pattern, graph_uri, compared)
     plan = None
     if reason is None:
         plan = incremental.plan(
-            _read_statuses(graph.uri),
-            read_edges(previous.uri, merged_on(cfg)),
+            _read_statuses(graph_uri),
+            read_edges(previous_uri, merged_on(cfg)),
             wider.max_neighbours,
         )
         if not plan.keep:
             reason = f"no old node's vector and neighbours are reusable: {plan.counts}"
-    with beam_pipeline as pipeline:
+    with beam.Pipeline(options=options) as pipeline:
         if reason is None:
-            raw = extend_previous(pipeline, graph.uri, previous.uri, plan.keep, wider)
+            raw = extend_previous(pipeline, graph_uri, previous_uri, plan.keep, wider)
             if cfg.same_speaker_weight != 1:
                 speakers = pipeline | "Speakers" >> beam.Create(
                     [(n[F.ID], n[F.SPEAKER]) for n in nodes]
@@ -219,42 +219,64 @@ def GraphBuilder(  # noqa: N802
         edges = raw
         if cfg.same_speaker_weight != 1:
             if cfg.incremental:
-                _ = raw | "WriteCandidates" >> _WriteTsv(f"{graph.uri}/{CANDIDATES_PREFIX}")
+                _ = raw | "WriteCandidates" >> _WriteTsv(f"{graph_uri}/{CANDIDATES_PREFIX}")
             edges = (raw, speakers) | "SameSpeaker" >> ReweightSameSpeakerEdges(
                 cfg.same_speaker_weight, cfg.max_neighbours
             )
-        write_tsv(edges, f"{graph.uri}/{GRAPH_PREFIX}")
+        write_tsv(edges, f"{graph_uri}/{GRAPH_PREFIX}")
 
-    edges = read_edges(graph.uri, GRAPH_PREFIX)
     stats = graph_statistics(
-        edges,
+        read_edges(graph_uri, GRAPH_PREFIX),
         [n[F.ID] for n in nodes],
         labels={n[F.ID]: n[F.LABEL] for n in nodes},
         speakers={n[F.ID]: n[F.SPEAKER] for n in nodes},
     )
     stats["config"] = dataclasses.asdict(cfg)
-    stats["build"] = build_record(reason, plan, len(nodes), previous, cfg.incremental)
+    stats["build"] = build_record(reason, plan, len(nodes), previous_uri, cfg.incremental)
     log.info("graph build: %s", stats["build"])
     if chosen:
         stats["selection"] = {
             "chosen": chosen["chosen"],
             "best_per_source": selection.best_per_source(chosen),
         }
-        with tf.io.gfile.GFile(f"{graph.uri}/selection.json", "w") as f:
+        with tf.io.gfile.GFile(f"{graph_uri}/selection.json", "w") as f:
             json.dump(chosen, f, indent=2)
-    with tf.io.gfile.GFile(f"{graph.uri}/stats.json", "w") as f:
+    with tf.io.gfile.GFile(f"{graph_uri}/stats.json", "w") as f:
         json.dump(stats, f, indent=2, sort_keys=True)
-    plot_graph_statistics(stats, f"{graph.uri}/stats.png")
+    plot_graph_statistics(stats, f"{graph_uri}/stats.png")
     log.info("graph: %s", {k: v for k, v in stats.items() if not isinstance(v, (dict, list))})
+    return stats
+
+
+@component(use_beam=True)
+def GraphBuilder(  # noqa: N802
+    embeddings: InputArtifact[Embeddings],
+    graph: OutputArtifact[SimilarityGraph],
+    config: Parameter[str],
+    previous: InputArtifact[SimilarityGraph] = None,
+    beam_pipeline: BeamComponentParameter[beam.Pipeline] = None,
+) -> None:
+    """The TFX wrapper of `build_graph`; `previous` is the last run's graph (incremental)."""
+    build_graph(
+        embeddings.uri,
+        graph.uri,
+        section_from_json(GraphConfig, config),
+        previous.uri if previous is not None else None,
+        beam_pipeline.options,
+    )
 
 
 def build_record(
-    reason: str | None, plan: incremental.Plan | None, n: int, previous, with_table: bool
+    reason: str | None,
+    plan: incremental.Plan | None,
+    n: int,
+    previous_uri: str | None,
+    with_table: bool,
 ) -> dict:
     """stats.json "build": the mode, why, and what was reused. A full build computes every
     node ("new"); an incremental one reuses the edges among `reused_nodes`, recomputes the
     lists of changed nodes and of "refreshed" ones (they had a removed or changed neighbour)."""
-    record: dict = {"previous_graph": previous.uri if previous is not None else None}
+    record: dict = {"previous_graph": previous_uri}
     if reason is None:
         counts = plan.counts
         record.update(
