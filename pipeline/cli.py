@@ -286,7 +286,8 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         folds = experiment.fold_count(config, args.folds)
         fold = experiment.fold_config(config, args.out, folds, 0)
         pipeline = create_experiment_pipeline(fold, args.seeds, variants=args.variants)
-        steps.expect(len(pipeline.components))
+        shares = len(args.labelled_fractions or (None,))
+        steps.expect([c.id for c in pipeline.components], pipelines=folds * shares)
         results = experiment.run_experiment(
             config, args.folds, args.seeds, args.out, args.variants, args.labelled_fractions
         )

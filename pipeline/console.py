@@ -1,7 +1,9 @@
 """A quiet console for the long commands (`emograph run`, `experiment`, `ingest`).
 
-The console shows one line per finished pipeline step (its name, seconds, a key figure and,
-from the second run in a folder on, the time left as the last run's step times predict it),
+The console shows one line per finished pipeline step (its name, seconds, a key figure and the
+time left: from the second run in a folder on, as the last run's step times predict it; on a
+first run, as reference step times (step_seconds.json beside this module, from the synthetic
+demo) scaled by how this run's finished steps compare with them, shown as "roughly"),
 warnings of emograph's own code and a final summary. Everything the frameworks write (absl,
 TensorFlow, Beam and TFX logging, Keras' epoch lines, TensorFlow's C++ messages, Beam worker
 processes) goes to a log file instead: file descriptors 1 and 2 themselves are redirected, so
@@ -19,7 +21,9 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
+import statistics
 import sys
 import time
 import traceback
@@ -38,6 +42,8 @@ CACHED = "A cached execution %d is used."
 PUBLISHING = "Publishing output artifacts %s for execution %s"
 
 OWN_PACKAGE = "emograph"  # the root of our loggers' names
+# Step times of the synthetic demo and a synthetic experiment, by step name without its seed.
+REFERENCE_SECONDS = Path(__file__).with_name("step_seconds.json")
 # Our loggers whose INFO lines belong on the console: an experiment's folds, the watcher's spans.
 SHOWN_INFO = ("emograph.pipeline.experiment", "emograph.components.example_gen.watch")
 
@@ -55,8 +61,12 @@ class StepLines(logging.Handler):
         super().__init__(logging.INFO)
         self.console, self.log_path = console, log_path
         self.expected = dict(expected or {})  # seconds of each step in the last run here
-        self.seconds: dict[str, float] = {}  # of the steps finished in this run
+        self.reference = _read_times(REFERENCE_SECONDS)
+        self.seconds: dict[str, float] = {}  # of the steps run (not cached) here
         self._finished_nodes: set[str] = set()  # in the running pipeline
+        self._names: list[str] = []  # the steps of each pipeline to come
+        self._pipelines = 1  # how many pipelines this command runs (an experiment: one a fold)
+        self._started_pipelines = 0
         self.total = self.step = self.finished = self.cached = 0
         self._start = time.monotonic()
         self._node: str | None = None
@@ -65,9 +75,10 @@ class StepLines(logging.Handler):
         self._outputs: Mapping[str, Sequence[Any]] = {}
         self._status = ""
 
-    def expect(self, steps: int) -> None:
-        """The step count of each pipeline to come, for "step 5/17"."""
-        self.total = steps
+    def expect(self, names: Sequence[str], pipelines: int = 1) -> None:
+        """The steps of each pipeline to come (for "step 5/17" and the time left) and how many
+        such pipelines the command runs."""
+        self._names, self.total, self._pipelines = list(names), len(names), max(1, pipelines)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -88,6 +99,7 @@ class StepLines(logging.Handler):
         if record.msg == PIPELINE_START:  # an experiment runs one pipeline per fold
             self.step = 0
             self._finished_nodes = set()
+            self._started_pipelines += 1
         elif record.msg == RUNNING:
             self.step += 1
             self._node, self._node_start = str(record.args[0]), time.monotonic()
@@ -102,25 +114,59 @@ class StepLines(logging.Handler):
             self.cached += self._node_cached
             figure = "cached" if self._node_cached else key_figure(self._outputs)
             node, seconds = self._node, time.monotonic() - self._node_start
-            self.seconds[node] = round(seconds, 1)
+            if not self._node_cached:  # a cached step's time says nothing of the next run's
+                self.seconds[node] = round(seconds, 1)
             self._finished_nodes.add(node)
             self._node = None
             line = f"{self._prefix()} {node:<30} {seconds:6.1f} s  {figure}".rstrip()
             self.write(line + self._time_left())
 
     def _time_left(self) -> str:
-        """ "; about N min left" from the last run's step times here (nothing on a first run)."""
+        """ "; about N min left" from the last run's step times here, "; roughly N min left"
+        where a step has none and the reference times stand in; "" with neither."""
+        names = self._names or list(self.expected)
+        if not names:
+            return ""
+        estimates = {name: self._estimate(name) for name in names}
+        if any(value is None for value in estimates.values()):
+            return ""
         running = 0.0
         if self._node:
-            elapsed = time.monotonic() - self._node_start
-            running = max(0.0, self.expected.get(self._node, 0.0) - elapsed)
-        to_come = [
-            t for n, t in self.expected.items() if n not in self._finished_nodes and n != self._node
-        ]
-        if not self.expected or not (to_come or running):
+            running = max(0.0, (estimates.get(self._node) or 0.0) - self._elapsed())
+        to_come = [t for n, t in estimates.items() if n not in self._finished_nodes | {self._node}]
+        later = max(0, self._pipelines - max(1, self._started_pipelines))
+        left = running + sum(to_come) + later * sum(estimates.values())
+        if not left:
             return ""
-        left = running + sum(to_come)
-        return f"; about {left:.0f} s left" if left < 90 else f"; about {left / 60:.0f} min left"
+        rough = any(name not in self.expected for name in names)
+        when = f"{left:.0f} s" if left < 90 else f"{left / 60:.0f} min"
+        return f"; {'roughly' if rough else 'about'} {when} left"
+
+    def _estimate(self, name: str) -> float | None:
+        """Seconds step `name` should take: its time in the last run here, else its reference
+        time scaled by this run's pace (None without a reference)."""
+        if name in self.expected:
+            return self.expected[name]
+        if not self.reference:
+            return None
+        typical = statistics.median(self.reference.values())
+        return self.reference.get(_unseeded(name), typical) * self._pace()
+
+    def _pace(self) -> float:
+        """This run's step times over the reference's, for the steps run so far without a time
+        of the last run here (1 before any): the machine's and the data's scale at once."""
+        pairs = [
+            (seconds, self.reference.get(_unseeded(name)))
+            for name, seconds in self.seconds.items()
+            if name not in self.expected
+        ]
+        pairs = [(s, r) for s, r in pairs if r]
+        if not pairs:
+            return 1.0
+        return min(50.0, max(0.1, sum(s for s, _ in pairs) / sum(r for _, r in pairs)))
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self._node_start
 
     def _prefix(self) -> str:
         """The running or just finished step, as "step  5/17" (aligned for the total)."""
@@ -158,6 +204,11 @@ class StepLines(logging.Handler):
         cached = f" ({self.cached} cached)" if self.cached else ""
         log = f"; full log: {self.log_path}" if self.log_path else ""
         return f"{self.finished} steps{cached} in {seconds:.0f} s{log}"
+
+
+def _unseeded(step: str) -> str:
+    """An experiment's step name without its seed ("nsl_student_seed2" -> "nsl_student")."""
+    return re.sub(r"_seed\d+$", "", step)
 
 
 def key_figure(outputs: Mapping[str, Sequence[Any]]) -> str:

@@ -34,10 +34,10 @@ def _source_synth(config: RunConfig):
     return dataclasses.replace(config.synth, speakers=int(config.synth.speakers * 1.5))
 
 
-def run(config: RunConfig, expect_steps: Callable[[int], None] | None = None) -> None:
+def run(config: RunConfig, expect_steps: Callable[[list[str]], None] | None = None) -> None:
     """Prepares data if synthetic, then runs every component not already cached.
 
-    `expect_steps` is told the pipeline's step count before it runs (the CLI's progress).
+    `expect_steps` is told the pipeline's step names before it runs (the CLI's progress).
     """
     Path(config.root).mkdir(parents=True, exist_ok=True)
     (Path(config.root) / "config.json").write_text(config.to_json())
@@ -45,5 +45,5 @@ def run(config: RunConfig, expect_steps: Callable[[int], None] | None = None) ->
     metadata = tfx.orchestration.metadata.sqlite_metadata_connection_config(config.metadata_path)
     pipeline = create_pipeline(config, metadata)
     if expect_steps:
-        expect_steps(len(pipeline.components))
+        expect_steps([component.id for component in pipeline.components])
     tfx.orchestration.LocalDagRunner().run(pipeline)

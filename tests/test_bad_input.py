@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -547,7 +548,7 @@ from emograph.pipeline import console
 logging.basicConfig(level=logging.INFO)
 log = Path(sys.argv[1])
 with console.quiet(log) as steps:
-    steps.expect(2)
+    steps.expect(["source_example_gen", "teacher_trainer"])
     logging.getLogger("tensorflow").info("tf python noise")
     logging.getLogger("apache_beam").warning("beam noise")
     os.write(2, b"c++ noise\\n")
@@ -579,7 +580,8 @@ def test_quiet_console_shows_steps_and_sends_framework_logs_to_the_file(tmp_path
     log = tmp_path / "logs" / "run.log"
     done = _run_script(QUIET_SCRIPT, log)
     lines = done.stdout.splitlines()
-    assert lines[0].startswith("step 1/2 source_example_gen") and lines[0].endswith(" s")
+    assert lines[0].startswith("step 1/2 source_example_gen") and " s  " not in lines[0]
+    assert lines[0].endswith(" left") and "; roughly " in lines[0]  # first run: reference times
     assert lines[1:] == [
         "warning: not blessed",
         f"1 steps in 0 s; full log: {log}",
@@ -593,38 +595,63 @@ def test_quiet_console_shows_steps_and_sends_framework_logs_to_the_file(tmp_path
 
 
 TIME_LEFT_SCRIPT = """
-import logging, sys
+import json, logging, sys
 from pathlib import Path
 from absl import logging as absl_logging
 from emograph.pipeline import console
 
 logging.basicConfig(level=logging.INFO)
+console.REFERENCE_SECONDS = Path(sys.argv[1]).with_name("reference.json")
 with console.quiet(Path(sys.argv[1])) as steps:
-    steps.expect(3)
+    names = ["source_example_gen", "source_transform", "teacher_trainer_seed0"]
+    steps.expect(names, pipelines=2)
     for node in ("source_example_gen", "source_transform"):
         absl_logging.info(console.RUNNING, node)
+        if node == "source_transform":
+            absl_logging.info(console.CACHED, 7)
         absl_logging.info(console.FINISHED, node)
 """
 
 
-def test_step_lines_say_the_time_left_from_the_last_runs_step_times(tmp_path):
+def test_step_lines_say_the_time_left_of_every_pipeline_to_come(tmp_path):
+    """A first run scales reference step times by its own pace; later runs use the last run's
+    times; an experiment's later folds count; a cached step's time is not kept."""
     log = tmp_path / "logs" / "run.log"
+    log.parent.mkdir()
+    (log.parent / "reference.json").write_text(
+        json.dumps({"source_example_gen": 1.0, "source_transform": 3.0, "teacher_trainer": 60.0})
+    )
 
     def run() -> list[str]:
         return _run_script(TIME_LEFT_SCRIPT, log).stdout.splitlines()
 
-    first = run()  # no earlier run here: no estimate
-    assert "left" not in first[0] and "left" not in first[1]
+    # The first step took ~0 s of its reference 1 s: the pace is the floor, 0.1, so this pipeline
+    # has 0.3 + 6 s to come and the second fold 0.1 + 0.3 + 6 s.
+    first = run()
+    assert first[0].endswith("; roughly 13 s left"), first
     times = log.parent / console.STEP_SECONDS
-    assert set(json.loads(times.read_text())) == {"source_example_gen", "source_transform"}
+    assert set(json.loads(times.read_text())) == {"source_example_gen"}  # transform was cached
     times.write_text(
-        json.dumps({"source_example_gen": 1.0, "source_transform": 30.0, "teacher_trainer": 150.0})
+        json.dumps(
+            {"source_example_gen": 1.0, "source_transform": 300.0, "teacher_trainer_seed0": 60.0}
+        )
     )
     second = run()
-    assert second[0].endswith("; about 3 min left")  # transform and trainer to come
-    assert second[1].endswith("; about 2 min left")  # the trainer, 150 s
+    assert second[0].endswith("; about 12 min left")  # 300 + 60 in this fold, 361 in the next
+    assert second[1].endswith("; about 7 min left")  # the trainer, and the next fold
     kept = json.loads(times.read_text())
-    assert kept["teacher_trainer"] == 150.0 and kept["source_transform"] < 30.0
+    assert kept["teacher_trainer_seed0"] == 60.0 and kept["source_transform"] == 300.0
+
+
+def test_the_packaged_reference_times_name_every_step_of_the_pipelines():
+    from emograph.pipeline.config import VARIANTS, RunConfig
+    from emograph.pipeline.pipeline import create_experiment_pipeline, create_pipeline
+
+    reference = json.loads(console.REFERENCE_SECONDS.read_text())
+    config = RunConfig.tiny("runs/unused")
+    steps = {c.id for c in create_pipeline(config).components}
+    steps |= {c.id for c in create_experiment_pipeline(config, 1, variants=VARIANTS).components}
+    assert {re.sub(r"_seed\d+$", "", step) for step in steps} <= set(reference)
 
 
 def test_a_student_step_line_names_the_multiplier_it_chose(tmp_path):
