@@ -72,6 +72,7 @@ TOKENS: dict[str, dict] = {
     "selfpad": {"graph_self_pad": True},
     "hint": {"hint": "egemaps"},
     "hintcompare": {"hint": "compare"},
+    "prop": {"graph_propagate": True},
 }
 
 HINT = "hint"  # the expert functionals a hinted student's embedding also regresses
@@ -254,6 +255,7 @@ def train_one(task: dict) -> dict:
     distil = options.pop("distil", False)
     hint = options.pop("hint", "")
     self_pad = options.pop("graph_self_pad", False)
+    propagate = options.pop("graph_propagate", False)
     if options.pop("augment", False):
         options["augment"] = AugmentConfig(enabled=True)
     # variants start from the DS-CNN with one multiplier (the tokens change both), whatever
@@ -327,7 +329,30 @@ def train_one(task: dict) -> dict:
         features[HINT] = task["embeddings"][hint][train].astype(np.float32)
         model = _hinted_class()(model, base, features[HINT].shape[1], 1.0)
     fraction = task.get("labelled_fraction", 1.0)
-    if fraction < 1.0:  # the other train windows stay in the graph as unlabelled neighbours
+    if fraction < 1.0 and propagate:  # unlabelled windows take their clip's propagated label
+        keep = labelled_clips(corpus.clip[train], corpus.speaker[train], fraction, task["seed"])
+        emb = task["embeddings"][source][train] if source != "logmel" else None
+        if emb is None:
+            emb = logmel_statistics(normalised[train])
+        nbr, weight = graph(
+            emb,
+            corpus.speaker[train],
+            corpus.clip[train],
+            cfg.num_neighbours,
+            0.0,
+            other_clips,
+            other_speakers,
+        )
+        labels = propagated_labels(
+            nbr, weight, corpus.clip[train], labels, keep, len(corpus.classes)
+        )
+        reached = ~keep & (labels >= 0)
+        right = labels[reached] == corpus.label[train][reached]
+        graph_stats["propagated_accuracy"] = float(np.mean(right)) if right.size else None
+        graph_stats["propagated_windows"] = int(reached.sum())
+        features = {key: value[labels >= 0] for key, value in features.items()}
+        labels = labels[labels >= 0]
+    elif fraction < 1.0:  # the other train windows stay in the graph as unlabelled neighbours
         keep = labelled_clips(corpus.clip[train], corpus.speaker[train], fraction, task["seed"])
         keep = np.concatenate([keep, np.ones(len(labels) - len(train), bool)])  # pooled rows
         features = {key: value[keep] for key, value in features.items()}
@@ -387,6 +412,32 @@ def train_one(task: dict) -> dict:
         "labelled_windows": len(labels),
         **graph_stats,
     }
+
+
+def propagated_labels(
+    nbr: np.ndarray,
+    weight: np.ndarray,
+    clip: np.ndarray,
+    label: np.ndarray,
+    labelled: np.ndarray,
+    classes: int,
+) -> np.ndarray:
+    """Each window's label: its own where `labelled`, else its clip's by the pipeline's label
+    propagation (models.propagation) over the graph `nbr`/`weight` (`graph`); -1 for windows
+    of clips the graph does not reach."""
+    from emograph.components.models.propagation import clip_labels, propagate
+
+    ids = [f"w{i}" for i in range(len(clip))]
+    edges = [
+        (ids[i], ids[j], float(w))
+        for i, (row, weights) in enumerate(zip(nbr, weight, strict=True))
+        for j, w in zip(row, weights, strict=True)
+        if j >= 0
+    ]
+    nodes = {ids[i]: int(label[i]) if labelled[i] else F.UNLABELLED_ID for i in range(len(ids))}
+    scores = propagate(edges, nodes, classes)
+    by_clip = clip_labels(scores, nodes, dict(zip(ids, clip, strict=True)))
+    return np.where(labelled, label, [by_clip.get(c, -1) for c in clip])
 
 
 def labelled_clips(clip: np.ndarray, speaker: np.ndarray, fraction: float, seed: int) -> np.ndarray:

@@ -472,6 +472,11 @@ class StudentConfig:
         confidence (mean window probability of its top class) reaches the threshold, and is
         fitted again on its labels plus those; of the two, the better on the validation
         speakers is kept (one round of classic self-training).
+      label_propagation: with unlabelled train clips (few labels), the NSL student also fits
+        every multiplier on the labels plus the labels the graph propagates to the unlabelled
+        clips (components/models/propagation.py, over the packed neighbour lists), and the
+        validation speakers choose among all those fits as among multipliers. A student
+        without the graph (multiplier 0 only) has no neighbour lists and ignores it.
       quantization_aware: train with int8 fake quantisation (tfmot), so the int8 TFLite model
         computes what was trained and evaluated. Post-training int8 of NSL students agreed with
         float on 79-91% of test windows (near-ties of a flat softmax), quantization-aware ones
@@ -497,6 +502,7 @@ class StudentConfig:
     distillation_temperature: float = 2.0
     self_training: bool = False
     pseudo_label_confidence: float = 0.8
+    label_propagation: bool = True
     quantization_aware: bool = True
 
     def __post_init__(self) -> None:

@@ -106,3 +106,13 @@ def test_learning_curve_with_unlabelled_audio(tmp_path):
     summaries = list(Path(out).glob(f"pipeline/{SELF_TRAINED}_seed0/model_run/*/training.json"))
     assert len(summaries) == 1
     assert "pseudo_labelled_clips" in json.loads(summaries[0].read_text())["self_training"]
+
+    # The NSL student also fitted on the labels the graph propagates to unlabelled clips, and
+    # the validation speakers chose between those fits and the fits on the labels alone.
+    summaries = list(Path(out).glob(f"pipeline/{NSL_STUDENT}_seed0/model_run/*/training.json"))
+    assert len(summaries) == 1
+    propagated = json.loads(summaries[0].read_text())["label_propagation"]
+    assert 0 < propagated["propagated_clips"] <= len(unlabelled)
+    assert set(propagated["val_uar_by_multiplier"]) == {
+        str(m) for m in sorted({config.student.graph_multiplier, *config.student.graph_multipliers})
+    }

@@ -21,7 +21,7 @@ import tf_keras as keras
 from emograph.components import features as F
 from emograph.components.config import AudioConfig, FrontendConfig, StudentConfig, section_from_json
 from emograph.components.evaluation import metrics
-from emograph.components.models import networks, training
+from emograph.components.models import networks, propagation, training
 
 log = logging.getLogger(__name__)
 
@@ -154,25 +154,34 @@ def train_student(
     frames, bands = training.input_shape(audio, front)
     name, width = training.model_input(networks.build_student(cfg, frames, bands, len(classes)))
     validation = training.load_arrays(eval_files, name, width)  # read once for every fit
-    weights = training.class_weights(train_files, len(classes))
+    multipliers = sorted({cfg.graph_multiplier, *cfg.graph_multipliers})
+    label_sets: dict[str, dict[str, int] | None] = {"labels": None}
+    if cfg.label_propagation and max(multipliers) > 0:
+        propagated = propagated_labels(train_files, cfg.num_neighbours, len(classes))
+        if propagated:
+            label_sets["labels+propagated"] = propagated
     choices = {}
     base, best = None, None
-    for multiplier in sorted({cfg.graph_multiplier, *cfg.graph_multipliers}):
-        candidate = dataclasses.replace(cfg, graph_multiplier=multiplier, graph_multipliers=())
-        model, fitted = _fit(
-            candidate,
-            train_files,
-            validation,
-            weights,
-            transform_output,
-            audio,
-            front,
-            classes,
-            teacher_dir,
-        )
-        choices[multiplier] = fitted.best_uar
-        if best is None or fitted.best_uar > best.best_uar:  # ties: the smaller multiplier
-            base, best, chosen = model, fitted, multiplier
+    for labels, pseudo in label_sets.items():
+        weights = training.class_weights(train_files, len(classes), pseudo)
+        for multiplier in multipliers:
+            candidate = dataclasses.replace(cfg, graph_multiplier=multiplier, graph_multipliers=())
+            model, fitted = _fit(
+                candidate,
+                train_files,
+                validation,
+                weights,
+                transform_output,
+                audio,
+                front,
+                classes,
+                teacher_dir,
+                pseudo,
+            )
+            choices.setdefault(labels, {})[multiplier] = fitted.best_uar
+            # ties: the labels alone, then the smaller multiplier
+            if best is None or fitted.best_uar > best.best_uar:
+                base, best, chosen, chosen_labels = model, fitted, multiplier, labels
     self_trained = {}
     if cfg.self_training:
         pseudo = pseudo_labels(base, train_files, cfg.pseudo_label_confidence)
@@ -213,13 +222,53 @@ def train_student(
         "history": best.history,
         "params": base.count_params(),
         "graph_multiplier": chosen,
-        "val_uar_by_multiplier": choices,
+        "val_uar_by_multiplier": choices["labels"],
+        **(
+            {
+                "label_propagation": {
+                    "propagated_clips": len(label_sets["labels+propagated"]),
+                    "val_uar_by_multiplier": choices["labels+propagated"],
+                    "used": chosen_labels == "labels+propagated",
+                }
+            }
+            if "labels+propagated" in label_sets
+            else {}
+        ),
         "architecture": cfg.architecture,
         "regularised_layer": cfg.regularised_layer,
         "augment": cfg.augment.enabled,
         "distilled_from": teacher_dir,
         **({"self_training": self_trained} if cfg.self_training else {}),
     }
+
+
+def propagated_labels(train_files: Sequence[str], num_neighbours: int, classes: int) -> dict:
+    """Clip id -> class for the unlabelled train clips the graph reaches: label propagation
+    (models.propagation) over the packed examples' first `num_neighbours` neighbour lists, the
+    graph the NSL student is regularised with."""
+    spec = {F.ID: tf.io.FixedLenFeature([], tf.string)}
+    for i in range(num_neighbours):
+        prefix = f"{F.NBR_PREFIX}{i}"
+        spec[f"{prefix}_{F.ID}"] = tf.io.FixedLenFeature([], tf.string, default_value="")
+        spec[prefix + F.NBR_WEIGHT_SUFFIX] = tf.io.FixedLenFeature([1], tf.float32, [0.0])
+    labels: dict[str, int] = {}
+    edges: list[tuple[str, str, float]] = []
+    batches = training.make_dataset(train_files, spec, 4096, shuffle=False, labelled=False)
+    for features, label in batches:
+        ids = features[F.ID].numpy().astype(str)
+        labels.update(zip(ids, label.numpy().tolist(), strict=True))
+        for i in range(num_neighbours):
+            prefix = f"{F.NBR_PREFIX}{i}"
+            targets = features[f"{prefix}_{F.ID}"].numpy().astype(str)
+            weights = features[prefix + F.NBR_WEIGHT_SUFFIX].numpy()[:, 0]
+            edges += [(s, t, float(w)) for s, t, w in zip(ids, targets, weights, strict=True) if t]
+    if all(label != F.UNLABELLED_ID for label in labels.values()):
+        return {}
+    scores = propagation.propagate(edges, labels, classes)
+    clips = dict(zip(labels, metrics.clip_of(list(labels)), strict=True))
+    chosen = propagation.clip_labels(scores, labels, clips)
+    log.info("label propagation: %d unlabelled clips labelled by the graph", len(chosen))
+    return chosen
 
 
 def pseudo_labels(
