@@ -273,7 +273,9 @@ def train_one(task: dict) -> dict:
     features = {name: flat[train]}
     labels = corpus.label[train]
     graph_stats = {}
-    if cfg.graph_multiplier > 0:
+    fraction = task.get("labelled_fraction", 1.0)
+    propagate = propagate and fraction < 1.0
+    if cfg.graph_multiplier > 0 or propagate:  # the train graph, for NSL and propagation
         emb = task["embeddings"][source][train] if source != "logmel" else None
         if emb is None:
             emb = logmel_statistics(normalised[train])
@@ -286,6 +288,7 @@ def train_one(task: dict) -> dict:
             other_clips,
             other_speakers,
         )
+    if cfg.graph_multiplier > 0:
         for i in range(cfg.num_neighbours):
             rows = np.where(nbr[:, i] >= 0, nbr[:, i], 0)
             features[f"{F.NBR_PREFIX}{i}_{name}"] = flat[train][rows]
@@ -328,21 +331,8 @@ def train_one(task: dict) -> dict:
     if hint:  # expert knowledge as a second target: a linear head regresses the functionals
         features[HINT] = task["embeddings"][hint][train].astype(np.float32)
         model = _hinted_class()(model, base, features[HINT].shape[1], 1.0)
-    fraction = task.get("labelled_fraction", 1.0)
-    if fraction < 1.0 and propagate:  # unlabelled windows take their clip's propagated label
+    if propagate:  # unlabelled windows take their clip's propagated label
         keep = labelled_clips(corpus.clip[train], corpus.speaker[train], fraction, task["seed"])
-        emb = task["embeddings"][source][train] if source != "logmel" else None
-        if emb is None:
-            emb = logmel_statistics(normalised[train])
-        nbr, weight = graph(
-            emb,
-            corpus.speaker[train],
-            corpus.clip[train],
-            cfg.num_neighbours,
-            0.0,
-            other_clips,
-            other_speakers,
-        )
         labels = propagated_labels(
             nbr, weight, corpus.clip[train], labels, keep, len(corpus.classes)
         )

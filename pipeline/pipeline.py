@@ -61,7 +61,7 @@ def _ingest_and_validate(
     extra = {"extra_corpora": _specs_json(extra_corpora)} if extra_corpora else {}
     if unlabelled:
         extra["unlabelled_corpora"] = _specs_json(unlabelled)
-    pooled_spans = {spec.path: resolve_spans(spec) for spec in unlabelled if resolve_spans(spec)}
+    pooled_spans = {spec.path: names for spec in unlabelled if (names := resolve_spans(spec))}
     if pooled_spans:  # a new span is a new cache key, as for a spans target
         extra["unlabelled_spans"] = json.dumps(pooled_spans, sort_keys=True)
     example_gen = AudioExampleGen(
