@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import hashlib
 import itertools
 import json
@@ -73,6 +74,9 @@ TOKENS: dict[str, dict] = {
     "hint": {"hint": "egemaps"},
     "hintcompare": {"hint": "compare"},
     "prop": {"graph_propagate": True},
+    "self": {"self_train": "model"},
+    "smooth": {"self_train": "graph"},
+    **{f"c{c}": {"pseudo_confidence": c} for c in (0.0, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)},
 }
 
 HINT = "hint"  # the expert functionals a hinted student's embedding also regresses
@@ -240,6 +244,9 @@ def train_one(task: dict) -> dict:
     from emograph.components.models import augment, networks, training
     from emograph.components.student.trainer import graph_regularised
 
+    keras.backend.clear_session()  # a worker runs many tasks: free the last one's graphs
+    gc.collect()
+
     corpus = load(task["spec"], task["classes"], AudioConfig(), FrontendConfig())
     normalised, inv_std = speaker_normalised(corpus)
     n, frames, bands = normalised.shape
@@ -256,6 +263,8 @@ def train_one(task: dict) -> dict:
     hint = options.pop("hint", "")
     self_pad = options.pop("graph_self_pad", False)
     propagate = options.pop("graph_propagate", False)
+    self_train = options.pop("self_train", "")
+    confidence = options.pop("pseudo_confidence", 0.8)  # StudentConfig.pseudo_label_confidence
     if options.pop("augment", False):
         options["augment"] = AugmentConfig(enabled=True)
     # variants start from the DS-CNN with one multiplier (the tokens change both), whatever
@@ -275,7 +284,10 @@ def train_one(task: dict) -> dict:
     graph_stats = {}
     fraction = task.get("labelled_fraction", 1.0)
     propagate = propagate and fraction < 1.0
-    if cfg.graph_multiplier > 0 or propagate:  # the train graph, for NSL and propagation
+    self_train = self_train if fraction < 1.0 else ""
+    if (propagate or distil or hint or pool) and self_train:
+        raise ValueError(f"{task['variant']}: self/smooth combine with plain and NSL students only")
+    if cfg.graph_multiplier > 0 or propagate or self_train == "graph":  # the train graph
         emb = task["embeddings"][source][train] if source != "logmel" else None
         if emb is None:
             emb = logmel_statistics(normalised[train])
@@ -298,9 +310,11 @@ def train_one(task: dict) -> dict:
             "speaker_homophily": homophily(nbr, corpus.speaker[train]),
             "clip_homophily": homophily(nbr, corpus.clip[train]),
         }
-        model = graph_regularised(base, cfg)
-    else:
-        model = base
+
+    def wrap(base):  # the model that trains `base`: NSL-wrapped when the graph is used
+        return graph_regularised(base, cfg) if cfg.graph_multiplier > 0 else base
+
+    model = wrap(base)
     if pool:  # the source corpus' windows of the target's classes join training, no neighbours
         extra = load(task["source_spec"], task["source_classes"], AudioConfig(), FrontendConfig())
         names = np.array(task["source_classes"])[extra.label]
@@ -345,25 +359,9 @@ def train_one(task: dict) -> dict:
     elif fraction < 1.0:  # the other train windows stay in the graph as unlabelled neighbours
         keep = labelled_clips(corpus.clip[train], corpus.speaker[train], fraction, task["seed"])
         keep = np.concatenate([keep, np.ones(len(labels) - len(train), bool)])  # pooled rows
+        all_features = features
         features = {key: value[keep] for key, value in features.items()}
         labels = labels[keep]
-    model.compile(
-        optimizer=keras.optimizers.Adam(cfg.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-    )
-    counts = np.bincount(labels, minlength=len(corpus.classes))
-    weights = {
-        c: float(len(labels) / (np.count_nonzero(counts) * v)) if v else 0.0
-        for c, v in enumerate(counts)
-    }
-    ds = (
-        tf.data.Dataset.from_tensor_slices((features, labels))
-        .shuffle(len(labels), seed=cfg.seed, reshuffle_each_iteration=True)
-        .batch(cfg.batch_size)
-    )
-    ds = augment.augment_dataset(
-        ds, frames, bands, cfg.augment, cfg.seed, augment.db_to_normalised(inv_std)
-    )
 
     def scores(rows: np.ndarray) -> tuple[float, float]:
         prob = tf.nn.softmax(base.predict({name: flat[rows]}, verbose=0, batch_size=256))
@@ -373,20 +371,81 @@ def train_one(task: dict) -> dict:
         clip = clip["uar"]
         return clip, window
 
-    best = {"val": -1.0, "epoch": 0, "weights": None}
+    def fit(model, features: dict, labels: np.ndarray) -> dict:
+        """Fits `model` (which trains `base`), leaves `base` at its best validation epoch."""
+        model.compile(
+            optimizer=keras.optimizers.Adam(cfg.learning_rate),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        counts = np.bincount(labels, minlength=len(corpus.classes))
+        weights = {
+            c: float(len(labels) / (np.count_nonzero(counts) * v)) if v else 0.0
+            for c, v in enumerate(counts)
+        }
+        ds = (
+            tf.data.Dataset.from_tensor_slices((features, labels))
+            .shuffle(len(labels), seed=cfg.seed, reshuffle_each_iteration=True)
+            .batch(cfg.batch_size)
+        )
+        ds = augment.augment_dataset(
+            ds, frames, bands, cfg.augment, cfg.seed, augment.db_to_normalised(inv_std)
+        )
+        best = {"val": -1.0, "epoch": 0, "weights": None}
 
-    class Select(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            val = scores(val_rows)[0]
-            if val > best["val"]:
-                best.update(val=val, epoch=epoch + 1, weights=base.get_weights())
-            if epoch + 1 >= 10 and epoch + 1 - best["epoch"] >= 8:
-                self.model.stop_training = True
+        class Select(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                score = scores(val_rows)[0]
+                if score > best["val"]:
+                    best.update(val=score, epoch=epoch + 1, weights=base.get_weights())
+                if epoch + 1 >= 10 and epoch + 1 - best["epoch"] >= 8:
+                    self.model.stop_training = True
+
+        model.fit(ds, epochs=cfg.epochs, callbacks=[Select()], class_weight=weights, verbose=0)
+        base.set_weights(best["weights"])
+        return best
 
     val_rows = val
     start = time.time()
-    model.fit(ds, epochs=cfg.epochs, callbacks=[Select()], class_weight=weights, verbose=0)
-    base.set_weights(best["weights"])
+    best = fit(model, features, labels)
+    if self_train:  # pseudo-labels for the unlabelled train clips, a refit, validation decides
+        unlabelled = np.flatnonzero(~keep)
+        prob = tf.nn.softmax(base.predict({name: flat[train][unlabelled]}, verbose=0)).numpy()
+        if self_train == "graph":  # the student's predictions smoothed over the graph
+            priors = np.zeros((len(train), len(corpus.classes)))
+            priors[unlabelled] = prob
+            pseudo = propagated_labels(
+                nbr,
+                weight,
+                corpus.clip[train],
+                corpus.label[train],
+                keep,
+                priors.shape[1],
+                priors=priors,
+                confidence=confidence,
+            )
+        else:  # the student's own clip-level confidence
+            pseudo = np.where(keep, corpus.label[train], -1)
+            clips = corpus.clip[train][unlabelled]
+            for c in np.unique(clips):
+                mean = prob[clips == c].mean(0)
+                if mean.max() >= confidence:
+                    pseudo[unlabelled[clips == c]] = mean.argmax()
+        reached = ~keep & (pseudo >= 0)
+        right = pseudo[reached] == corpus.label[train][reached]
+        graph_stats["pseudo_accuracy"] = float(np.mean(right)) if right.size else None
+        graph_stats["pseudo_windows"] = int(reached.sum())
+        first = (best, base.get_weights())
+        keras.utils.set_random_seed(cfg.seed)
+        base = networks.build_student(cfg, frames, bands, len(corpus.classes))
+        refit = fit(
+            wrap(base), {k: v[pseudo >= 0] for k, v in all_features.items()}, pseudo[pseudo >= 0]
+        )
+        graph_stats["refit_kept"] = refit["val"] > first[0]["val"]
+        if not graph_stats["refit_kept"]:
+            best = first[0]
+            base.set_weights(first[1])
+        else:
+            best = refit
     clip_uar, window_uar = scores(test)
     return {
         "variant": task["variant"],
@@ -411,10 +470,13 @@ def propagated_labels(
     label: np.ndarray,
     labelled: np.ndarray,
     classes: int,
+    priors: np.ndarray | None = None,
+    confidence: float = 0.0,
 ) -> np.ndarray:
     """Each window's label: its own where `labelled`, else its clip's by the pipeline's label
-    propagation (models.propagation) over the graph `nbr`/`weight` (`graph`); -1 for windows
-    of clips the graph does not reach."""
+    propagation (models.propagation) over the graph `nbr`/`weight` (`graph`), seeded with
+    `priors` [n, classes] for the unlabelled windows if given; -1 for windows of clips the
+    graph does not reach or whose class has less than `confidence` of the clip's scores."""
     from emograph.components.models.propagation import clip_labels, propagate
 
     ids = [f"w{i}" for i in range(len(clip))]
@@ -425,8 +487,9 @@ def propagated_labels(
         if j >= 0
     ]
     nodes = {ids[i]: int(label[i]) if labelled[i] else F.UNLABELLED_ID for i in range(len(ids))}
-    scores = propagate(edges, nodes, classes)
-    by_clip = clip_labels(scores, nodes, dict(zip(ids, clip, strict=True)))
+    seeds = None if priors is None else {ids[i]: priors[i] for i in np.flatnonzero(~labelled)}
+    scores = propagate(edges, nodes, classes, priors=seeds)
+    by_clip = clip_labels(scores, nodes, dict(zip(ids, clip, strict=True)), confidence)
     return np.where(labelled, label, [by_clip.get(c, -1) for c in clip])
 
 

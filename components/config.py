@@ -475,8 +475,13 @@ class StudentConfig:
       label_propagation: with unlabelled train clips (few labels), the NSL student also fits
         every multiplier on the labels plus the labels the graph propagates to the unlabelled
         clips (components/models/propagation.py, over the packed neighbour lists), and the
-        validation speakers choose among all those fits as among multipliers. A student
-        without the graph (multiplier 0 only) has no neighbour lists and ignores it.
+        validation speakers choose among all those fits as among multipliers. Then one round
+        of self-training through the graph: the chosen student's predictions for the
+        unlabelled windows are propagated with the labels over the same graph, clips whose
+        class holds at least `smoothed_label_confidence` of their smoothed scores take it, and
+        a refit at the chosen multiplier on those is kept if the validation speakers prefer
+        it. A student without the graph (multiplier 0 only) has no neighbour lists and
+        ignores both.
       quantization_aware: train with int8 fake quantisation (tfmot), so the int8 TFLite model
         computes what was trained and evaluated. Post-training int8 of NSL students agreed with
         float on 79-91% of test windows (near-ties of a flat softmax), quantization-aware ones
@@ -503,6 +508,7 @@ class StudentConfig:
     self_training: bool = False
     pseudo_label_confidence: float = 0.8
     label_propagation: bool = True
+    smoothed_label_confidence: float = 0.6
     quantization_aware: bool = True
 
     def __post_init__(self) -> None:
@@ -529,6 +535,10 @@ class StudentConfig:
                 "self_training is the experiment's self-trained student, trained without the "
                 "graph: set graph_multiplier to 0 and graph_multipliers to [] with it (or leave "
                 "it false; `emograph experiment` trains that model itself)"
+            )
+        if not 0 < self.smoothed_label_confidence <= 1:
+            raise ValueError(
+                f"smoothed_label_confidence must be in (0, 1], got {self.smoothed_label_confidence}"
             )
         if not 0 < self.pseudo_label_confidence <= 1:
             raise ValueError(

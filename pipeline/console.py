@@ -231,7 +231,10 @@ def key_figure(outputs: Mapping[str, Sequence[Any]]) -> str:
             line = f"best validation UAR {run['val_uar']:.3f} (epoch {run['best_epoch']})"
             if len(run.get("val_uar_by_multiplier", {})) > 1:  # the student chose its graph
                 line += f", graph multiplier {run['graph_multiplier']:g}"
-            if run.get("label_propagation", {}).get("used"):
+            if run.get("graph_self_training", {}).get("used"):
+                clips = run["graph_self_training"]["smoothed_clips"]
+                line += f", {clips} clips labelled by its graph-smoothed predictions"
+            elif run.get("label_propagation", {}).get("used"):
                 clips = run["label_propagation"]["propagated_clips"]
                 line += f", {clips} clips labelled by the graph"
             if "self_training" in run:

@@ -42,3 +42,24 @@ def test_edges_count_in_both_directions_and_negative_weights_not_at_all():
 def test_alpha_must_leave_room_for_the_seeds():
     with pytest.raises(ValueError, match="alpha"):
         propagate([], {"a:0": 0}, classes=1, alpha=1.0)
+
+
+def test_priors_seed_the_unlabelled_nodes_and_their_neighbours_smooth_them():
+    labels = {"a:0": 0, "u:0": U, "u:1": U, "v:0": U}
+    edges = [("a:0", "u:0", 1.0), ("u:0", "u:1", 1.0)]
+    priors = {"u:0": np.array([0.2, 0.8]), "u:1": np.array([0.4, 0.6]), "v:0": [0.9, 0.1]}
+    scores = propagate(edges, labels, classes=2, priors=priors)
+    assert np.argmax(scores["v:0"]) == 0  # no edge: its own prior alone
+    # u:1's prior says class 1; its neighbour u:0 sits next to a labelled class-0 window.
+    assert scores["u:1"][0] / scores["u:1"].sum() > 0.4
+    # A labelled node is never reseeded by a prior.
+    again = propagate(edges, labels, classes=2, priors={**priors, "a:0": np.array([0.0, 1.0])})
+    assert np.allclose(again["a:0"], scores["a:0"])
+
+
+def test_a_clip_below_the_confidence_share_gets_no_label():
+    labels = {"x:0": U, "x:1": U, "y:0": U}
+    scores = {"x:0": np.array([0.9, 0.1]), "x:1": np.array([0.1, 0.5]), "y:0": np.array([0.2, 0.6])}
+    clips = {node: node.split(":")[0] for node in labels}
+    assert clip_labels(scores, labels, clips) == {"x": 0, "y": 1}
+    assert clip_labels(scores, labels, clips, confidence=0.7) == {"y": 1}  # x: 1.0 of 1.6

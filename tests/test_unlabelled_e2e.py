@@ -116,3 +116,8 @@ def test_learning_curve_with_unlabelled_audio(tmp_path):
     assert set(propagated["val_uar_by_multiplier"]) == {
         str(m) for m in sorted({config.student.graph_multiplier, *config.student.graph_multipliers})
     }
+    # Then one round of self-training through the graph: the chosen student's predictions,
+    # smoothed over the same graph, label some unlabelled clips for a refit.
+    smoothing = json.loads(summaries[0].read_text())["graph_self_training"]
+    assert 0 <= smoothing["smoothed_clips"] <= len(unlabelled)
+    assert ("val_uar" in smoothing) == (smoothing["smoothed_clips"] > 0)

@@ -5,6 +5,11 @@ weights, S = D^-1/2 W D^-1/2 and Y the one-hot labels of the labelled nodes (zer
 others), F <- alpha S F + (1 - alpha) Y converges to (1 - alpha)(I - alpha S)^-1 Y. A clip takes
 the class with the largest sum of its windows' F, so every window of a clip gets one label, as
 clips are labelled. Nodes no path joins to a labelled one get no label.
+
+With `priors` (a model's class probabilities for the unlabelled nodes) the unlabelled rows of Y
+are those probabilities: propagation then smooths the model's predictions over the graph
+instead of spreading the few labels alone (the "smooth" step of Huang et al. 2021, "Combining
+label propagation and simple models out-performs graph neural networks").
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ def propagate(
     classes: int,
     alpha: float = 0.9,
     iterations: int = 50,
+    priors: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """Node -> its propagated class scores (length `classes`), for every node in `labels`
     (node -> class index, or UNLABELLED_ID). Edges are undirected; negative weights and edges
-    to nodes outside `labels` are ignored."""
+    to nodes outside `labels` are ignored. `priors` (node -> class probabilities) seed the
+    unlabelled nodes they name."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     nodes = list(labels)
@@ -46,6 +53,9 @@ def propagate(
     seeds = np.zeros((n, classes))
     known = np.array([labels[node] != UNLABELLED_ID for node in nodes], bool)
     seeds[np.flatnonzero(known), [labels[node] for node in np.array(nodes)[known]]] = 1.0
+    for node, prior in (priors or {}).items():
+        if node in index and not known[index[node]]:
+            seeds[index[node]] = prior
     scores = seeds.copy()
     for _ in range(iterations):
         scores = alpha * (s @ scores) + (1 - alpha) * seeds
@@ -53,10 +63,14 @@ def propagate(
 
 
 def clip_labels(
-    scores: Mapping[str, np.ndarray], labels: Mapping[str, int], clip_of: Mapping[str, str]
+    scores: Mapping[str, np.ndarray],
+    labels: Mapping[str, int],
+    clip_of: Mapping[str, str],
+    confidence: float = 0.0,
 ) -> dict[str, int]:
     """Clip -> class for each clip none of whose windows is labelled but some of whose windows
-    were reached by propagation (`scores` of `propagate`, `clip_of` node -> clip)."""
+    were reached by propagation (`scores` of `propagate`, `clip_of` node -> clip), and whose
+    class holds at least a `confidence` share of the clip's summed scores."""
     totals: dict[str, np.ndarray] = {}
     labelled: set[str] = set()
     for node, score in scores.items():
@@ -67,5 +81,5 @@ def clip_labels(
     return {
         clip: int(np.argmax(total))
         for clip, total in totals.items()
-        if clip not in labelled and np.max(total) > 0
+        if clip not in labelled and np.max(total) > 0 and np.max(total) >= confidence * total.sum()
     }

@@ -182,6 +182,30 @@ def train_student(
             # ties: the labels alone, then the smaller multiplier
             if best is None or fitted.best_uar > best.best_uar:
                 base, best, chosen, chosen_labels = model, fitted, multiplier, labels
+    smoothing = {}
+    if "labels+propagated" in label_sets:  # one round of self-training, through the graph
+        smoothed = smoothed_labels(
+            base, train_files, cfg.num_neighbours, len(classes), cfg.smoothed_label_confidence
+        )
+        smoothing = {"smoothed_clips": len(smoothed), "used": False}
+        if smoothed:
+            candidate = dataclasses.replace(cfg, graph_multiplier=chosen, graph_multipliers=())
+            model, fitted = _fit(
+                candidate,
+                train_files,
+                validation,
+                training.class_weights(train_files, len(classes), smoothed),
+                transform_output,
+                audio,
+                front,
+                classes,
+                None,
+                smoothed,
+            )
+            smoothing["val_uar"] = fitted.best_uar
+            if fitted.best_uar > best.best_uar:
+                base, best, chosen_labels = model, fitted, "labels+smoothed"
+                smoothing["used"] = True
     self_trained = {}
     if cfg.self_training:
         pseudo = pseudo_labels(base, train_files, cfg.pseudo_label_confidence)
@@ -229,7 +253,8 @@ def train_student(
                     "propagated_clips": len(label_sets["labels+propagated"]),
                     "val_uar_by_multiplier": choices["labels+propagated"],
                     "used": chosen_labels == "labels+propagated",
-                }
+                },
+                "graph_self_training": smoothing,
             }
             if "labels+propagated" in label_sets
             else {}
@@ -246,6 +271,42 @@ def propagated_labels(train_files: Sequence[str], num_neighbours: int, classes: 
     """Clip id -> class for the unlabelled train clips the graph reaches: label propagation
     (models.propagation) over the packed examples' first `num_neighbours` neighbour lists, the
     graph the NSL student is regularised with."""
+    labels, edges = _graph(train_files, num_neighbours)
+    if all(label != F.UNLABELLED_ID for label in labels.values()):
+        return {}
+    scores = propagation.propagate(edges, labels, classes)
+    clips = dict(zip(labels, metrics.clip_of(list(labels)), strict=True))
+    chosen = propagation.clip_labels(scores, labels, clips)
+    log.info("label propagation: %d unlabelled clips labelled by the graph", len(chosen))
+    return chosen
+
+
+def smoothed_labels(
+    model: keras.Model,
+    train_files: Sequence[str],
+    num_neighbours: int,
+    classes: int,
+    confidence: float,
+) -> dict[str, int]:
+    """Clip id -> class for the unlabelled train clips whose class holds at least `confidence`
+    of their windows' scores when `model`'s predictions (the unlabelled windows' seeds) and the
+    labels are propagated over the packed graph: the model's guesses, smoothed by their
+    neighbours (self-training through the graph; models.propagation)."""
+    labels, edges = _graph(train_files, num_neighbours)
+    priors = window_probabilities(model, train_files)
+    scores = propagation.propagate(edges, labels, classes, priors=priors)
+    clips = dict(zip(labels, metrics.clip_of(list(labels)), strict=True))
+    chosen = propagation.clip_labels(scores, labels, clips, confidence)
+    unlabelled = len(set(metrics.clip_of(list(priors))))
+    log.info("graph self-training: %d of %d unlabelled clips labelled", len(chosen), unlabelled)
+    return chosen
+
+
+def _graph(
+    train_files: Sequence[str], num_neighbours: int
+) -> tuple[dict[str, int], list[tuple[str, str, float]]]:
+    """The packed train examples' labels (window id -> class or UNLABELLED_ID) and their
+    first `num_neighbours` neighbour edges (id, neighbour id, weight)."""
     spec = {F.ID: tf.io.FixedLenFeature([], tf.string)}
     for i in range(num_neighbours):
         prefix = f"{F.NBR_PREFIX}{i}"
@@ -262,35 +323,37 @@ def propagated_labels(train_files: Sequence[str], num_neighbours: int, classes: 
             targets = features[f"{prefix}_{F.ID}"].numpy().astype(str)
             weights = features[prefix + F.NBR_WEIGHT_SUFFIX].numpy()[:, 0]
             edges += [(s, t, float(w)) for s, t, w in zip(ids, targets, weights, strict=True) if t]
-    if all(label != F.UNLABELLED_ID for label in labels.values()):
-        return {}
-    scores = propagation.propagate(edges, labels, classes)
-    clips = dict(zip(labels, metrics.clip_of(list(labels)), strict=True))
-    chosen = propagation.clip_labels(scores, labels, clips)
-    log.info("label propagation: %d unlabelled clips labelled by the graph", len(chosen))
-    return chosen
+    return labels, edges
 
 
-def pseudo_labels(
-    model: keras.Model, train_files: Sequence[str], confidence: float
-) -> dict[str, int]:
-    """Clip id -> the class `model` gives each unlabelled train clip whose clip-level
-    confidence (its windows' mean probability of the top class) is at least `confidence`.
-    Streams the train split batch by batch, summing each clip's window probabilities."""
+def window_probabilities(model: keras.Model, train_files: Sequence[str]) -> dict[str, np.ndarray]:
+    """Window id -> `model`'s class probabilities, for every unlabelled train window (the
+    train split streamed batch by batch)."""
     name, width = training.model_input(model)
     spec = {**training.feature_spec(name, width), F.ID: tf.io.FixedLenFeature([], tf.string)}
-    sums: dict[str, np.ndarray] = {}
-    counts: dict[str, int] = {}
+    probabilities: dict[str, np.ndarray] = {}
     batches = training.make_dataset(train_files, spec, 512, shuffle=False, labelled=False)
     for features, labels in batches:
         unlabelled = labels.numpy() == F.UNLABELLED_ID
         if not unlabelled.any():
             continue
         logits = model({name: features[name].numpy()[unlabelled]}, training=False)
-        clips = metrics.clip_of(features[F.ID].numpy()[unlabelled].astype(str))
-        for clip, p in zip(clips, tf.nn.softmax(logits).numpy(), strict=True):
-            sums[clip] = sums.get(clip, 0.0) + p
-            counts[clip] = counts.get(clip, 0) + 1
+        ids = features[F.ID].numpy()[unlabelled].astype(str)
+        probabilities.update(zip(ids, tf.nn.softmax(logits).numpy(), strict=True))
+    return probabilities
+
+
+def pseudo_labels(
+    model: keras.Model, train_files: Sequence[str], confidence: float
+) -> dict[str, int]:
+    """Clip id -> the class `model` gives each unlabelled train clip whose clip-level
+    confidence (its windows' mean probability of the top class) is at least `confidence`."""
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    probabilities = window_probabilities(model, train_files)
+    for clip, p in zip(metrics.clip_of(list(probabilities)), probabilities.values(), strict=True):
+        sums[clip] = sums.get(clip, 0.0) + p
+        counts[clip] = counts.get(clip, 0) + 1
     chosen = {}
     for clip, total in sums.items():
         mean = total / counts[clip]
