@@ -76,7 +76,7 @@ TOKENS: dict[str, dict] = {
     "prop": {"graph_propagate": True},
     "self": {"self_train": "model"},
     "smooth": {"self_train": "graph"},
-    **{f"c{c}": {"pseudo_confidence": c} for c in (0.0, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)},
+    **{f"s{s}": {"smoothed_share": s} for s in (0.25, 0.5, 0.75, 1.0)},
 }
 
 HINT = "hint"  # the expert functionals a hinted student's embedding also regresses
@@ -264,7 +264,7 @@ def train_one(task: dict) -> dict:
     self_pad = options.pop("graph_self_pad", False)
     propagate = options.pop("graph_propagate", False)
     self_train = options.pop("self_train", "")
-    confidence = options.pop("pseudo_confidence", 0.8)  # StudentConfig.pseudo_label_confidence
+    share = options.pop("smoothed_share", StudentConfig.smoothed_label_share)
     if options.pop("augment", False):
         options["augment"] = AugmentConfig(enabled=True)
     # variants start from the DS-CNN with one multiplier (the tokens change both), whatever
@@ -421,14 +421,14 @@ def train_one(task: dict) -> dict:
                 keep,
                 priors.shape[1],
                 priors=priors,
-                confidence=confidence,
+                share=share,
             )
         else:  # the student's own clip-level confidence
             pseudo = np.where(keep, corpus.label[train], -1)
             clips = corpus.clip[train][unlabelled]
             for c in np.unique(clips):
                 mean = prob[clips == c].mean(0)
-                if mean.max() >= confidence:
+                if mean.max() >= StudentConfig.pseudo_label_confidence:
                     pseudo[unlabelled[clips == c]] = mean.argmax()
         reached = ~keep & (pseudo >= 0)
         right = pseudo[reached] == corpus.label[train][reached]
@@ -471,12 +471,13 @@ def propagated_labels(
     labelled: np.ndarray,
     classes: int,
     priors: np.ndarray | None = None,
-    confidence: float = 0.0,
+    share: float = 1.0,
 ) -> np.ndarray:
     """Each window's label: its own where `labelled`, else its clip's by the pipeline's label
     propagation (models.propagation) over the graph `nbr`/`weight` (`graph`), seeded with
     `priors` [n, classes] for the unlabelled windows if given; -1 for windows of clips the
-    graph does not reach or whose class has less than `confidence` of the clip's scores."""
+    graph does not reach or outside the `share` of clips whose class is the most certain
+    (`clip_labels`)."""
     from emograph.components.models.propagation import clip_labels, propagate
 
     ids = [f"w{i}" for i in range(len(clip))]
@@ -489,7 +490,7 @@ def propagated_labels(
     nodes = {ids[i]: int(label[i]) if labelled[i] else F.UNLABELLED_ID for i in range(len(ids))}
     seeds = None if priors is None else {ids[i]: priors[i] for i in np.flatnonzero(~labelled)}
     scores = propagate(edges, nodes, classes, priors=seeds)
-    by_clip = clip_labels(scores, nodes, dict(zip(ids, clip, strict=True)), confidence)
+    by_clip = clip_labels(scores, nodes, dict(zip(ids, clip, strict=True)), share)
     return np.where(labelled, label, [by_clip.get(c, -1) for c in clip])
 
 

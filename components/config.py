@@ -477,8 +477,9 @@ class StudentConfig:
         clips (components/models/propagation.py, over the packed neighbour lists), and the
         validation speakers choose among all those fits as among multipliers. Then one round
         of self-training through the graph: the chosen student's predictions for the
-        unlabelled windows are propagated with the labels over the same graph, clips whose
-        class holds at least `smoothed_label_confidence` of their smoothed scores take it, and
+        unlabelled windows are propagated with the labels over the same graph, the
+        `smoothed_label_share` of unlabelled clips whose smoothed class is the most certain
+        (its part of the clip's scores) take it, and
         a refit at the chosen multiplier on those is kept if the validation speakers prefer
         it. A student without the graph (multiplier 0 only) has no neighbour lists and
         ignores both.
@@ -508,7 +509,7 @@ class StudentConfig:
     self_training: bool = False
     pseudo_label_confidence: float = 0.8
     label_propagation: bool = True
-    smoothed_label_confidence: float = 0.6
+    smoothed_label_share: float = 0.5
     quantization_aware: bool = True
 
     def __post_init__(self) -> None:
@@ -536,9 +537,9 @@ class StudentConfig:
                 "graph: set graph_multiplier to 0 and graph_multipliers to [] with it (or leave "
                 "it false; `emograph experiment` trains that model itself)"
             )
-        if not 0 < self.smoothed_label_confidence <= 1:
+        if not 0 < self.smoothed_label_share <= 1:
             raise ValueError(
-                f"smoothed_label_confidence must be in (0, 1], got {self.smoothed_label_confidence}"
+                f"smoothed_label_share must be in (0, 1], got {self.smoothed_label_share}"
             )
         if not 0 < self.pseudo_label_confidence <= 1:
             raise ValueError(

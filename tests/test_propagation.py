@@ -57,9 +57,15 @@ def test_priors_seed_the_unlabelled_nodes_and_their_neighbours_smooth_them():
     assert np.allclose(again["a:0"], scores["a:0"])
 
 
-def test_a_clip_below_the_confidence_share_gets_no_label():
-    labels = {"x:0": U, "x:1": U, "y:0": U}
-    scores = {"x:0": np.array([0.9, 0.1]), "x:1": np.array([0.1, 0.5]), "y:0": np.array([0.2, 0.6])}
+def test_a_share_keeps_the_clips_whose_class_is_most_certain():
+    labels = {"x:0": U, "x:1": U, "y:0": U, "z:0": U}
+    scores = {
+        "x:0": np.array([0.9, 0.1]),
+        "x:1": np.array([0.1, 0.5]),  # x: 1.0 of 1.6
+        "y:0": np.array([0.2, 0.6]),  # y: 0.75
+        "z:0": np.array([0.0, 0.0]),  # not reached: never counted
+    }
     clips = {node: node.split(":")[0] for node in labels}
     assert clip_labels(scores, labels, clips) == {"x": 0, "y": 1}
-    assert clip_labels(scores, labels, clips, confidence=0.7) == {"y": 1}  # x: 1.0 of 1.6
+    assert clip_labels(scores, labels, clips, share=0.5) == {"y": 1}
+    assert clip_labels(scores, labels, clips, share=0.1) == {"y": 1}  # rounded up

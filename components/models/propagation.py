@@ -14,6 +14,7 @@ label propagation and simple models out-performs graph neural networks").
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -66,11 +67,12 @@ def clip_labels(
     scores: Mapping[str, np.ndarray],
     labels: Mapping[str, int],
     clip_of: Mapping[str, str],
-    confidence: float = 0.0,
+    share: float = 1.0,
 ) -> dict[str, int]:
-    """Clip -> class for each clip none of whose windows is labelled but some of whose windows
-    were reached by propagation (`scores` of `propagate`, `clip_of` node -> clip), and whose
-    class holds at least a `confidence` share of the clip's summed scores."""
+    """Clip -> class (the largest of its windows' summed scores) for each clip none of whose
+    windows is labelled but some of whose windows were reached by propagation (`scores` of
+    `propagate`, `clip_of` node -> clip); with `share` < 1 only that share of them (rounded
+    up) whose class holds the largest part of their scores."""
     totals: dict[str, np.ndarray] = {}
     labelled: set[str] = set()
     for node, score in scores.items():
@@ -78,8 +80,10 @@ def clip_labels(
         if labels[node] != UNLABELLED_ID:
             labelled.add(clip)
         totals[clip] = totals.get(clip, 0.0) + score
-    return {
-        clip: int(np.argmax(total))
-        for clip, total in totals.items()
-        if clip not in labelled and np.max(total) > 0 and np.max(total) >= confidence * total.sum()
+    reached = {
+        clip: total for clip, total in totals.items() if clip not in labelled and np.max(total) > 0
     }
+    certainty = {clip: np.max(total) / np.sum(total) for clip, total in reached.items()}
+    count = math.ceil(share * len(reached))
+    kept = sorted(reached, key=certainty.__getitem__, reverse=True)[:count]
+    return {clip: int(np.argmax(reached[clip])) for clip in kept}

@@ -185,7 +185,7 @@ def train_student(
     smoothing = {}
     if "labels+propagated" in label_sets:  # one round of self-training, through the graph
         smoothed = smoothed_labels(
-            base, train_files, cfg.num_neighbours, len(classes), cfg.smoothed_label_confidence
+            base, train_files, cfg.num_neighbours, len(classes), cfg.smoothed_label_share
         )
         smoothing = {"smoothed_clips": len(smoothed), "used": False}
         if smoothed:
@@ -286,17 +286,17 @@ def smoothed_labels(
     train_files: Sequence[str],
     num_neighbours: int,
     classes: int,
-    confidence: float,
+    share: float,
 ) -> dict[str, int]:
-    """Clip id -> class for the unlabelled train clips whose class holds at least `confidence`
-    of their windows' scores when `model`'s predictions (the unlabelled windows' seeds) and the
-    labels are propagated over the packed graph: the model's guesses, smoothed by their
-    neighbours (self-training through the graph; models.propagation)."""
+    """Clip id -> class for the `share` of unlabelled train clips whose class is the most
+    certain when `model`'s predictions (seeding the unlabelled windows) and the labels are
+    propagated over the packed graph: the model's guesses, smoothed by their neighbours
+    (self-training through the graph; models.propagation.clip_labels)."""
     labels, edges = _graph(train_files, num_neighbours)
     priors = window_probabilities(model, train_files)
     scores = propagation.propagate(edges, labels, classes, priors=priors)
     clips = dict(zip(labels, metrics.clip_of(list(labels)), strict=True))
-    chosen = propagation.clip_labels(scores, labels, clips, confidence)
+    chosen = propagation.clip_labels(scores, labels, clips, share)
     unlabelled = len(set(metrics.clip_of(list(priors))))
     log.info("graph self-training: %d of %d unlabelled clips labelled", len(chosen), unlabelled)
     return chosen
