@@ -671,6 +671,27 @@ def test_a_student_step_line_names_the_multiplier_it_chose(tmp_path):
     assert key_figure(run).endswith("graph multiplier 0.1, 7 clips pseudo-labelled")
 
 
+def test_a_student_step_line_says_which_graph_labels_it_kept(tmp_path):
+    from types import SimpleNamespace
+
+    from emograph.pipeline.console import key_figure
+
+    propagation = {"propagated_clips": 9, "val_uar_by_multiplier": {"0.0": 0.4}, "used": True}
+    summary = {"val_uar": 0.5, "best_epoch": 3, "graph_multiplier": 0.0}
+    summary |= {"label_propagation": propagation}
+    summary |= {"graph_self_training": {"smoothed_clips": 4, "val_uar": 0.3, "used": False}}
+    (tmp_path / "training.json").write_text(json.dumps(summary))
+    run = {"model_run": [SimpleNamespace(uri=str(tmp_path))]}
+    assert key_figure(run).endswith("(epoch 3), 9 clips labelled by the graph")
+    propagation["used"] = False
+    summary["graph_self_training"] = {"smoothed_clips": 4, "val_uar": 0.6, "used": True}
+    (tmp_path / "training.json").write_text(json.dumps(summary))
+    assert key_figure(run).endswith("(epoch 3), 4 clips labelled by its graph-smoothed predictions")
+    summary["graph_self_training"]["used"] = False
+    (tmp_path / "training.json").write_text(json.dumps(summary))
+    assert key_figure(run) == "best validation UAR 0.500 (epoch 3)"
+
+
 def test_an_ingest_step_line_counts_unlabelled_windows(tmp_path):
     from types import SimpleNamespace
 
