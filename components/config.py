@@ -475,14 +475,13 @@ class StudentConfig:
       label_propagation: with unlabelled train clips (few labels), the NSL student also fits
         every multiplier on the labels plus the labels the graph propagates to the unlabelled
         clips (components/models/propagation.py, over the packed neighbour lists), and the
-        validation speakers choose among all those fits as among multipliers. Then one round
-        of self-training through the graph: the chosen student's predictions for the
-        unlabelled windows are propagated with the labels over the same graph, the
-        `smoothed_label_share` of unlabelled clips whose smoothed class is the most certain
-        (its part of the clip's scores) take it, and
-        a refit at the chosen multiplier on those is kept if the validation speakers prefer
-        it. A student without the graph (multiplier 0 only) has no neighbour lists and
-        ignores both.
+        validation speakers choose among all those fits as among multipliers.
+      smoothed_label_share: then one round of self-training through the graph: the chosen
+        fit's predictions for the unlabelled windows are propagated with the labels over the
+        same graph, this share of the unlabelled clips (those whose smoothed class holds the
+        largest part of their scores) take that class, and a refit at the chosen multiplier
+        is kept if the validation speakers prefer it. A student without the graph
+        (multiplier 0 only) has no neighbour lists and ignores both.
       quantization_aware: train with int8 fake quantisation (tfmot), so the int8 TFLite model
         computes what was trained and evaluated. Post-training int8 of NSL students agreed with
         float on 79-91% of test windows (near-ties of a flat softmax), quantization-aware ones
