@@ -20,6 +20,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import logging.handlers
+import multiprocessing
 import os
 import re
 import shutil
@@ -29,6 +31,7 @@ import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TextIO
 
 from absl import logging as absl_logging
@@ -317,3 +320,49 @@ def quiet(log_path: Path, verbose: bool = False) -> Iterator[StepLines]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+
+
+class _Forwarder(logging.handlers.QueueHandler):
+    """Sends a child process's log records to its parent, keeping what StepLines reads: the
+    TFX runner's message templates and arguments (output artifacts reduced to their uris);
+    other records travel formatted."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record = logging.makeLogRecord(record.__dict__)
+        if record.msg == PUBLISHING:
+            outputs, execution = record.args
+            record.args = (
+                {k: [SimpleNamespace(uri=a.uri) for a in v] for k, v in outputs.items()},
+                execution,
+            )
+        elif record.msg == PIPELINE_START:  # its argument, a proto, is not read
+            record.args = None
+        elif record.msg not in (RUNNING, CACHED, FINISHED):
+            record.msg, record.args = record.getMessage(), None
+        if record.exc_info:
+            record.msg += "\n" + "".join(traceback.format_exception(*record.exc_info))
+        record.exc_info = record.exc_text = None
+        return record
+
+
+def forward_logs(queue: multiprocessing.Queue) -> None:
+    """In a child process: every log record goes to `queue`, none to this process's handlers
+    (the parent's `forwarded` hands them to its own: the log file and the step lines)."""
+    root = logging.getLogger()
+    root.handlers.clear()
+    root.addHandler(_Forwarder(queue))
+    root.setLevel(logging.INFO)
+    absl_logging.set_verbosity(absl_logging.INFO)
+
+
+@contextlib.contextmanager
+def forwarded(queue: multiprocessing.Queue) -> Iterator[None]:
+    """Hands the records child processes send to `queue` (`forward_logs`) to this process's
+    root handlers while the block runs, and every record sent before it ends."""
+    root = logging.getLogger()
+    listener = logging.handlers.QueueListener(queue, *root.handlers, respect_handler_level=True)
+    listener.start()
+    try:
+        yield
+    finally:
+        listener.stop()

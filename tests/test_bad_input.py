@@ -706,3 +706,32 @@ def test_an_ingest_step_line_counts_unlabelled_windows(tmp_path):
     (tmp_path / "ingest_report.json").write_text(json.dumps(report))
     line = key_figure({"report": [SimpleNamespace(uri=str(tmp_path))]})
     assert line == "windows train 10, eval 4, test 5 (7 of train unlabelled); 1 files rejected"
+
+
+def test_a_child_process_log_record_crosses_to_the_parent_as_step_lines_read_it():
+    import logging
+    import pickle
+    import queue as queues
+    import threading
+    from types import SimpleNamespace
+
+    from emograph.pipeline import console
+
+    class Artifact:  # like a TFX artifact: more than a uri, and not picklable
+        def __init__(self, uri):
+            self.uri, self.lock = uri, threading.Lock()
+
+    sent = queues.Queue()
+    forwarder = console._Forwarder(sent)
+    outputs = {"model_run": [Artifact("/runs/model_run/7")]}
+    for msg, args in (
+        (console.PUBLISHING, (outputs, 7)),
+        (console.RUNNING, ("nsl_student_seed0",)),
+        ("loss %s", (threading.Lock(),)),
+    ):
+        forwarder.emit(logging.LogRecord("absl", logging.INFO, "f.py", 1, msg, args, None))
+    publishing, running, other = (pickle.loads(pickle.dumps(sent.get())) for _ in range(3))
+    assert publishing.msg == console.PUBLISHING
+    assert publishing.args[0] == {"model_run": [SimpleNamespace(uri="/runs/model_run/7")]}
+    assert running.args == ("nsl_student_seed0",)
+    assert other.getMessage().startswith("loss <unlocked _thread.lock")
