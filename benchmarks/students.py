@@ -423,13 +423,16 @@ def train_one(task: dict) -> dict:
                 priors=priors,
                 share=share,
             )
-        else:  # the student's own clip-level confidence
-            pseudo = np.where(keep, corpus.label[train], -1)
-            clips = corpus.clip[train][unlabelled]
-            for c in np.unique(clips):
-                mean = prob[clips == c].mean(0)
-                if mean.max() >= StudentConfig.pseudo_label_confidence:
-                    pseudo[unlabelled[clips == c]] = mean.argmax()
+        else:  # the student's own clip-level confidence, as the pipeline's self-training
+            from emograph.components.models.propagation import confident_clips
+
+            clips = corpus.clip[train]
+            by_clip = confident_clips(
+                dict(zip(unlabelled, prob, strict=True)),
+                dict(zip(unlabelled, clips[unlabelled], strict=True)),
+                StudentConfig.pseudo_label_confidence,
+            )
+            pseudo = np.where(keep, corpus.label[train], [by_clip.get(c, -1) for c in clips])
         reached = ~keep & (pseudo >= 0)
         right = pseudo[reached] == corpus.label[train][reached]
         graph_stats["pseudo_accuracy"] = float(np.mean(right)) if right.size else None

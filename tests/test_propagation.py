@@ -69,3 +69,13 @@ def test_a_share_keeps_the_clips_whose_class_is_most_certain():
     assert clip_labels(scores, labels, clips) == {"x": 0, "y": 1}
     assert clip_labels(scores, labels, clips, share=0.5) == {"y": 1}
     assert clip_labels(scores, labels, clips, share=0.1) == {"y": 1}  # rounded up
+
+
+def test_self_training_labels_the_clips_whose_mean_probability_is_confident():
+    from emograph.components.models.propagation import confident_clips
+
+    probabilities = {"x:0": np.array([0.9, 0.1]), "x:1": np.array([0.7, 0.3])}
+    probabilities |= {"y:0": np.array([0.6, 0.4]), "y:1": np.array([0.2, 0.8])}
+    clips = {node: node.split(":")[0] for node in probabilities}
+    assert confident_clips(probabilities, clips, 0.8) == {"x": 0}  # x: 0.8, y: 0.6 at most
+    assert confident_clips(probabilities, clips, 0.5) == {"x": 0, "y": 1}

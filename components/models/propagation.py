@@ -63,6 +63,22 @@ def propagate(
     return {node: scores[i] for i, node in enumerate(nodes)}
 
 
+def confident_clips(
+    probabilities: Mapping[str, np.ndarray], clip_of: Mapping[str, str], confidence: float
+) -> dict[str, int]:
+    """Clip -> the top class of its windows' mean `probabilities` (node -> a model's class
+    probabilities), for the clips where that class's mean probability reaches `confidence`:
+    classic self-training's pseudo-labels, without the graph."""
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    for node, p in probabilities.items():
+        clip = clip_of[node]
+        sums[clip] = sums.get(clip, 0.0) + p
+        counts[clip] = counts.get(clip, 0) + 1
+    means = {clip: total / counts[clip] for clip, total in sums.items()}
+    return {clip: int(m.argmax()) for clip, m in means.items() if m.max() >= confidence}
+
+
 def clip_labels(
     scores: Mapping[str, np.ndarray],
     labels: Mapping[str, int],

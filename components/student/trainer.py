@@ -157,51 +157,46 @@ def train_student(
     multipliers = sorted({cfg.graph_multiplier, *cfg.graph_multipliers})
     label_sets: dict[str, dict[str, int] | None] = {"labels": None}
     if cfg.label_propagation and max(multipliers) > 0:
-        propagated = propagated_labels(train_files, cfg.num_neighbours, len(classes))
+        graph = packed_graph(train_files, cfg.num_neighbours)
+        propagated = propagated_labels(graph, len(classes))
         if propagated:
             label_sets["labels+propagated"] = propagated
+
+    def fit(candidate: StudentConfig, pseudo: dict[str, int] | None, weights=None, teacher=None):
+        """`_fit` on the labels plus `pseudo` labels (class `weights` counted if not given)."""
+        if weights is None:
+            weights = training.class_weights(train_files, len(classes), pseudo)
+        return _fit(
+            candidate,
+            train_files,
+            validation,
+            weights,
+            transform_output,
+            audio,
+            front,
+            classes,
+            teacher,
+            pseudo,
+        )
+
     choices = {}
     base, best = None, None
     for labels, pseudo in label_sets.items():
         weights = training.class_weights(train_files, len(classes), pseudo)
         for multiplier in multipliers:
             candidate = dataclasses.replace(cfg, graph_multiplier=multiplier, graph_multipliers=())
-            model, fitted = _fit(
-                candidate,
-                train_files,
-                validation,
-                weights,
-                transform_output,
-                audio,
-                front,
-                classes,
-                teacher_dir,
-                pseudo,
-            )
+            model, fitted = fit(candidate, pseudo, weights, teacher_dir)
             choices.setdefault(labels, {})[multiplier] = fitted.best_uar
             # ties: the labels alone, then the smaller multiplier
             if best is None or fitted.best_uar > best.best_uar:
                 base, best, chosen, chosen_labels = model, fitted, multiplier, labels
     smoothing = {}
     if "labels+propagated" in label_sets:  # one round of self-training, through the graph
-        smoothed = smoothed_labels(
-            base, train_files, cfg.num_neighbours, len(classes), cfg.smoothed_label_share
-        )
+        smoothed = smoothed_labels(base, train_files, graph, len(classes), cfg.smoothed_label_share)
         smoothing = {"smoothed_clips": len(smoothed), "used": False}
         if smoothed:
             candidate = dataclasses.replace(cfg, graph_multiplier=chosen, graph_multipliers=())
-            model, fitted = _fit(
-                candidate,
-                train_files,
-                validation,
-                training.class_weights(train_files, len(classes), smoothed),
-                transform_output,
-                audio,
-                front,
-                classes,
-                None,
-                smoothed,
-            )
+            model, fitted = fit(candidate, smoothed)
             smoothing["val_uar"] = fitted.best_uar
             if fitted.best_uar > best.best_uar:
                 base, best, chosen_labels = model, fitted, "labels+smoothed"
@@ -215,18 +210,7 @@ def train_student(
             "kept": "first",  # the fit on the labels alone, unless the refit beats it
         }
         if pseudo:
-            model, fitted = _fit(
-                cfg,
-                train_files,
-                validation,
-                training.class_weights(train_files, len(classes), pseudo),
-                transform_output,
-                audio,
-                front,
-                classes,
-                None,
-                pseudo,
-            )
+            model, fitted = fit(cfg, pseudo)
             self_trained["val_uar_after"] = fitted.best_uar
             if fitted.best_uar > best.best_uar:
                 base, best = model, fitted
@@ -267,11 +251,14 @@ def train_student(
     }
 
 
-def propagated_labels(train_files: Sequence[str], num_neighbours: int, classes: int) -> dict:
+Graph = tuple[dict[str, int], list[tuple[str, str, float]]]  # labels by window id, edges
+
+
+def propagated_labels(graph: Graph, classes: int) -> dict[str, int]:
     """Clip id -> class for the unlabelled train clips the graph reaches: label propagation
-    (models.propagation) over the packed examples' first `num_neighbours` neighbour lists, the
-    graph the NSL student is regularised with."""
-    labels, edges = _graph(train_files, num_neighbours)
+    (models.propagation) over the packed graph (`packed_graph`), the graph the NSL student is
+    regularised with."""
+    labels, edges = graph
     if all(label != F.UNLABELLED_ID for label in labels.values()):
         return {}
     scores = propagation.propagate(edges, labels, classes)
@@ -284,15 +271,15 @@ def propagated_labels(train_files: Sequence[str], num_neighbours: int, classes: 
 def smoothed_labels(
     model: keras.Model,
     train_files: Sequence[str],
-    num_neighbours: int,
+    graph: Graph,
     classes: int,
     share: float,
 ) -> dict[str, int]:
     """Clip id -> class for the `share` of unlabelled train clips whose class is the most
     certain when `model`'s predictions (seeding the unlabelled windows) and the labels are
-    propagated over the packed graph: the model's guesses, smoothed by their neighbours
-    (self-training through the graph; models.propagation.clip_labels)."""
-    labels, edges = _graph(train_files, num_neighbours)
+    propagated over the packed graph (`packed_graph`): the model's guesses, smoothed by their
+    neighbours (self-training through the graph; models.propagation.clip_labels)."""
+    labels, edges = graph
     priors = window_probabilities(model, train_files)
     scores = propagation.propagate(edges, labels, classes, priors=priors)
     clips = dict(zip(labels, metrics.clip_of(list(labels)), strict=True))
@@ -302,9 +289,7 @@ def smoothed_labels(
     return chosen
 
 
-def _graph(
-    train_files: Sequence[str], num_neighbours: int
-) -> tuple[dict[str, int], list[tuple[str, str, float]]]:
+def packed_graph(train_files: Sequence[str], num_neighbours: int) -> Graph:
     """The packed train examples' labels (window id -> class or UNLABELLED_ID) and their
     first `num_neighbours` neighbour edges (id, neighbour id, weight)."""
     spec = {F.ID: tf.io.FixedLenFeature([], tf.string)}
@@ -348,18 +333,11 @@ def pseudo_labels(
 ) -> dict[str, int]:
     """Clip id -> the class `model` gives each unlabelled train clip whose clip-level
     confidence (its windows' mean probability of the top class) is at least `confidence`."""
-    sums: dict[str, np.ndarray] = {}
-    counts: dict[str, int] = {}
     probabilities = window_probabilities(model, train_files)
-    for clip, p in zip(metrics.clip_of(list(probabilities)), probabilities.values(), strict=True):
-        sums[clip] = sums.get(clip, 0.0) + p
-        counts[clip] = counts.get(clip, 0) + 1
-    chosen = {}
-    for clip, total in sums.items():
-        mean = total / counts[clip]
-        if mean.max() >= confidence:
-            chosen[clip] = int(mean.argmax())
-    log.info("self-training: %d of %d unlabelled clips pseudo-labelled", len(chosen), len(sums))
+    clips = dict(zip(probabilities, metrics.clip_of(list(probabilities)), strict=True))
+    chosen = propagation.confident_clips(probabilities, clips, confidence)
+    unlabelled = len(set(clips.values()))
+    log.info("self-training: %d of %d unlabelled clips pseudo-labelled", len(chosen), unlabelled)
     return chosen
 
 
